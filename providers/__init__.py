@@ -1,0 +1,61 @@
+"""Storage providers behind one interface; backends are imported only when opened.
+
+``open_provider(name, settings)`` takes one entry of the config's ``remotes:`` mapping
+(``type: local|s3|gdrive`` plus that type's keys) and returns a Provider wrapped in the one retry
+layer. Agent-level keys of a remote (``retention``, ``auto_push``) are ignored here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from providers.base import Capabilities, Copier, ObjectInfo, Provider, SmallObjects
+from providers.errors import ConfigError
+
+__all__ = [
+    "AGENT_KEYS",
+    "BACKENDS",
+    "Capabilities",
+    "Copier",
+    "ObjectInfo",
+    "Provider",
+    "SmallObjects",
+    "open_provider",
+]
+
+# type -> (module, factory, what to install when the SDK is missing)
+BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "local": ("providers.local", "LocalProvider", None),
+    "s3": ("providers.s3", "S3Provider", "pip install 'model-safety[s3]'  (installs boto3)"),
+    "gdrive": (
+        "providers.gdrive",
+        "DriveProvider",
+        "pip install 'model-safety[gdrive]'  (installs pydrive2)",
+    ),
+}
+
+# Keys of a remote entry that belong to the agent, not to the backend.
+AGENT_KEYS = frozenset({"type", "retention", "auto_push", "retry"})
+
+
+def open_provider(name: str, settings: Mapping[str, Any]) -> Provider:
+    kind = settings.get("type")
+    if kind not in BACKENDS:
+        known = ", ".join(sorted(BACKENDS))
+        raise ConfigError(f"remote {name!r}: unknown type {kind!r}; use one of: {known}")
+    module_name, factory_name, hint = BACKENDS[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if hint and exc.name and not exc.name.startswith(("providers", "agent")):
+            raise ConfigError(
+                f"remote {name!r} (type {kind}) needs {exc.name!r}, which is not installed: {hint}"
+            ) from exc
+        raise
+    backend_settings = {k: v for k, v in settings.items() if k not in AGENT_KEYS}
+    provider = getattr(module, factory_name).from_settings(name, backend_settings)
+    from providers.retry import RetryingProvider, RetryPolicy
+
+    return RetryingProvider(provider, RetryPolicy.from_settings(settings.get("retry") or {}))

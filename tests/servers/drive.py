@@ -1,0 +1,1 @@
+"""Fixtures for the drive test server (to be written)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the moto_server test server (to be written)."""

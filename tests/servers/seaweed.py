@@ -1,0 +1,1 @@
+"""Fixtures for the seaweed test server (to be written)."""
