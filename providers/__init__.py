@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from providers.base import Capabilities, Copier, ObjectInfo, Provider, SmallObjects
@@ -40,7 +41,12 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 AGENT_KEYS = frozenset({"type", "retention", "auto_push", "retry"})
 
 
-def open_provider(name: str, settings: Mapping[str, Any]) -> Provider:
+def open_provider(
+    name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
+) -> Provider:
+    """Open remote ``name``. ``state_dir`` is where the backend may keep journals (resumable
+    uploads); the agent passes ``<models_dir>/.model-safety/remotes/<name>``. When None, backends
+    use ``~/.cache/model-safety/<type>-<name>``."""
     kind = settings.get("type")
     if kind not in BACKENDS:
         known = ", ".join(sorted(BACKENDS))
@@ -55,7 +61,9 @@ def open_provider(name: str, settings: Mapping[str, Any]) -> Provider:
             ) from exc
         raise
     backend_settings = {k: v for k, v in settings.items() if k not in AGENT_KEYS}
-    provider = getattr(module, factory_name).from_settings(name, backend_settings)
+    provider = getattr(module, factory_name).from_settings(
+        name, backend_settings, state_dir=state_dir
+    )
     from providers.retry import RetryingProvider, RetryPolicy
 
     return RetryingProvider(provider, RetryPolicy.from_settings(settings.get("retry") or {}))
