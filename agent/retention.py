@@ -1,0 +1,151 @@
+"""Which versions to keep, with a reason for each decision. Pure: used for both the local models
+dir and every remote, so both sides obey the same rules (DESIGN.md §5.4).
+
+Policy semantics (the calendar rules follow restic's ``forget``):
+
+- ``keep_last: N``   the N newest good versions.
+- ``keep_daily: N``  for each of the N most recent calendar days that have a good version, the
+  newest version of that day.
+- ``keep_weekly: N`` the same per ISO week (Monday to Sunday).
+- ``keep_monthly: N`` the same per calendar month.
+
+A version kept by several rules lists every reason. On top of the policy, whatever it says:
+
+- the newest good version is always kept;
+- at least ``minimum`` (2) good versions are kept while that many exist;
+- a pinned candidate (e.g. "not on any remote yet") is kept, with the pin as its reason;
+- a version that is not good (checksum mismatch) is never counted and never deleted here: its
+  bytes may still be needed, so it is left for ``repair`` or for the user to inspect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+POLICY_KEYS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    keep_last: int
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+
+    def __post_init__(self) -> None:
+        for key in POLICY_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"retention.{key} must be a whole number >= 0, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, default_keep_last: int) -> RetentionPolicy:
+        """Build from a config mapping; raises ValueError naming an unknown key (and the nearest
+        valid one) or a bad value."""
+        import difflib
+
+        for key in data:
+            if key not in POLICY_KEYS:
+                near = difflib.get_close_matches(str(key), POLICY_KEYS, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"retention: unknown key {key!r}{hint}")
+        values = {key: data[key] for key in POLICY_KEYS if key in data}
+        values.setdefault("keep_last", default_keep_last)
+        return cls(**values)
+
+    def describe(self) -> str:
+        parts = [f"{key} {getattr(self, key)}" for key in POLICY_KEYS if getattr(self, key)]
+        return ", ".join(parts) or "keep_last 0"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    date: dt.date
+    seq: int = 0
+    good: bool = True
+    pin: str | None = None  # a reason this one must be kept whatever the policy says
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    keep: bool
+    reasons: tuple[str, ...]
+
+
+def _calendar_rule(
+    good: Sequence[Candidate],
+    count: int,
+    bucket: Callable[[dt.date], Hashable],
+    label: Callable[[dt.date], str],
+    reasons: dict[str, list[str]],
+) -> None:
+    """Keep the newest candidate of each of the ``count`` most recent buckets (good is newest
+    first, so the first one seen in a bucket is its newest)."""
+    seen: set[Hashable] = set()
+    for cand in good:
+        if len(seen) >= count:
+            break
+        key = bucket(cand.date)
+        if key not in seen:
+            seen.add(key)
+            reasons[cand.name].append(label(cand.date))
+
+
+def plan_retention(
+    candidates: Sequence[Candidate], policy: RetentionPolicy, *, minimum: int = 2
+) -> list[Decision]:
+    """Decide keep/delete for each candidate; the result is sorted newest first."""
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise ValueError("retention candidates must have unique names")
+    ordered = sorted(candidates, key=lambda c: (c.date, c.seq, c.name), reverse=True)
+    good = [c for c in ordered if c.good]
+    reasons: dict[str, list[str]] = {c.name: [] for c in ordered}
+
+    for index, cand in enumerate(good[: policy.keep_last]):
+        reasons[cand.name].append(f"keep_last {index + 1}/{policy.keep_last}")
+    _calendar_rule(
+        good, policy.keep_daily, lambda d: d, lambda d: f"daily {d.isoformat()}", reasons
+    )
+    _calendar_rule(
+        good,
+        policy.keep_weekly,
+        lambda d: d.isocalendar()[:2],
+        lambda d: "weekly {}-W{:02d}".format(*d.isocalendar()[:2]),
+        reasons,
+    )
+    _calendar_rule(
+        good,
+        policy.keep_monthly,
+        lambda d: (d.year, d.month),
+        lambda d: f"monthly {d:%Y-%m}",
+        reasons,
+    )
+    if good:
+        reasons[good[0].name].append("newest good version")
+    kept_good = sum(1 for c in good if reasons[c.name])
+    for cand in good:
+        if kept_good >= minimum:
+            break
+        if not reasons[cand.name]:
+            reasons[cand.name].append(f"never fewer than {minimum} versions")
+            kept_good += 1
+    for cand in ordered:
+        if cand.pin:
+            reasons[cand.name].append(cand.pin)
+        if not cand.good:
+            reasons[cand.name].append("corrupted: not counted, left for repair or inspection")
+
+    decisions = []
+    for cand in ordered:
+        why = reasons[cand.name]
+        if why:
+            decisions.append(Decision(cand.name, True, tuple(why)))
+        else:
+            decisions.append(Decision(cand.name, False, (f"outside policy ({policy.describe()})",)))
+    return decisions
