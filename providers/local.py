@@ -1,0 +1,269 @@
+"""The ``local`` backend: a directory on another disk or a NAS mount (``path:``).
+
+Objects are plain files under the root, named by their key, so a human can browse the mirror.
+Hashes (sha256, md5) are computed while copying and kept in a sidecar under ``.ms-hashes/``,
+valid only while the file's size and mtime match; otherwise they are recomputed. Copies are real
+copies, never hard links: a hard link would share the bytes with the source and defeat a backup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from filelock import FileLock
+
+from providers.base import Capabilities, ObjectInfo, ProgressFn
+from providers.config import check_settings
+from providers.errors import (
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ProviderError,
+    QuotaExceeded,
+)
+from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, check_key, verify
+
+META_DIR = ".ms-hashes"  # sidecars and lock files; never listed, never a valid key
+HASHES = ("sha256", "md5")
+
+
+class LocalProvider:
+    capabilities = Capabilities(
+        hashes=frozenset(HASHES),
+        server_side_copy=True,
+        multipart=False,
+        resumable=False,
+        conditional_write=True,
+        max_connections=1,
+    )
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
+    ) -> Self:
+        check_settings(name, settings, allowed=(), required=("path",))
+        root = Path(os.path.expanduser(str(settings["path"])))
+        # Only the last level is created: an unmounted NAS must not silently become a directory
+        # on the local disk.
+        if not root.parent.is_dir():
+            raise NotFound(f"remote {name!r}: {root.parent} does not exist: mount it or fix path:")
+        root.mkdir(exist_ok=True)
+        return cls(name, root)
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        if key.split("/", 1)[0] == META_DIR:
+            raise ValueError(f"invalid key {key!r}: {META_DIR}/ is reserved")
+        return self.root.joinpath(*key.split("/"))
+
+    def _meta(self, key: str) -> Path:
+        path = self.root.joinpath(META_DIR, *key.split("/"))
+        return path.with_name(path.name + ".json")
+
+    # --- hashes --------------------------------------------------------------------------
+
+    def _hashes(self, key: str, st: os.stat_result) -> dict[str, str]:
+        try:
+            meta = json.loads(self._meta(key).read_text())
+            if meta["size"] == st.st_size and meta["mtime_ns"] == st.st_mtime_ns:
+                return {n: meta[n] for n in HASHES}
+        except (OSError, ValueError, KeyError):
+            pass
+        hasher = MultiHasher(HASHES)
+        with open(self._path(key), "rb") as f:
+            while chunk := f.read(CHUNK):
+                hasher.update(chunk)
+        hashes = hasher.hexdigests()
+        self._write_meta(key, hashes)
+        return hashes
+
+    def _write_meta(self, key: str, hashes: Mapping[str, str]) -> None:
+        st = self._path(key).stat()
+        meta = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **hashes}
+        with contextlib.suppress(OSError), atomic_write(self._meta(key)) as f:
+            f.write(json.dumps(meta).encode())
+
+    def _info(self, key: str, st: os.stat_result, hashes: Mapping[str, str]) -> ObjectInfo:
+        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+        return ObjectInfo(key, st.st_size, dict(hashes), modified, hashes["sha256"])
+
+    # --- copying ---------------------------------------------------------------------------
+
+    def _copy_in(
+        self,
+        what: str,
+        src: Path,
+        dest: Path,
+        expected_hashes: Mapping[str, str] | None,
+        progress: ProgressFn | None,
+        expected_size: int | None = None,
+    ) -> tuple[dict[str, str], int]:
+        """Copy ``src`` to ``dest`` atomically, hashing on the way; verify before the rename."""
+        report = Progress(progress)
+        hasher = MultiHasher(HASHES)
+        size = 0
+        with _translate(what), open(src, "rb") as fin:
+            if expected_size is None:
+                expected_size = os.fstat(fin.fileno()).st_size
+            with atomic_write(dest) as fout:
+                while chunk := fin.read(CHUNK):
+                    hasher.update(chunk)
+                    fout.write(chunk)
+                    size += len(chunk)
+                    report(len(chunk))
+                hashes = hasher.hexdigests()
+                verify(
+                    what,
+                    expected_size=expected_size,
+                    actual_size=size,
+                    expected=expected_hashes,
+                    actual=hashes,
+                )
+        return hashes, size
+
+    # --- Provider --------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        src_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        dest = self._path(key)
+        hashes, _ = self._copy_in(f"put {key}", Path(src_path), dest, expected_hashes, progress)
+        self._write_meta(key, hashes)
+        return self._info(key, dest.stat(), hashes)
+
+    def get(
+        self,
+        key: str,
+        dest_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        info = self.stat(key)
+        wanted = {**info.hashes, **(expected_hashes or {})}
+        # Compare against both: the stored hash proves the remote copy, the expected one proves
+        # it is the version the caller asked for.
+        verify(f"get {key}", expected=expected_hashes, actual=info.hashes)
+        self._copy_in(f"get {key}", self._path(key), Path(dest_path), wanted, progress, info.size)
+        return info
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        with _translate(f"stat {key}"):
+            st = path.stat()
+            if not path.is_file():
+                raise NotFound(f"{self.name}: {key} is not a file")
+            return self._info(key, st, self._hashes(key, st))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            base = "" if rel == "." else rel + "/"
+            if not base:
+                dirnames[:] = [d for d in dirnames if d != META_DIR]
+            # Prune directories that cannot hold a key with this prefix.
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if (base + d + "/").startswith(prefix) or prefix.startswith(base + d + "/")
+            )
+            for fn in sorted(filenames):
+                key = base + fn
+                if fn.endswith(".incomplete") or not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # deleted while listing
+                    st = os.stat(os.path.join(dirpath, fn))
+                    yield ObjectInfo(key, st.st_size, {}, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def delete(self, key: str) -> None:
+        with _translate(f"delete {key}"):
+            for path in (self._path(key), self._meta(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        info = self.stat(src_key)
+        dest = self._path(dst_key)
+        what = f"copy {src_key} -> {dst_key}"
+        hashes, _ = self._copy_in(what, self._path(src_key), dest, info.hashes, None, info.size)
+        self._write_meta(dst_key, hashes)
+        return self._info(dst_key, dest.stat(), hashes)
+
+    # --- SmallObjects ------------------------------------------------------------------------
+
+    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
+        with _translate(f"get {key}"), self._lock(key):
+            data = self._path(key).read_bytes()
+            return data, self.stat(key)
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        # The lock makes check-then-write atomic among agents sharing this directory (NFS and SMB
+        # honour the lock file's O_EXCL creation).
+        with _translate(f"put {key}"), self._lock(key):
+            exists = path.is_file()
+            if if_none_match and exists:
+                raise PreconditionFailed(f"{self.name}: {key} already exists")
+            if if_match is not None:
+                current = self.stat(key).etag if exists else None
+                if current != if_match:
+                    raise PreconditionFailed(f"{self.name}: {key} changed (etag {current})")
+            with atomic_write(path) as f:
+                f.write(data)
+            hasher = MultiHasher(HASHES)
+            hasher.update(data)
+            hashes = hasher.hexdigests()
+            self._write_meta(key, hashes)
+            return self._info(key, path.stat(), hashes)
+
+    def _lock(self, key: str) -> FileLock:
+        lock_path = self._meta(key).with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(lock_path, timeout=60)
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"LocalProvider({self.name!r}, {str(self.root)!r})"
+
+
+@contextlib.contextmanager
+def _translate(what: str) -> Iterator[None]:
+    """The error table of this backend: OSError subclasses become provider errors."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except FileNotFoundError as exc:
+        raise NotFound(f"{what}: {exc.filename or exc} does not exist") from exc
+    except PermissionError as exc:
+        raise PermissionDenied(f"{what}: no permission for {exc.filename}") from exc
+    except OSError as exc:
+        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise QuotaExceeded(f"{what}: the remote disk is full ({exc})") from exc
+        raise
