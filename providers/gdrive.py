@@ -1,0 +1,421 @@
+"""Google Drive backend (pydrive2 auth + the Drive v2 API it builds).
+
+Layout: every key is the *title* of one file directly inside ``folder_id``; ``/`` in a key stays
+a literal character of the title (Drive allows it), so ``.model-safety/catalog.json`` is a file
+titled exactly that, next to the model files. One flat folder keeps listing to one paged query
+and avoids duplicate-subfolder ambiguity; anyone can still download by name from the Drive UI.
+
+Drive allows several files with one title. Rules, applied everywhere:
+- titles match exactly (Drive's ``title =`` is case-insensitive; we filter client-side), trashed
+  files and folders are ignored;
+- when several files hold one key, the one with the newest ``modifiedDate`` (then newest
+  ``createdDate``, then greatest id) is *the* object, and a warning names the others;
+- ``put`` uploads under a temporary title (``<key>.ms-upload-<token>.partial``, hidden from
+  ``list``), checks Drive's md5Checksum and size, renames it to the key and then moves the older
+  duplicates to the trash; ``delete`` trashes every file with that title (``delete_mode: delete``
+  removes them for good instead).
+
+Hashes: ``md5`` is Drive's own ``md5Checksum``. ``sha256`` is stored by us in a private file
+property at upload; it is only as trustworthy as the writer and is absent on files uploaded by
+other tools (``stat`` then returns md5 only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from providers.base import Capabilities, ObjectInfo, ProgressFn
+from providers.config import check_settings, parse_size
+from providers.errors import ConfigError, IntegrityError, NotFound, PreconditionFailed
+from providers.gdrive_client import DriveSession, connect, translate
+from providers.gdrive_io import DriveIO
+from providers.gdrive_upload import Journal, JournalEntry, upload_file
+from providers.transfer import Progress, check_key, hash_file, verify
+
+log = logging.getLogger(__name__)
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+PARTIAL_MARK = ".ms-upload-"
+MiB = 1 << 20
+SETTINGS = {
+    "folder_id", "service_account_file", "oauth_token_file", "root_url", "chunk_size",
+    "download_chunk_size", "chunk_retries", "chunk_retry_wait", "http_timeout", "page_size",
+    "delete_mode",
+}  # fmt: skip
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class DriveProvider(DriveIO):
+    capabilities = Capabilities(
+        hashes=frozenset({"md5", "sha256"}),
+        server_side_copy=True,
+        multipart=False,
+        resumable=True,
+        conditional_write=True,
+        max_connections=1,
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        folder_id: str,
+        service_account_file: Path | None = None,
+        oauth_token_file: Path | None = None,
+        root_url: str | None = None,
+        state_dir: Path,
+        chunk_size: int = 8 * MiB,
+        download_chunk_size: int = 16 * MiB,
+        chunk_retries: int = 5,
+        chunk_retry_wait: float = 1.0,
+        http_timeout: float = 60.0,
+        page_size: int = 1000,
+        delete_mode: str = "trash",
+    ) -> None:
+        self.name = name
+        self.folder_id = folder_id
+        self._creds = (service_account_file, oauth_token_file)
+        self.root_url = root_url
+        self.state_dir = state_dir
+        self.chunk_size = chunk_size
+        self.download_chunk_size = download_chunk_size
+        self.chunk_retries = chunk_retries
+        self.chunk_retry_wait = chunk_retry_wait
+        self.http_timeout = http_timeout
+        self.page_size = page_size
+        self.delete_mode = delete_mode
+        self._session: DriveSession | None = None
+        self._folder_checked = False
+
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
+    ) -> DriveProvider:
+        check_settings(name, settings, allowed=SETTINGS, required=("folder_id",))
+        sa, token = settings.get("service_account_file"), settings.get("oauth_token_file")
+        if bool(sa) == bool(token):
+            raise ConfigError(
+                f"remote {name!r}: set exactly one of service_account_file or oauth_token_file"
+            )
+        cred = Path(str(sa or token)).expanduser()
+        if not cred.is_file():
+            which = "service_account_file" if sa else "oauth_token_file"
+            raise ConfigError(f"remote {name!r}: {which} {cred} does not exist")
+        chunk = parse_size(settings.get("chunk_size", 8 * MiB), f"remote {name!r}: chunk_size")
+        if chunk <= 0 or chunk % (256 * 1024):
+            # Drive rejects resumable chunks that are not multiples of 256 KiB (except the last).
+            raise ConfigError(f"remote {name!r}: chunk_size must be a multiple of 256 KiB")
+        mode = settings.get("delete_mode", "trash")
+        if mode not in ("trash", "delete"):
+            raise ConfigError(f"remote {name!r}: delete_mode must be 'trash' or 'delete'")
+        default_state = Path.home() / ".cache" / "model-safety" / f"gdrive-{name}"
+        return cls(
+            name,
+            folder_id=str(settings["folder_id"]),
+            service_account_file=cred if sa else None,
+            oauth_token_file=cred if token else None,
+            root_url=settings.get("root_url"),
+            state_dir=Path(state_dir) if state_dir else default_state,
+            chunk_size=chunk,
+            download_chunk_size=parse_size(
+                settings.get("download_chunk_size", 16 * MiB), "download_chunk_size"
+            ),
+            chunk_retries=int(settings.get("chunk_retries", 5)),
+            chunk_retry_wait=float(settings.get("chunk_retry_wait", 1.0)),
+            http_timeout=float(settings.get("http_timeout", 60.0)),
+            page_size=int(settings.get("page_size", 1000)),
+            delete_mode=mode,
+        )
+
+    # -- connection and error edge ------------------------------------------------------------
+    @property
+    def session(self) -> DriveSession:
+        if self._session is None:
+            sa, token = self._creds
+            self._session = connect(
+                self.name,
+                service_account_file=sa,
+                oauth_token_file=token,
+                root_url=self.root_url,
+                http_timeout=self.http_timeout,
+            )
+        return self._session
+
+    def _translate(self, exc: BaseException, what: str):  # -> ProviderError
+        return translate(exc, self.name, what, self._session.identity if self._session else "")
+
+    def _call(self, request: Any, what: str) -> Any:
+        try:
+            return request.execute()
+        except Exception as exc:
+            raise self._translate(exc, what) from exc
+
+    def _files(self) -> Any:
+        self._check_folder()
+        return self.session.service.files()
+
+    def _check_folder(self) -> None:
+        if self._folder_checked:
+            return
+        service = self.session.service
+        try:
+            folder = self._call(service.files().get(fileId=self.folder_id), "open folder")
+        except NotFound as exc:
+            raise NotFound(
+                f"remote {self.name!r}: Drive folder {self.folder_id!r} does not exist or is not"
+                f" shared with {self.session.identity}; fix folder_id or share the folder"
+            ) from exc.__cause__
+        if folder.get("mimeType") != FOLDER_MIME or folder.get("labels", {}).get("trashed"):
+            raise NotFound(
+                f"remote {self.name!r}: folder_id {self.folder_id!r} is not a folder (or is in"
+                " the trash); set folder_id to the id of a Drive folder"
+            )
+        self._folder_checked = True
+
+    # -- resolving keys to files --------------------------------------------------------------
+    def _query(self, q: str) -> Iterator[dict[str, Any]]:
+        files, token = self._files(), None
+        for _ in range(1_000_000):  # bounded: a million pages is far beyond any folder
+            page = self._call(
+                files.list(q=q, maxResults=self.page_size, pageToken=token), "list folder"
+            )
+            yield from page.get("items", [])
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def _base_query(self) -> str:
+        return f"{_quote(self.folder_id)} in parents and trashed = false"
+
+    def _candidates(self, key: str) -> list[dict[str, Any]]:
+        """Live files titled exactly ``key``, best first (see the module docstring)."""
+        q = f"{self._base_query()} and title = {_quote(key)}"
+        found = [
+            f
+            for f in self._query(q)
+            if f.get("title") == key
+            and f.get("mimeType") != FOLDER_MIME
+            and not f.get("labels", {}).get("trashed")
+        ]
+        found.sort(
+            key=lambda f: (f.get("modifiedDate", ""), f.get("createdDate", ""), f["id"]),
+            reverse=True,
+        )
+        return found
+
+    def _resolve(self, key: str) -> dict[str, Any]:
+        found = self._candidates(check_key(key))
+        if not found:
+            raise NotFound(f"remote {self.name!r}: {key!r} not found in folder {self.folder_id}")
+        if len(found) > 1:
+            log.warning(
+                "remote %r: %d files titled %r; using the newest (%s), ignoring %s",
+                self.name, len(found), key, found[0]["id"], [f["id"] for f in found[1:]],
+            )  # fmt: skip
+        return found[0]
+
+    def _info(self, key: str, res: Mapping[str, Any]) -> ObjectInfo:
+        hashes = {}
+        if res.get("md5Checksum"):
+            hashes["md5"] = res["md5Checksum"]
+        props = {p.get("key"): p.get("value") for p in res.get("properties") or []}
+        if props.get("sha256"):
+            hashes["sha256"] = props["sha256"]
+        return ObjectInfo(
+            key=key,
+            size=int(res.get("fileSize") or 0),
+            hashes=hashes,
+            modified=_parse_time(res.get("modifiedDate")),
+            etag=res.get("etag"),
+        )
+
+    # -- the Provider interface ---------------------------------------------------------------
+    def stat(self, key: str) -> ObjectInfo:
+        return self._info(key, self._resolve(key))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        best: dict[str, dict[str, Any]] = {}
+        for f in self._query(self._base_query()):
+            title = f.get("title", "")
+            if f.get("mimeType") == FOLDER_MIME or PARTIAL_MARK in title:
+                continue
+            if not title.startswith(prefix):
+                continue
+            rank = (f.get("modifiedDate", ""), f.get("createdDate", ""), f["id"])
+            old = best.get(title)
+            if old is None or rank > (
+                old.get("modifiedDate", ""),
+                old.get("createdDate", ""),
+                old["id"],
+            ):
+                best[title] = f
+        for title in sorted(best):
+            yield self._info(title, best[title])
+
+    def delete(self, key: str) -> None:
+        for f in self._candidates(check_key(key)):
+            self._remove(f["id"], f"delete {key!r}")
+
+    def _remove(self, file_id: str, what: str, *, permanent: bool = False) -> None:
+        files = self._files()
+        request = (
+            files.delete(fileId=file_id)
+            if permanent or self.delete_mode == "delete"
+            else files.trash(fileId=file_id)
+        )
+        with contextlib.suppress(NotFound):  # already gone: deleting is idempotent
+            self._call(request, what)
+
+    def _replace_older(self, key: str, keep_id: str) -> None:
+        for f in self._candidates(key):
+            if f["id"] != keep_id:
+                self._remove(f["id"], f"remove older duplicate of {key!r}")
+
+    def put(
+        self,
+        key: str,
+        src_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        check_key(key)
+        src = Path(src_path)
+        files = self._files()
+        journal = Journal(self.state_dir / "gdrive-uploads", key)
+        entry = journal.load(key, src)
+        if entry is None:
+            st = src.stat()
+            entry = JournalEntry(
+                key=key,
+                src=str(src.resolve()),
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                hashes=hash_file(src, ("md5", "sha256")),
+                title=f"{key}{PARTIAL_MARK}{uuid.uuid4().hex[:12]}.partial",
+            )
+        # A source that is not what the caller expects is never uploaded.
+        verify(f"{src} (local source of {key!r})", expected=expected_hashes, actual=entry.hashes)
+
+        def on_session(uri: str | None) -> None:
+            entry.session_uri = uri
+            journal.save(entry)
+
+        metadata = {
+            "title": entry.title,
+            "parents": [{"id": self.folder_id}],
+            "mimeType": "application/octet-stream",
+            "properties": [{"key": "sha256", "value": entry.hashes["sha256"],
+                            "visibility": "PRIVATE"}],
+        }  # fmt: skip
+        res = upload_file(
+            self.session.service,
+            src,
+            metadata=metadata,
+            chunk_size=self.chunk_size,
+            session_uri=entry.session_uri,
+            on_session=on_session,
+            progress=Progress(progress),
+            translate=self._translate,
+            chunk_retries=self.chunk_retries,
+            chunk_retry_wait=self.chunk_retry_wait,
+        )
+        try:
+            verify(
+                f"upload of {key!r} to remote {self.name!r}",
+                expected_size=entry.size,
+                actual_size=int(res.get("fileSize") or 0),
+                expected={"md5": entry.hashes["md5"]},
+                actual={"md5": res.get("md5Checksum")},
+            )
+        except IntegrityError:
+            self._remove(res["id"], f"discard bad upload of {key!r}", permanent=True)
+            journal.clear()
+            raise
+        final = self._call(files.patch(fileId=res["id"], body={"title": key}), f"name {key!r}")
+        journal.clear()
+        self._replace_older(key, res["id"])
+        return self._info(key, final)
+
+    def get(
+        self,
+        key: str,
+        dest_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        res = self._resolve(key)
+        info = self._info(key, res)
+        self._download(res["id"], key, info, Path(dest_path), expected_hashes, Progress(progress))
+        return info
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        check_key(dst_key)
+        src = self._resolve(src_key)
+        body = {"title": dst_key, "parents": [{"id": self.folder_id}]}
+        res = self._call(self._files().copy(fileId=src["id"], body=body), f"copy {src_key!r}")
+        verify(f"copy of {src_key!r} to {dst_key!r}", expected={"md5": src.get("md5Checksum")},
+               actual={"md5": res.get("md5Checksum")})  # fmt: skip
+        self._replace_older(dst_key, res["id"])
+        return self._info(dst_key, res)
+
+    # -- SmallObjects: the remote catalog -----------------------------------------------------
+    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
+        res = self._resolve(key)
+        data = self._call(self._files().get_media(fileId=res["id"]), f"read {key!r}")
+        info = self._info(key, res)
+        verify(f"read of {key!r}", expected_size=info.size, actual_size=len(data))
+        verify(f"read of {key!r}", expected=info.hashes, actual=_hashes(data))
+        return data, info
+
+    def put_bytes(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> ObjectInfo:
+        """``if_match`` is enforced by Drive (If-Match on the etag, 412). Drive has no
+        create-if-absent, so ``if_none_match`` is optimistic: check, insert, then look again; if
+        another file with this title was created before ours, ours is removed and we lose."""
+        check_key(key)
+        found = self._candidates(key)
+        if if_none_match and found:
+            raise PreconditionFailed(f"remote {self.name!r}: {key!r} already exists")
+        if if_match is not None and (not found or found[0].get("etag") != if_match):
+            raise PreconditionFailed(f"remote {self.name!r}: {key!r} changed since it was read")
+        hashes = _hashes(data)
+        meta = {"title": key, "parents": [{"id": self.folder_id}],
+                "properties": [{"key": "sha256", "value": hashes["sha256"],
+                                "visibility": "PRIVATE"}]}  # fmt: skip
+        res = self._upload_bytes(data, meta, found[0]["id"] if if_match else None, if_match)
+        verify(f"write of {key!r}", expected={"md5": hashes["md5"]},
+               actual={"md5": res.get("md5Checksum")})  # fmt: skip
+        if if_none_match:
+            rivals = [f for f in self._candidates(key) if f["id"] != res["id"]]
+            if any((r.get("createdDate", ""), r["id"]) < (res.get("createdDate", ""), res["id"])
+                   for r in rivals):  # fmt: skip
+                self._remove(res["id"], f"withdraw losing write of {key!r}", permanent=True)
+                raise PreconditionFailed(f"remote {self.name!r}: {key!r} was created meanwhile")
+        else:
+            self._replace_older(key, res["id"])
+        return self._info(key, res)
+
+
+def _hashes(data: bytes) -> dict[str, str]:
+    import hashlib
+
+    return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+__all__ = ["DriveProvider"]

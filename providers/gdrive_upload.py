@@ -1,0 +1,163 @@
+"""Resumable Drive uploads driven chunk by chunk, resumed within a call and across processes.
+
+pydrive2 uploads in one chunk and loses the session on any error, so we drive googleapiclient's
+``HttpRequest.next_chunk()`` ourselves. After a failed chunk googleapiclient marks the request
+"in error state" and its next call asks the server ``Content-Range: bytes */N``; the 308 reply's
+``Range`` tells how much the server kept, and the upload continues from there — no byte Drive
+already holds is sent twice.
+
+Across process death the session URI lives in a journal (one small JSON file per key in the
+remote's state directory) together with the source's size and mtime and its hashes. The next
+``put`` of the same file rebuilds the request with that URI and the in-error-state flag set
+(``_in_error_state`` is private to googleapiclient, but it is exactly the "ask the server first"
+switch we need), so the first thing it sends is the status query.
+
+Resuming within a call is not a second retry policy: it continues one upload session while the
+server keeps taking bytes, and gives up after ``chunk_retries`` consecutive failures without
+progress; the TransientError then goes up to the one retry layer, whose next attempt resumes
+through the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from providers.errors import NotFound, ProviderError, TransientError
+from providers.transfer import atomic_write
+
+log = logging.getLogger(__name__)
+
+Translate = Callable[[BaseException, str], ProviderError]
+
+
+@dataclass
+class JournalEntry:
+    key: str
+    src: str
+    size: int
+    mtime_ns: int
+    hashes: dict[str, str]
+    title: str  # the temporary title the file is uploaded under
+    session_uri: str | None = None
+
+
+class Journal:
+    """One JSON file per key: what a later process needs to continue an upload session."""
+
+    def __init__(self, directory: Path, key: str) -> None:
+        self.path = directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+    def load(self, key: str, src: Path) -> JournalEntry | None:
+        """The saved entry when it is for this key and this unchanged source file."""
+        try:
+            entry = JournalEntry(**json.loads(self.path.read_text(encoding="utf-8")))
+            st = src.stat()
+        except (OSError, ValueError, TypeError):
+            return None
+        same = (
+            entry.key == key
+            and entry.src == str(src.resolve())
+            and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        )
+        return entry if same else None
+
+    def save(self, entry: JournalEntry) -> None:
+        with atomic_write(self.path) as f:
+            f.write(json.dumps(asdict(entry)).encode())
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def upload_file(
+    service: Any,
+    src: Path | bytes,
+    *,
+    metadata: dict[str, Any],
+    chunk_size: int,
+    session_uri: str | None,
+    on_session: Callable[[str | None], None],
+    progress: Callable[[int], None],
+    translate: Translate,
+    chunk_retries: int,
+    chunk_retry_wait: float,
+    update_file_id: str | None = None,
+    if_match: str | None = None,
+) -> dict[str, Any]:
+    """Upload ``src`` through a resumable session and return Drive's file resource.
+
+    ``session_uri`` continues an earlier session; ``on_session`` is told each new session URI
+    (None when a session was lost and a new one starts), so the caller can journal it.
+    ``update_file_id`` replaces that file's content (files.update) instead of inserting a file.
+    """
+    from googleapiclient.http import MediaIoBaseUpload
+
+    label = src.name if isinstance(src, Path) else "in-memory object"
+    with open(src, "rb") if isinstance(src, Path) else io.BytesIO(src) as fh:
+
+        def new_request() -> Any:
+            media = MediaIoBaseUpload(
+                fh, mimetype="application/octet-stream", chunksize=chunk_size, resumable=True
+            )
+            files = service.files()
+            if update_file_id is None:
+                req = files.insert(body=metadata, media_body=media)
+            else:
+                req = files.update(fileId=update_file_id, body=metadata, media_body=media)
+            if if_match:
+                req.headers["If-Match"] = if_match
+            return req
+
+        request = new_request()
+        if session_uri:
+            request.resumable_uri = session_uri
+            request._in_error_state = True  # first ask the server how much it holds
+        reported = 0
+        failures = 0
+        while True:
+            uri_before = request.resumable_uri
+            try:
+                _status, body = request.next_chunk()
+            except Exception as exc:
+                err = translate(exc, "upload chunk")
+                if isinstance(err, NotFound) and request.resumable_uri:
+                    # The session expired or was never completed server-side: start again.
+                    log.warning("upload session for %s lost; starting a new one", label)
+                    on_session(None)
+                    request = new_request()
+                    reported = 0
+                    failures += 1
+                    if failures > chunk_retries:
+                        raise err from exc
+                    continue
+                if not isinstance(err, TransientError) or failures >= chunk_retries:
+                    if request.resumable_uri and request.resumable_uri != uri_before:
+                        on_session(request.resumable_uri)
+                    raise err from exc
+                failures += 1
+                log.warning(
+                    "upload of %s: %s; resuming (%d/%d)", label, err, failures, chunk_retries
+                )
+                if request.resumable_uri:
+                    request._in_error_state = True
+                time.sleep(chunk_retry_wait * failures)
+                continue
+            if request.resumable_uri != uri_before:
+                on_session(request.resumable_uri)
+            done = request.resumable.size() if body is not None else request.resumable_progress
+            if done > reported:
+                progress(done - reported)
+                reported = done
+                failures = 0  # the server is taking bytes: the budget is for stalls only
+            if body is not None:
+                return body
