@@ -1,0 +1,215 @@
+"""Drive-specific behaviour on the emulator: titles and duplicates, trash, auth, settings, quota.
+(Round trips, NotFound, prefixes, copy, ... are in the conformance suite.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from providers.errors import (
+    ConfigError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    QuotaExceeded,
+)
+from tests.servers.drive import GDRIVE_TEST_CHUNK, make_service_account
+
+NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
+
+
+@pytest.fixture
+def settings(gdrive_emulator_settings):
+    return {**gdrive_emulator_settings, "retry": NO_WAIT}
+
+
+@pytest.fixture
+def drive(settings, tmp_path):
+    provider = open_provider("drive", settings, state_dir=tmp_path / "state")
+    yield provider
+    provider.close()
+
+
+def _file(tmp_path: Path, name: str, size: int) -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_multi_chunk_round_trip_uses_drive_md5_and_stored_sha256(drive, tmp_path, drive_emulator):
+    src = _file(tmp_path, "model.pth", 3 * GDRIVE_TEST_CHUNK + 17)
+    drive_emulator.reset_counters()
+    info = drive.put("model.pth", src)
+    data = src.read_bytes()
+    assert drive_emulator.counter("PUT /upload/drive/v2/files") == 4  # really chunked
+    assert info.hashes == {
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert drive.stat("model.pth").size == len(data)
+    drive.get("model.pth", tmp_path / "back.pth")
+    assert (tmp_path / "back.pth").read_bytes() == data
+
+
+def test_duplicate_titles_resolve_to_newest_and_put_replaces_them(
+    drive, settings, tmp_path, drive_emulator, caplog
+):
+    folder = settings["folder_id"]
+    drive_emulator.create_file("model.pth", b"old", parent=folder)
+    drive_emulator.create_file("model.pth", b"newer", parent=folder)
+    assert drive.stat("model.pth").size == len(b"newer")
+    drive.get("model.pth", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b"newer"
+    assert "2 files titled 'model.pth'" in caplog.text
+    assert [o.key for o in drive.list()] == ["model.pth"]
+
+    src = tmp_path / "v3"
+    src.write_bytes(b"third version")
+    drive.put("model.pth", src)
+    live = [f for f in drive_emulator.files_in(folder) if f.title == "model.pth"]
+    assert [f.data for f in live] == [b"third version"]
+    # the replaced duplicates are in the trash, recoverable by hand, not destroyed
+    trashed = [f.data for f in drive_emulator.files_in(folder, include_trashed=True) if f.trashed]
+    assert sorted(trashed) == [b"newer", b"old"]
+
+    drive.delete("model.pth")
+    with pytest.raises(NotFound):
+        drive.stat("model.pth")
+
+
+def test_titles_match_exactly_although_drive_query_ignores_case(drive, settings, drive_emulator):
+    folder = settings["folder_id"]
+    drive_emulator.create_file("Model.pth", b"upper", parent=folder)
+    drive_emulator.create_file("model.pth", b"lower!", parent=folder)
+    assert drive.stat("Model.pth").size == 5
+    assert drive.stat("model.pth").size == 6
+    with pytest.raises(NotFound):
+        drive.stat("MODEL.pth")
+
+
+def test_trashed_files_and_partial_uploads_are_invisible(drive, settings, drive_emulator):
+    folder = settings["folder_id"]
+    drive_emulator.create_file("gone.pth", b"x", parent=folder, trashed=True)
+    drive_emulator.create_file("a.pth.ms-upload-0123.partial", b"x", parent=folder)
+    drive_emulator.create_folder("sub", parent=folder)
+    with pytest.raises(NotFound):
+        drive.stat("gone.pth")
+    assert list(drive.list()) == []
+    drive.delete("gone.pth")  # nothing live to delete: not an error
+
+
+def test_token_uri_from_the_key_file_is_used(settings, tmp_path, drive_emulator):
+    drive_emulator.reset_counters()
+    provider = open_provider("drive", settings, state_dir=tmp_path)
+    assert list(provider.list()) == []
+    # Offline, the only token endpoint that can answer is the emulator's, named in the key file.
+    assert drive_emulator.counter("token_requests") == 1
+    assert json.loads(Path(settings["service_account_file"]).read_text())["token_uri"] == (
+        drive_emulator.token_uri
+    )
+
+
+def test_wrong_key_is_permission_denied_without_retry_storm(settings, tmp_path, drive_emulator):
+    rogue = tmp_path / "rogue.json"
+    make_service_account(rogue, drive_emulator.token_uri, "nobody@example.iam")  # not registered
+    drive_emulator.reset_counters()
+    provider = open_provider("drive", {**settings, "service_account_file": str(rogue)})
+    with pytest.raises(PermissionDenied, match="could not get an access token") as exc_info:
+        provider.stat("model.pth")
+    assert exc_info.value.__cause__ is not None  # the SDK's error is chained
+    assert drive_emulator.counter("token_requests") == 1
+
+
+def test_oauth_token_file_is_refreshed_at_its_token_uri(settings, tmp_path, drive_emulator):
+    token_file = tmp_path / "token.json"
+    token_file.write_text(
+        json.dumps(
+            {
+                "_module": "oauth2client.client",
+                "_class": "OAuth2Credentials",
+                "access_token": None,
+                "client_id": "client-id",
+                "client_secret": "client-secret",
+                "refresh_token": "refresh-123",
+                "token_expiry": None,
+                "token_uri": drive_emulator.token_uri,
+                "user_agent": None,
+                "invalid": False,
+            }
+        )
+    )
+    drive_emulator.add_refresh_token("refresh-123")
+    cfg = {k: v for k, v in settings.items() if k != "service_account_file"}
+    provider = open_provider("drive", {**cfg, "oauth_token_file": str(token_file)})
+    assert list(provider.list()) == []
+
+
+def test_missing_folder_is_not_found_with_a_clear_message(settings, drive_emulator):
+    provider = open_provider("drive", {**settings, "folder_id": "no-such-folder"})
+    with pytest.raises(NotFound, match=r"folder 'no-such-folder' does not exist or is not shared"):
+        list(provider.list())
+    file_id = drive_emulator.create_file("not-a-folder.txt", b"x")
+    provider = open_provider("drive", {**settings, "folder_id": file_id})
+    with pytest.raises(NotFound, match="is not a folder"):
+        provider.stat("x")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"folder": "x"}, "did you mean 'folder_id'"),
+        ({"chunk_size": 1000}, "multiple of 256 KiB"),
+        ({"oauth_token_file": "/nonexistent"}, "exactly one of"),
+        ({"delete_mode": "shred"}, "delete_mode"),
+    ],
+)
+def test_bad_settings_are_config_errors(settings, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        open_provider("drive", {**settings, **extra})
+
+
+def test_wrong_expected_hash_uploads_nothing(drive, settings, tmp_path, drive_emulator):
+    src = _file(tmp_path, "m.pth", 1000)
+    drive_emulator.reset_counters()
+    with pytest.raises(IntegrityError):
+        drive.put("m.pth", src, expected_hashes={"sha256": "0" * 64})
+    assert drive_emulator.counter("upload_bytes") == 0
+    assert drive_emulator.files_in(settings["folder_id"]) == []
+
+
+def test_tampered_sha256_property_fails_get_and_leaves_no_file(
+    drive, settings, tmp_path, drive_emulator
+):
+    drive.put("m.pth", _file(tmp_path, "m.pth", 5000))
+    (stored,) = drive_emulator.files_in(settings["folder_id"])
+    stored.properties["sha256"] = "f" * 64  # another writer's claim; only as good as the writer
+    with pytest.raises(IntegrityError, match="sha256"):
+        drive.get("m.pth", tmp_path / "out" / "m.pth")
+    assert not (tmp_path / "out" / "m.pth").exists()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_conditional_small_writes(drive):
+    first = drive.put_bytes("catalog.json", b'{"v": 1}', if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        drive.put_bytes("catalog.json", b'{"v": 2}', if_none_match=True)
+    second = drive.put_bytes("catalog.json", b'{"v": 2}', if_match=first.etag)
+    with pytest.raises(PreconditionFailed):
+        drive.put_bytes("catalog.json", b'{"v": 3}', if_match=first.etag)  # stale etag
+    data, info = drive.get_bytes("catalog.json")
+    assert data == b'{"v": 2}'
+    assert info.etag == second.etag != first.etag
+
+
+def test_storage_quota_is_reported_and_not_retried(drive, tmp_path, drive_emulator):
+    drive_emulator.set_quota(0)
+    drive_emulator.reset_counters()
+    with pytest.raises(QuotaExceeded, match="quota"):
+        drive.put("big.pth", _file(tmp_path, "big.pth", 10_000))
+    assert drive_emulator.counter("POST /upload/drive/v2/files") == 1
