@@ -1,0 +1,65 @@
+"""The one application object the root CLI group builds and every command receives (ctx.obj).
+
+It loads the config and opens the store lazily, so ``--help`` and ``init`` work without a config
+and nothing heavy is imported until a command needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agent.config import Config, config_path, load_config
+
+if TYPE_CHECKING:
+    from agent.lock import Lock
+    from agent.store import Store
+
+
+class App:
+    def __init__(self, config_file: str | None, verbose: int = 0) -> None:
+        self.config_file = config_file
+        self.verbose = verbose
+        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+        logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+    @property
+    def config_path(self):  # type: ignore[no-untyped-def]
+        return config_path(self.config_file)
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_file)
+
+    @cached_property
+    def store(self) -> Store:
+        from agent.store import Store
+
+        return Store(self.config)
+
+    def lock(self, command: str) -> Lock:
+        """The models-dir lock for a command that changes files; raises LockHeld when taken."""
+        from agent.lock import Lock
+
+        lock = Lock(self.config.state_dir, command).acquire()
+        if lock.stale:
+            self.warn(
+                f"took over a stale lock left by pid {lock.stale.get('pid')} "
+                f"(`{lock.stale.get('command')}` since {lock.stale.get('since')}), "
+                "which is no longer running"
+            )
+        return lock
+
+    def out(self, text: str = "") -> None:
+        click.echo(text)
+
+    def warn(self, text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    def out_json(self, data: Any) -> None:
+        click.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,126 @@
+"""``list``, ``verify`` and ``status``: read-only views of the models dir."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from agent.commands import human_size, json_option, model_argument, pass_app
+from agent.errors import EXIT_PROBLEMS
+from agent.store import CopyState
+
+
+def _state_dict(s: CopyState) -> dict[str, Any]:
+    e = s.entry
+    return {
+        "name": e.name,
+        "kind": e.kind,
+        "date": e.date.isoformat() if e.date else None,
+        "seq": e.seq,
+        "created": e.created.isoformat(timespec="seconds"),
+        "size": e.size,
+        "sha256": e.sha256,
+        "state": s.state,
+        "problems": list(s.problems),
+        "note": e.note,
+        "source": e.source,
+        "companions": dict(e.companions),
+    }
+
+
+@click.command(name="list")
+@model_argument
+@json_option
+@pass_app
+def list_(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    """Show the current file, the backup slot and the versions, with their state."""
+    store = app.store
+    m = app.config.model(model)
+    current = store.path(m.file)
+    cur: dict[str, Any] = {"name": m.file, "kind": "current", "state": "missing"}
+    if current.is_file():
+        cur.update(size=current.stat().st_size, sha256=store.sha256(current), state="present")
+    states = store.versions(m.name)
+    if as_json:
+        app.out_json({"model": m.name, "current": cur, "copies": [_state_dict(s) for s in states]})
+        return 0
+    rows = [
+        (
+            cur["name"],
+            "current",
+            "",
+            human_size(cur.get("size", 0)),
+            str(cur.get("sha256", ""))[:12],
+            cur["state"],
+        )
+    ]
+    for s in states:
+        e = s.entry
+        when = e.date.isoformat() if e.date else e.created.strftime("%Y-%m-%d %H:%M")
+        rows.append((e.name, e.kind, when, human_size(e.size), e.sha256[:12], s.state))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    for r in rows:
+        app.out("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for s in states:
+        for p in s.problems:
+            app.warn(p)
+    return 0
+
+
+@click.command()
+@model_argument
+@json_option
+@pass_app
+def verify(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    """Re-read every copy and compare its sha256 with the catalog. Exit 3 on any problem."""
+    states = app.store.verify(model)
+    bad = [s for s in states if s.state != "ok"]
+    if as_json:
+        app.out_json({"ok": not bad, "copies": [_state_dict(s) for s in states]})
+    else:
+        for s in states:
+            app.out(f"{s.state:9}  {s.entry.name}")
+            for p in s.problems:
+                if not p.startswith(s.entry.name + ":"):
+                    app.out(f"           {p}")
+        app.out(f"{len(states)} copies checked, {len(bad)} with problems")
+    return EXIT_PROBLEMS if bad else 0
+
+
+@click.command()
+@model_argument
+@json_option
+@pass_app
+def status(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    """Storage used, free disk, what the next version needs and when it is due, warnings."""
+    report = app.store.status(model)
+    if as_json:
+        app.out_json(report)
+        return 0
+    app.out(f"models dir  {report['models_dir']}")
+    for m in report["models"]:
+        app.out(f"{m['name']}:")
+        app.out(f"  current           {human_size(m['current_bytes'])}")
+        app.out(f"  backup slot       {human_size(m['backup_bytes'])}")
+        app.out(
+            f"  versions          {m['versions']} ({human_size(m['versions_bytes'])}), "
+            f"newest {m['newest_version'] or '-'}"
+        )
+        if m["other_bytes"]:
+            app.out(f"  kept aside        {human_size(m['other_bytes'])}")
+        app.out(
+            f"  next version due  {m['next_version_due']}, "
+            f"needs {human_size(m['next_version_needs_bytes'])}"
+        )
+    app.out(
+        f"total {human_size(report['total_bytes'])}, free {human_size(report['free_bytes'])} "
+        f"(keeping {human_size(report['min_free_bytes'])} free), "
+        f"max_backups {report['max_backups']}"
+    )
+    for w in report["warnings"]:
+        app.warn(w)
+    return 0
+
+
+COMMANDS = [list_, verify, status]

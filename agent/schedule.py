@@ -1,0 +1,147 @@
+"""The periodic job (``model-safety run``) and the storage report (``status``).
+
+``run`` is safe to call from cron every hour: it does nothing until the newest dated version is
+``backup_interval_days`` old, and even then only writes a version when the current file differs
+from it — which it can tell from the hash cache without reading the model. Then it applies local
+retention. The caller holds the lock (``agent.lock``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.config import ModelConfig
+from agent.errors import ModelFileError
+from agent.retention import Decision
+
+if TYPE_CHECKING:
+    from agent.store import Store
+
+GB = 1024**3
+
+
+@dataclass
+class RunReport:
+    actions: list[str] = field(default_factory=list)  # one line per thing done or decided
+    decisions: list[Decision] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # e.g. a missing current file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actions": self.actions,
+            "problems": self.problems,
+            "prune": [
+                {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in self.decisions
+            ],
+        }
+
+
+def newest_version_date(store: Store, m: ModelConfig) -> dt.date | None:
+    versions = store.catalog.of_model(m.name, "version")
+    return versions[0].date if versions else None
+
+
+def next_due(store: Store, m: ModelConfig, today: dt.date) -> dt.date:
+    newest = newest_version_date(store, m)
+    if newest is None:
+        return today
+    return newest + dt.timedelta(days=store.config.backup_interval_days)
+
+
+def run_job(store: Store, *, today: dt.date | None = None) -> RunReport:
+    today = today or dt.date.today()
+    report = RunReport()
+    for m in store.config.models:
+        due = next_due(store, m, today)
+        if due > today:
+            report.actions.append(f"{m.name}: next dated version due {due.isoformat()}")
+            continue
+        try:
+            result = store.backup(m.name, "version", source="run", today=today)
+        except ModelFileError as exc:
+            report.problems.append(str(exc))
+            continue
+        report.actions.append(result.message)
+        report.actions.extend(result.warnings)
+    report.decisions = store.prune()
+    for d in report.decisions:
+        if not d.keep:
+            report.actions.append(f"deleted {d.name}: {'; '.join(d.reasons)}")
+    return report
+
+
+def _size(store: Store, name: str) -> int:
+    try:
+        return store.path(name).stat().st_size
+    except OSError:
+        return 0
+
+
+def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
+    """The seed's storage calculation, for real, plus warnings."""
+    today = dt.date.today()
+    models = [store.config.model(model)] if model else list(store.config.models)
+    free = shutil.disk_usage(store.models_dir).free
+    keep_free = int(store.config.min_free_space_gb * GB)
+    out_models = []
+    warnings: list[str] = []
+    total = 0
+    for m in models:
+        current = sum(_size(store, f) for f in (m.file, *m.companions))
+        states = store.versions(m.name)
+        backup = sum(
+            _size(store, n)
+            for s in states
+            if s.entry.kind == "backup"
+            for n in (s.entry.name, *s.entry.companions.values())
+        )
+        versions = [s for s in states if s.entry.kind == "version"]
+        versions_size = sum(
+            _size(store, n) for s in versions for n in (s.entry.name, *s.entry.companions.values())
+        )
+        other = sum(
+            _size(store, s.entry.name) for s in states if s.entry.kind not in ("backup", "version")
+        )
+        model_total = current + backup + versions_size + other
+        total += model_total
+        due = next_due(store, m, today)
+        if not store.path(m.file).is_file():
+            warnings.append(f"{m.name}: current file {m.file} is missing; run `restore`")
+        if backup == 0:
+            warnings.append(f"{m.name}: no pre-update backup yet (`model-safety backup`)")
+        if not versions:
+            warnings.append(f"{m.name}: no dated version yet (`model-safety run`)")
+        for s in states:
+            if s.state != "ok":
+                warnings.append(f"{m.name}: {s.entry.name} is {s.state}; see `model-safety verify`")
+        if free - current < keep_free:
+            warnings.append(
+                f"{m.name}: low disk: the next version needs {current / GB:.2f} GB, "
+                f"{free / GB:.2f} GB free, min_free_space_gb {store.config.min_free_space_gb:g}"
+            )
+        out_models.append(
+            {
+                "name": m.name,
+                "current_bytes": current,
+                "backup_bytes": backup,
+                "versions": len(versions),
+                "versions_bytes": versions_size,
+                "other_bytes": other,
+                "total_bytes": model_total,
+                "next_version_needs_bytes": current,
+                "next_version_due": due.isoformat(),
+                "newest_version": (versions[0].entry.name if versions else None),
+            }
+        )
+    return {
+        "models_dir": str(store.models_dir),
+        "models": out_models,
+        "total_bytes": total,
+        "free_bytes": free,
+        "min_free_bytes": keep_free,
+        "max_backups": store.config.max_backups,
+        "warnings": warnings,
+    }

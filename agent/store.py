@@ -1,0 +1,555 @@
+"""The local models dir: backup, restore, list, verify, prune, adopt. Every write is atomic.
+
+Copies are made into unique temp files beside their final names (``agent.hashing``), checked
+against the source's sha256, and only then renamed into place — companions first, the model file
+last, so a model file under a version name means the whole version is there. A restore never
+destroys bytes that exist nowhere else: a current file that matches no intact copy is renamed
+aside to ``<stem>_replaced-<timestamp><ext>`` first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from agent import progress
+from agent.catalog import Catalog, Entry, entry_for_file, link_companions, load_catalog, now_utc
+from agent.config import Config, ModelConfig
+from agent.errors import AgentError, ModelFileError, NotEnoughSpace, NothingToRestore
+from agent.hashing import HashCache, HashMismatch, copy_to_temp, fsync_dir
+from agent.naming import backup_name, identify, replaced_name, version_name
+from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
+
+log = logging.getLogger(__name__)
+
+GB = 1024**3
+KINDS = {"pre-update": "backup", "version": "version"}
+
+
+@dataclass(frozen=True)
+class CopyState:
+    entry: Entry
+    state: str  # ok | corrupted | missing
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    model: str
+    kind: str
+    entries: tuple[Entry, ...]  # what was written (model file last); empty when skipped
+    skipped: bool
+    message: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    model: str
+    restored_from: Entry | None
+    kept_aside: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # "name: why" for each copy passed over
+    warnings: tuple[str, ...] = ()
+    message: str = ""
+
+
+@dataclass
+class _Planned:
+    """A file being copied: temp written and verified, waiting to be renamed into place."""
+
+    source: Path
+    dest: Path
+    temp: Path
+    sha256: str
+    companion: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def check_source(path: Path, what: str = "model file") -> os.stat_result:
+    """The stat of a file we are about to copy, or a ModelFileError that says what is wrong."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{what} {path} does not exist; restore it with `model-safety restore` "
+            "or fix `file:` in config.yaml"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot access {what} {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise ModelFileError(f"{what} {path} is a directory, not a checkpoint file")
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} is not a regular file")
+    if st.st_size == 0:
+        raise ModelFileError(f"{what} {path} is empty; refusing to back up an empty checkpoint")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"{what} {path} is not readable; check its permissions")
+    return st
+
+
+class Store:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.models_dir = config.models_dir
+        self.state_dir = config.state_dir
+        self.cache = HashCache(self.state_dir)
+        self._catalog: Catalog | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            if not self.models_dir.is_dir():
+                raise AgentError(
+                    f"models_dir {self.models_dir} does not exist or is not a directory; "
+                    "create it or fix models_dir in config.yaml"
+                )
+            self._catalog = load_catalog(self.models_dir, self.config.models, self.cache)
+            if self._catalog.rebuilt:
+                log.warning("catalog was missing or damaged; rebuilt it from the files")
+                self.save()
+        return self._catalog
+
+    def save(self) -> None:
+        """Persist catalog and hash cache; a read-only models dir only loses the cache."""
+        if self._catalog is not None:
+            try:
+                self._catalog.save()
+            except OSError as exc:
+                log.warning("cannot save the catalog in %s: %s", self.state_dir, exc)
+        self.cache.save()
+
+    def path(self, name: str) -> Path:
+        return self.models_dir / name
+
+    def sha256(self, path: Path, *, fresh: bool = False) -> str:
+        size = path.stat().st_size
+        with progress.bar(f"hashing {path.name}", size) as advance:
+            return self.cache.sha256(path, advance, fresh=fresh)
+
+    def _copy(self, src: Path, dest: Path, expected: str | None) -> tuple[Path, str]:
+        with progress.bar(f"copying {src.name}", src.stat().st_size) as advance:
+            temp, digests = copy_to_temp(src, dest, expected_sha256=expected, progress=advance)
+        return temp, digests["sha256"]
+
+    def _file_state(self, entry: Entry, *, fresh: bool) -> str:
+        path = self.path(entry.name)
+        if not path.is_file():
+            return "missing"
+        try:
+            return "ok" if self.sha256(path, fresh=fresh) == entry.sha256 else "corrupted"
+        except OSError:
+            return "corrupted"
+
+    def state_of(self, entry: Entry, *, fresh: bool = False) -> CopyState:
+        """State of a copy and of its companion copies (a version is only as good as its parts)."""
+        state = self._file_state(entry, fresh=fresh)
+        problems = [] if state == "ok" else [f"{entry.name}: {state}"]
+        for comp_name in entry.companions.values():
+            comp = self.catalog.get(comp_name)
+            comp_state = self._file_state(comp, fresh=fresh) if comp else "missing"
+            if comp_state != "ok":
+                problems.append(f"{comp_name}: {comp_state}")
+                state = state if state != "ok" else "corrupted"
+        return CopyState(entry, state, tuple(problems))
+
+    # -- backup ----------------------------------------------------------------------------
+    def backup(
+        self,
+        model: str | None = None,
+        kind: str = "pre-update",
+        note: str | None = None,
+        *,
+        source: str = "manual",
+        today: dt.date | None = None,
+    ) -> BackupResult:
+        if kind not in KINDS:
+            raise AgentError(f"unknown backup kind {kind!r}; use pre-update or version")
+        m = self.config.model(model)
+        cat_kind = KINDS[kind]
+        today = today or dt.date.today()
+        files, warnings = self._sources(m)
+        self._check_space(sum(st.st_size for _, _, st in files))
+
+        if cat_kind == "backup":
+            date, seq = None, 1
+            previous = self.catalog.get(backup_name(m.file))
+        else:
+            same_day = [e for e in self.catalog.of_model(m.name, "version") if e.date == today]
+            previous = same_day[0] if same_day else None
+            seq = max((e.seq for e in same_day), default=0) + 1
+            while any(
+                self.path(version_name(c or m.file, today, seq)).exists() for _, c, _ in files
+            ):
+                seq += 1
+            date = today
+
+        known = [(src, comp, self.cache.lookup(src, st)) for src, comp, st in files]
+        if previous is not None and all(sha for _, _, sha in known):
+            # Everything is cached: an unchanged model is recognised without reading a byte.
+            probe = [_Planned(src, src, src, sha or "", comp) for src, comp, sha in known]
+            if self._same_content(previous, probe):
+                return self._unchanged(m.name, kind, cat_kind, previous, warnings)
+
+        planned: list[_Planned] = []
+        try:
+            for src, companion, st in files:
+                base = companion or m.file
+                dest = self.path(
+                    backup_name(base) if date is None else version_name(base, date, seq)
+                )
+                expected = self.cache.lookup(src, st)
+                temp, sha = self._copy(src, dest, expected)
+                planned.append(_Planned(src, dest, temp, sha, companion))
+                if (src.stat().st_size, src.stat().st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                    raise ModelFileError(f"{src} changed while it was being copied; try again")
+                self.cache.remember(src, sha, st)
+            if previous is not None and self._same_content(previous, planned):
+                return self._unchanged(m.name, kind, cat_kind, previous, warnings)
+            entries = self._commit(m, planned, cat_kind, date, seq, note, source)
+        finally:
+            for p in planned:
+                with suppress(FileNotFoundError):
+                    p.temp.unlink()
+        self.save()
+        return BackupResult(
+            m.name, kind, entries, False, f"{m.name}: wrote {entries[-1].name}", tuple(warnings)
+        )
+
+    def _unchanged(
+        self, model: str, kind: str, cat_kind: str, previous: Entry, warnings: list[str]
+    ) -> BackupResult:
+        self.save()
+        what = "the backup slot" if cat_kind == "backup" else f"version {previous.name}"
+        msg = f"{model}: {what} already holds this content; nothing written"
+        return BackupResult(model, kind, (), True, msg, tuple(warnings))
+
+    def _sources(
+        self, m: ModelConfig
+    ) -> tuple[list[tuple[Path, str | None, os.stat_result]], list[str]]:
+        """Files to capture, companions first, model file last."""
+        files: list[tuple[Path, str | None, os.stat_result]] = []
+        warnings = []
+        for comp in m.companions:
+            path = self.path(comp)
+            if not path.exists():
+                warnings.append(f"companion {comp} is missing; the copy is made without it")
+                continue
+            files.append((path, comp, check_source(path, "companion file")))
+        main = self.path(m.file)
+        files.append((main, None, check_source(main)))
+        return files, warnings
+
+    def _check_space(self, needed: int) -> None:
+        free = shutil.disk_usage(self.models_dir).free
+        keep = int(self.config.min_free_space_gb * GB)
+        if free - needed < keep:
+            raise NotEnoughSpace(
+                f"not enough space in {self.models_dir}: the copy needs {needed / GB:.2f} GB, "
+                f"{free / GB:.2f} GB are free and min_free_space_gb keeps "
+                f"{self.config.min_free_space_gb:g} GB; free space or prune old versions"
+            )
+
+    def _same_content(self, previous: Entry, planned: list[_Planned]) -> bool:
+        if self._file_state(previous, fresh=False) != "ok":
+            return False
+        model_copy = planned[-1]
+        if previous.sha256 != model_copy.sha256:
+            return False
+        for p in planned[:-1]:
+            comp = self.catalog.get(previous.companions.get(p.companion or "", ""))
+            if comp is None or comp.sha256 != p.sha256:
+                return False
+        return set(previous.companions) == {p.companion for p in planned[:-1]}
+
+    def _commit(
+        self,
+        m: ModelConfig,
+        planned: list[_Planned],
+        kind: str,
+        date: dt.date | None,
+        seq: int,
+        note: str | None,
+        source: str,
+    ) -> tuple[Entry, ...]:
+        created = now_utc()
+        entries = []
+        for p in planned:
+            os.replace(p.temp, p.dest)
+            st = p.dest.stat()
+            self.cache.remember(p.dest, p.sha256, st)
+            entries.append(
+                Entry(
+                    p.dest.name,
+                    m.name,
+                    kind,
+                    date,
+                    seq,
+                    created,
+                    st.st_size,
+                    p.sha256,
+                    note,
+                    source,
+                    companion=p.companion,
+                )
+            )
+        fsync_dir(self.models_dir)
+        links = {e.companion: e.name for e in entries if e.companion}
+        entries[-1] = replace(entries[-1], companions=links)
+        if kind == "backup":
+            old = self.catalog.get(entries[-1].name)
+            for stale in set(old.companions.values()) - set(links.values()) if old else ():
+                self.catalog.remove(stale)
+        for e in entries:
+            self.catalog.add(e)
+        return tuple(entries)
+
+    # -- restore ---------------------------------------------------------------------------
+    def candidates(self, m: ModelConfig, source: str | None) -> tuple[list[Entry], bool]:
+        """Copies to try, in order, and whether the choice was explicit (no fallback)."""
+        copies = self.catalog.of_model(m.name)
+        if source in (None, "latest"):
+            ordered = sorted(
+                (e for e in copies if e.kind in ("backup", "version")),
+                key=lambda e: e.created,
+                reverse=True,
+            )
+            return ordered, False
+        if source == "backup":
+            return [e for e in copies if e.kind == "backup"], True
+        try:
+            day = dt.date.fromisoformat(source)
+        except ValueError:
+            day = None
+        if day is not None:
+            return [e for e in copies if e.kind == "version" and e.date == day], False
+        entry = self.catalog.get(source)
+        if entry is None or entry.model != m.name:
+            raise NothingToRestore(
+                f"--from {source!r} is not backup, latest, a date (YYYY-MM-DD) or a file of "
+                f"{m.name} in {self.models_dir}; see `model-safety list {m.name}`"
+            )
+        if entry.companion is not None:
+            raise NothingToRestore(f"{source} is a companion copy; name the model file instead")
+        return [entry], True
+
+    def restore(
+        self, model: str | None = None, source: str | None = None, discard_current: bool = False
+    ) -> RestoreResult:
+        m = self.config.model(model)
+        candidates, explicit = self.candidates(m, source)
+        if not candidates:
+            raise NothingToRestore(
+                f"no copy of {m.name} matches --from {source or 'latest'}; "
+                f"see `model-safety list {m.name}`"
+            )
+        skipped: list[str] = []
+        for entry in candidates:
+            planned: list[_Planned] = []
+            try:
+                planned = self._stage(m, entry)
+            except (HashMismatch, FileNotFoundError) as exc:
+                why = "missing" if isinstance(exc, FileNotFoundError) else "corrupted"
+                skipped.append(f"{entry.name}: {why}")
+                if explicit:
+                    raise NothingToRestore(
+                        f"{entry.name} is {why} ({exc}); run `model-safety restore {m.name}` "
+                        "without --from to use the newest intact copy"
+                    ) from None
+                continue
+            try:
+                return self._switch(m, entry, planned, discard_current, skipped)
+            finally:
+                for p in planned:
+                    with suppress(FileNotFoundError):
+                        p.temp.unlink()
+        raise NothingToRestore(
+            f"no intact copy of {m.name} left: "
+            + "; ".join(skipped)
+            + ". Pull one from a remote or look at the files by hand"
+        )
+
+    def _stage(self, m: ModelConfig, entry: Entry) -> list[_Planned]:
+        """Copy a version's files to temps beside their current names, verified."""
+        planned: list[_Planned] = []
+        try:
+            parts = [(comp, name) for comp, name in entry.companions.items()]
+            parts.append((None, entry.name))
+            for companion, name in parts:
+                copy_entry = self.catalog.get(name)
+                if copy_entry is None:
+                    raise FileNotFoundError(f"{name} is not in the catalog")
+                src = self.path(name)
+                dest = self.path(companion or m.file)
+                temp, sha = self._copy(src, dest, copy_entry.sha256)
+                planned.append(_Planned(src, dest, temp, sha, companion))
+        except BaseException:
+            for p in planned:
+                with suppress(FileNotFoundError):
+                    p.temp.unlink()
+            raise
+        return planned
+
+    def _switch(
+        self,
+        m: ModelConfig,
+        entry: Entry,
+        planned: list[_Planned],
+        discard: bool,
+        skipped: list[str],
+    ) -> RestoreResult:
+        warnings = [
+            f"{entry.name} has no copy of companion {c}; left the current {c} as it is"
+            for c in m.companions
+            if c not in entry.companions
+        ]
+        current_shas = {}
+        for p in planned:
+            if p.dest.is_file():
+                current_shas[p.dest] = self.sha256(p.dest)
+        if all(current_shas.get(p.dest) == p.sha256 for p in planned):
+            return RestoreResult(
+                m.name,
+                entry,
+                (),
+                tuple(skipped),
+                tuple(warnings),
+                f"{m.name}: current already matches {entry.name}; nothing to do",
+            )
+        kept: list[str] = []
+        when = dt.datetime.now()
+        for p in planned:
+            sha = current_shas.get(p.dest)
+            if sha is None or sha == p.sha256 or discard or self._kept_elsewhere(sha):
+                continue
+            aside = self.path(replaced_name(p.dest.name, when))
+            os.replace(p.dest, aside)
+            self.cache.remember(aside, sha)
+            ident = identify(aside.name, self.config.models)
+            if ident is not None:
+                self.catalog.add(
+                    entry_for_file(
+                        aside,
+                        ident,
+                        sha,
+                        source="restore",
+                        note=f"current before restoring {entry.name}",
+                    )
+                )
+            kept.append(aside.name)
+        for p in planned:
+            os.replace(p.temp, p.dest)
+            self.cache.remember(p.dest, p.sha256)
+        fsync_dir(self.models_dir)
+        self.save()
+        msg = f"{m.name}: restored {m.file} from {entry.name}"
+        return RestoreResult(m.name, entry, tuple(kept), tuple(skipped), tuple(warnings), msg)
+
+    def _kept_elsewhere(self, sha: str) -> bool:
+        """Is there an intact copy in the catalog with this content?"""
+        return any(
+            e.sha256 == sha and self._file_state(e, fresh=False) == "ok" for e in self.catalog
+        )
+
+    # -- inspection ------------------------------------------------------------------------
+    def versions(self, model: str | None = None, *, fresh: bool = False) -> list[CopyState]:
+        """Copies of a model (backup slot, versions, kept-aside files), newest first."""
+        m = self.config.model(model)
+        states = [self.state_of(e, fresh=fresh) for e in self.catalog.of_model(m.name)]
+        self.save()
+        return states
+
+    def verify(self, model: str | None = None) -> list[CopyState]:
+        """Re-read every copy (cache ignored) and compare it with its catalog entry."""
+        models = [self.config.model(model)] if model else list(self.config.models)
+        states = [
+            self.state_of(e, fresh=True) for m in models for e in self.catalog.of_model(m.name)
+        ]
+        self.save()
+        return states
+
+    # -- retention -------------------------------------------------------------------------
+    def prune(
+        self,
+        model: str | None = None,
+        *,
+        dry_run: bool = False,
+        pins: Mapping[str, str] | None = None,
+    ) -> list[Decision]:
+        """Keep the newest ``max_backups`` dated versions (never fewer than 2, never the backup
+        slot or the current file); ``pins`` maps version names to a reason they must stay."""
+        pins = pins or {}
+        policy = RetentionPolicy(keep_last=self.config.max_backups)
+        models = [self.config.model(model)] if model else list(self.config.models)
+        decisions: list[Decision] = []
+        for m in models:
+            versions = self.catalog.of_model(m.name, "version")
+            cands = [
+                Candidate(
+                    e.name,
+                    e.date or e.created.date(),
+                    e.seq,
+                    good=self.state_of(e).state == "ok",
+                    pin=pins.get(e.name),
+                )
+                for e in versions
+            ]
+            plan = plan_retention(cands, policy, minimum=2)
+            decisions.extend(plan)
+            if not dry_run:
+                for d in plan:
+                    if not d.keep:
+                        self._delete_version(self.catalog.entries[d.name])
+        self.save()
+        return decisions
+
+    def _delete_version(self, entry: Entry) -> None:
+        for name in (*entry.companions.values(), entry.name):
+            with suppress(FileNotFoundError):
+                self.path(name).unlink()
+            self.catalog.remove(name)
+            self.cache.forget(name)
+
+    # -- files obtained elsewhere ----------------------------------------------------------
+    def adopt(
+        self,
+        path: Path,
+        *,
+        sha256: str | None = None,
+        note: str | None = None,
+        source: str = "adopted",
+        created: dt.datetime | None = None,
+    ) -> Entry:
+        """Register a file already placed in models_dir under one of our names (e.g. a version
+        ``pull`` downloaded). ``sha256``: a hash the caller verified while writing the file;
+        without it the file is hashed here. Companion links are filled in once both the
+        companion copies and the model file are adopted (in any order)."""
+        path = Path(path)
+        if path.parent.resolve() != self.models_dir.resolve():
+            raise AgentError(f"{path} is not directly inside {self.models_dir}")
+        ident = identify(path.name, self.config.models)
+        if ident is None or ident.kind == "current":
+            raise AgentError(f"{path.name} is not a backup or version name of a configured model")
+        st = check_source(path, "file")
+        if sha256 is None:
+            sha256 = self.sha256(path, fresh=True)
+        else:
+            self.cache.remember(path, sha256, st)
+        entry = entry_for_file(path, ident, sha256, source=source, note=note)
+        if created is not None:
+            entry = replace(entry, created=created)
+        self.catalog.add(entry)
+        link_companions(self.catalog)
+        self.save()
+        return self.catalog.entries[entry.name]
+
+    def status(self, model: str | None = None) -> dict[str, object]:
+        from agent.schedule import status_report
+
+        return status_report(self, model)
