@@ -1,0 +1,396 @@
+"""The ``s3`` backend: AWS S3 or any S3-compatible server (``endpoint_url``, path-style).
+
+Settings (a ``remotes:`` entry): ``bucket`` (required), ``prefix``, ``region``, ``endpoint_url``,
+``profile`` (a profile of the AWS shared credentials/config files; otherwise boto3's usual chain:
+environment, files, instance role), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``),
+``sse_kms_key_id``, and transfer settings with s3transfer's names: ``multipart_threshold``,
+``multipart_chunksize`` (both default 8 MiB; sizes may be written "8MiB"),
+``max_request_concurrency`` (default 10); ``connect_timeout`` / ``read_timeout`` in seconds.
+
+Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), which ``stat``
+returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5.
+A multipart ETag is never compared with an md5. botocore's own retries are off (one attempt):
+retrying is the job of providers.retry, and a multipart upload resumes from its journal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from providers.base import Capabilities, ObjectInfo, ProgressFn
+from providers.config import check_settings, parse_size
+from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
+from providers.s3_download import Partial, download_ranges, remove_quietly
+from providers.s3_errors import s3_errors
+from providers.s3_multipart import abort_orphans, part_size_for, upload_multipart
+from providers.transfer import MultiHasher, Progress, check_key, temp_path_for, verify
+
+log = logging.getLogger(__name__)
+
+MIB = 1024**2
+SINGLE_PUT_LIMIT = 64 * MIB  # above this, multipart even if multipart_threshold is larger
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+SETTINGS = (
+    "bucket",
+    "prefix",
+    "region",
+    "endpoint_url",
+    "profile",
+    "storage_class",
+    "sse",
+    "sse_kms_key_id",
+    "multipart_threshold",
+    "multipart_chunksize",
+    "max_request_concurrency",
+    "connect_timeout",
+    "read_timeout",
+)
+
+
+class S3Provider:
+    def __init__(
+        self,
+        name: str,
+        client: Any,
+        *,
+        bucket: str,
+        prefix: str = "",
+        multipart_threshold: int = 8 * MIB,
+        multipart_chunksize: int = 8 * MIB,
+        max_request_concurrency: int = 10,
+        extra_put_args: Mapping[str, str] | None = None,
+        state_dir: Path,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.multipart_threshold = min(multipart_threshold, SINGLE_PUT_LIMIT)
+        self.multipart_chunksize = multipart_chunksize
+        self.concurrency = max(1, max_request_concurrency)
+        self.extra_put_args = dict(extra_put_args or {})
+        self.state_dir = state_dir
+        self._partials: dict[tuple[str, Path], Partial] = {}
+        self.capabilities = Capabilities(
+            hashes=frozenset({"sha256"}),
+            server_side_copy=True,
+            multipart=True,
+            resumable=True,
+            conditional_write=True,
+            max_connections=self.concurrency,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
+    ) -> Self:
+        check_settings(name, settings, allowed=SETTINGS, required=("bucket",))
+        import boto3  # lazily: only an opened s3 remote needs boto3
+        import botocore.config
+        import botocore.exceptions
+
+        concurrency = int(settings.get("max_request_concurrency", 10))
+        endpoint = settings.get("endpoint_url") or None
+        config = botocore.config.Config(
+            region_name=settings.get("region"),
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=concurrency + 2,
+            connect_timeout=float(settings.get("connect_timeout", 10)),
+            read_timeout=float(settings.get("read_timeout", 60)),
+            # S3-compatible servers are addressed by path; AWS picks virtual hosts itself.
+            s3={"addressing_style": "path" if endpoint else "auto"},
+            # We send our own Content-MD5 per part; botocore's default extra CRC32 would cost a
+            # second pass over every byte for no added protection.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        try:
+            session = boto3.session.Session(
+                profile_name=settings.get("profile"), region_name=settings.get("region")
+            )
+            client = session.client("s3", endpoint_url=endpoint, config=config)
+        except botocore.exceptions.ProfileNotFound as exc:
+            from providers.errors import ConfigError
+
+            raise ConfigError(f"remote {name!r}: {exc}; fix profile:") from exc
+        extra: dict[str, str] = {}
+        if settings.get("storage_class"):
+            extra["StorageClass"] = str(settings["storage_class"])
+        if settings.get("sse"):
+            extra["ServerSideEncryption"] = str(settings["sse"])
+        if settings.get("sse_kms_key_id"):
+            extra["SSEKMSKeyId"] = str(settings["sse_kms_key_id"])
+        default_state = Path.home() / ".cache" / "model-safety" / f"s3-{name}"
+        return cls(
+            name,
+            client,
+            bucket=str(settings["bucket"]),
+            prefix=str(settings.get("prefix") or ""),
+            multipart_threshold=parse_size(settings.get("multipart_threshold", 8 * MIB), name),
+            multipart_chunksize=parse_size(settings.get("multipart_chunksize", 8 * MIB), name),
+            max_request_concurrency=concurrency,
+            extra_put_args=extra,
+            state_dir=Path(state_dir) if state_dir else default_state,
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _errors(self, what: str) -> Any:
+        return s3_errors(self.name, self.bucket, what)
+
+    def _info(
+        self, key: str, size: int, etag: str | None, modified: Any, meta: Mapping
+    ) -> ObjectInfo:
+        etag = etag.strip('"') if etag else None
+        hashes: dict[str, str] = {}
+        if meta.get("sha256"):
+            hashes["sha256"] = meta["sha256"]
+        # A plain single-part ETag is the md5, except under SSE-KMS / SSE-C.
+        if (
+            etag
+            and _MD5_ETAG.match(etag)
+            and self.extra_put_args.get("ServerSideEncryption")
+            in (
+                None,
+                "AES256",
+            )
+        ):
+            hashes["md5"] = etag
+        return ObjectInfo(key, size, hashes, modified, etag)
+
+    def _head(self, key: str) -> ObjectInfo:
+        with self._errors(f"stat {key}"):
+            r = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        return self._info(
+            key, r["ContentLength"], r.get("ETag"), r.get("LastModified"), r.get("Metadata", {})
+        )
+
+    # --- Provider ----------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        src_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        src = Path(src_path)
+        object_key = self._key(key)
+        expected = {k: v for k, v in (expected_hashes or {}).items() if v}
+        report = Progress(progress)
+        size = os.path.getsize(src)
+        if size <= self.multipart_threshold:
+            data = src.read_bytes()
+            hasher = MultiHasher(("sha256", "md5"))
+            hasher.update(data)
+            hashes = hasher.hexdigests()
+            verify(
+                f"put {key}",
+                expected_size=size,
+                actual_size=len(data),
+                expected=expected,
+                actual=hashes,
+            )
+            self._put_object(key, data, hashes)
+            report(len(data))
+        else:
+            # The sha256 goes into the metadata at create time, so it must be known up front:
+            # from the caller, or from one extra read pass. It is re-checked against the bytes
+            # actually sent before the upload is completed.
+            sha256 = expected.get("sha256") or _sha256_file(src)
+            upload_multipart(
+                self.client,
+                bucket=self.bucket,
+                key=object_key,
+                src=src,
+                sha256=sha256,
+                part_size=part_size_for(size, self.multipart_chunksize),
+                concurrency=self.concurrency,
+                journal_dir=self.state_dir / "uploads",
+                create_args={"Metadata": {"sha256": sha256}, **self.extra_put_args},
+                progress=report,
+                errors=self._errors,
+                verify_hashes=expected,
+            )
+            hashes = {"sha256": sha256}
+        info = self._head(key)
+        if info.size != size or info.hashes.get("sha256") != hashes["sha256"]:
+            raise IntegrityError(f"put {key}: the stored object ({info}) does not match the file")
+        return info
+
+    def _put_object(self, key: str, data: bytes, hashes: Mapping[str, str], **cond: str) -> dict:
+        md5 = base64.b64encode(bytes.fromhex(hashes["md5"])).decode()
+        with self._errors(f"put {key}"):
+            return self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentMD5=md5,
+                Metadata={"sha256": hashes["sha256"]},
+                **self.extra_put_args,
+                **cond,
+            )
+
+    def get(
+        self,
+        key: str,
+        dest_path: Path,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ObjectInfo:
+        dest = Path(dest_path)
+        info = self._head(key)
+        expected = {k: v for k, v in (expected_hashes or {}).items() if v}
+        what = f"get {key}"
+        # A stored hash that contradicts the caller's expectation fails before any download.
+        verify(what, expected=expected, actual=info.hashes)
+        wanted = {**info.hashes, **expected}
+        names = {"sha256"} | {n for n in wanted if n in ("sha256", "md5")}
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        slot = (key, dest)
+        partial = self._partials.pop(slot, None)
+        if partial is None or partial.etag != info.etag or partial.size != info.size:
+            if partial is not None:
+                remove_quietly(partial.temp)
+            tag = hashlib.sha256(f"{key}\0{info.etag}".encode()).hexdigest()[:16]
+            rsize = part_size_for(info.size, self.multipart_chunksize)
+            partial = Partial(temp_path_for(dest, tag), info.etag or "", info.size, rsize)
+            remove_quietly(partial.temp)  # a leftover from a killed process: unknown content
+        keep = False
+        try:
+            download_ranges(
+                self.client,
+                bucket=self.bucket,
+                key=self._key(key),
+                dest=dest,
+                partial=partial,
+                concurrency=self.concurrency,
+                hash_names=names,
+                expected=wanted,
+                progress=Progress(progress),
+                errors=self._errors,
+                what=what,
+            )
+        except TransientError:
+            keep = True  # the retry layer calls again; finished ranges are kept
+            self._partials[slot] = partial
+            raise
+        finally:
+            if not keep:
+                remove_quietly(partial.temp)
+        return info
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self._head(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors(f"list {prefix!r}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) :]
+                    yield self._info(key, obj["Size"], obj.get("ETag"), obj.get("LastModified"), {})
+
+    def delete(self, key: str) -> None:
+        with self._errors(f"delete {key}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        from providers.s3_copy import copy_object
+
+        src = self._head(src_key)
+        copy_object(
+            self.client,
+            bucket=self.bucket,
+            src_key=self._key(src_key),
+            dst_key=self._key(dst_key),
+            size=src.size,
+            metadata={"sha256": src.hashes["sha256"]} if "sha256" in src.hashes else {},
+            extra_args=self.extra_put_args,
+            part_size=max(part_size_for(src.size, self.multipart_chunksize), 512 * MIB),
+            concurrency=self.concurrency,
+            errors=self._errors,
+        )
+        info = self._head(dst_key)
+        if info.size != src.size or info.hashes.get("sha256") != src.hashes.get("sha256"):
+            raise IntegrityError(
+                f"copy {src_key} -> {dst_key}: the copy ({info}) differs from {src}"
+            )
+        return info
+
+    # --- SmallObjects --------------------------------------------------------------------------
+
+    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
+        with self._errors(f"get {key}"):
+            r = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            data = r["Body"].read()
+        info = self._info(
+            key, len(data), r.get("ETag"), r.get("LastModified"), r.get("Metadata", {})
+        )
+        verify(f"get {key}", expected_size=r["ContentLength"], actual_size=len(data))
+        if "sha256" in info.hashes:
+            verify(
+                f"get {key}",
+                expected=info.hashes,
+                actual={"sha256": hashlib.sha256(data).hexdigest()},
+            )
+        return data, info
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        hasher = MultiHasher(("sha256", "md5"))
+        hasher.update(data)
+        cond: dict[str, str] = {}
+        if if_none_match:
+            cond["IfNoneMatch"] = "*"
+        if if_match is not None:
+            cond["IfMatch"] = '"' + if_match.strip('"') + '"'
+        try:
+            r = self._put_object(key, data, hasher.hexdigests(), **cond)
+        except NotFound as exc:
+            # AWS and moto answer If-Match on a missing key with 404, SeaweedFS with 412: both
+            # mean the object is not the one the caller read.
+            if if_match is None:
+                raise
+            raise PreconditionFailed(f"put {key}: {key} no longer exists") from exc
+        etag = (r.get("ETag") or "").strip('"') or None
+        return ObjectInfo(key, len(data), {"sha256": hasher.hexdigests()["sha256"]}, None, etag)
+
+    # --- housekeeping ----------------------------------------------------------------------------
+
+    def abort_incomplete_uploads(self) -> int:
+        """Abort every multipart upload our journals record for this bucket (call when no upload
+        of this agent is running). Returns how many were aborted."""
+        return abort_orphans(self.client, self.state_dir / "uploads", self.bucket, self._errors)
+
+    def close(self) -> None:
+        for partial in self._partials.values():
+            remove_quietly(partial.temp)
+        self._partials.clear()
+
+    def __repr__(self) -> str:
+        return f"S3Provider({self.name!r}, bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+
+def _sha256_file(path: Path) -> str:
+    from providers.transfer import hash_file
+
+    return hash_file(path, ("sha256",))["sha256"]

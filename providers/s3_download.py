@@ -1,0 +1,122 @@
+"""Parallel ranged download into a preallocated temp file next to the destination, then a check of
+size and hashes, fsync and rename. Nothing ever appears under the destination name unverified.
+
+Ranges are fetched by worker threads and written with ``os.pwrite``; a hasher thread follows the
+contiguous finished prefix (reading back from the page cache), so the sha256 is ready shortly
+after the last byte arrives instead of costing a second pass. A transient failure keeps the temp
+file and the set of finished ranges (``Partial``), so the retry layer's next ``get`` fetches only
+what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from providers.errors import TransientError
+from providers.transfer import CHUNK, MultiHasher, Progress, commit_temp, verify
+
+
+@dataclass
+class Partial:
+    """A download interrupted by a transient error, resumable by the next attempt."""
+
+    temp: Path
+    etag: str
+    size: int
+    range_size: int
+    done: set[int] = field(default_factory=set)
+
+
+def download_ranges(
+    client: Any,
+    *,
+    bucket: str,
+    key: str,
+    dest: Path,
+    partial: Partial,
+    concurrency: int,
+    hash_names: set[str],
+    expected: Mapping[str, str],
+    progress: Progress,
+    errors: Callable[[str], Any],
+    what: str,
+) -> dict[str, str]:
+    """Fill ``partial.temp`` with every missing range, hash it in order, verify, commit to
+    ``dest``. Raises with ``partial`` updated; the caller decides whether to keep the temp file."""
+    size, rsize = partial.size, partial.range_size
+    n_ranges = max(1, -(-size // rsize))
+    fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size != size:
+            os.ftruncate(fd, size)
+        cond = threading.Condition()
+        failed: list[BaseException] = []
+        todo = [i for i in range(n_ranges) if i not in partial.done]
+        hasher = MultiHasher(hash_names)
+
+        def fetch(index: int) -> None:
+            if failed:
+                return
+            start = index * rsize
+            end = min(size, start + rsize) - 1
+            try:
+                with errors(f"{what} bytes {start}-{end}"):
+                    resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+                    if resp["ETag"].strip('"') != partial.etag:
+                        raise TransientError(f"{what}: the object changed during the download")
+                    body = resp["Body"]
+                    offset = start
+                    while chunk := body.read(CHUNK):
+                        os.pwrite(fd, chunk, offset)
+                        offset += len(chunk)
+                        progress(len(chunk))
+                    if offset != end + 1:
+                        raise TransientError(f"{what}: short read at {offset} of range {start}")
+                with cond:
+                    partial.done.add(index)
+                    cond.notify_all()
+            except BaseException as exc:
+                with cond:
+                    failed.append(exc)
+                    cond.notify_all()
+
+        def hash_in_order() -> None:
+            buf = bytearray(CHUNK)
+            for index in range(n_ranges):
+                with cond:
+                    while index not in partial.done and not failed:
+                        cond.wait()
+                    if failed:
+                        return
+                offset, stop = index * rsize, min(size, (index + 1) * rsize)
+                while offset < stop:
+                    n = os.preadv(fd, [memoryview(buf)[: min(CHUNK, stop - offset)]], offset)
+                    hasher.update(memoryview(buf)[:n])
+                    offset += n
+
+        hasher_thread = threading.Thread(target=hash_in_order, name="s3-hash", daemon=True)
+        hasher_thread.start()
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-get") as pool:
+            list(pool.map(fetch, todo))
+        hasher_thread.join()
+        if failed:
+            raise failed[0]
+    finally:
+        os.close(fd)
+    actual = hasher.hexdigests()
+    verify(what, expected_size=size, actual_size=os.path.getsize(partial.temp))
+    verify(what, expected=expected, actual=actual)
+    commit_temp(partial.temp, dest)
+    return actual
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,328 @@
+"""Our own S3 multipart upload driver: parallel parts, a Content-MD5 on every part (the server
+verifies it and rejects a bad one with BadDigest), and a journal on local disk so that a process
+killed mid-upload resumes on the next call and sends only the missing parts.
+
+The journal (JSON lines, one file per destination object under ``<state_dir>/uploads/``):
+line 1 is the header {bucket, key, upload_id, size, mtime_ns, part_size, sha256}; every further
+line is one finished part {part, etag, md5}. Appends are single small writes, so a kill -9 leaves
+at worst a torn last line, which is ignored. Part checksums live in the journal because ListParts
+on SeaweedFS does not return them; ListParts is still asked on resume, and a part is trusted only
+when the server lists it with the ETag we recorded.
+
+Memory stays bounded for any file size: the main thread reads parts in order (feeding the
+whole-file sha256, which must be sequential) and at most ``max_buffers`` part buffers are in flight.
+Parts larger than BUFFER_LIMIT are not held in memory: workers stream them from the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from providers.errors import IntegrityError, NotFound, TransientError
+from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, hash_file
+
+log = logging.getLogger(__name__)
+
+MIN_PART = 5 * 1024**2
+MAX_PART = 5 * 1024**3
+MAX_PARTS = 10_000
+BUFFER_LIMIT = 16 * 1024**2  # parts up to this size are read once into memory and sent from it
+MEMORY_BUDGET = 96 * 1024**2  # total part buffers in flight (peak RSS target is ~150 MB)
+
+
+def part_size_for(size: int, chunksize: int) -> int:
+    """s3transfer's rule: the configured chunk size, grown so the file fits in 10,000 parts,
+    clamped to S3's 5 MiB .. 5 GiB."""
+    part = max(chunksize, -(-size // MAX_PARTS), MIN_PART)
+    return min(part, MAX_PART)
+
+
+@dataclass
+class Header:
+    bucket: str
+    key: str
+    upload_id: str
+    size: int
+    mtime_ns: int
+    part_size: int
+    sha256: str
+
+
+class Journal:
+    def __init__(self, directory: Path, bucket: str, key: str) -> None:
+        digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()[:32]
+        self.path = directory / f"{digest}.jsonl"
+        self._lock = threading.Lock()
+
+    def load(self) -> tuple[Header | None, dict[int, dict[str, str]]]:
+        try:
+            lines = self.path.read_text().splitlines()
+            header = Header(**json.loads(lines[0]))
+        except (OSError, ValueError, TypeError, IndexError):
+            return None, {}
+        parts: dict[int, dict[str, str]] = {}
+        for line in lines[1:]:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                rec = json.loads(line)
+                parts[int(rec["part"])] = {"etag": rec["etag"], "md5": rec["md5"]}
+        return header, parts
+
+    def start(self, header: Header) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.path) as f:
+            f.write((json.dumps(asdict(header)) + "\n").encode())
+
+    def add_part(self, number: int, etag: str, md5: str) -> None:
+        line = json.dumps({"part": number, "etag": etag, "md5": md5}) + "\n"
+        with self._lock, open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class _FileSlice:
+    """A seekable read-only window on a file, so botocore can sign and send one part of a large
+    file (and rewind it) without the part ever being held in memory."""
+
+    def __init__(self, path: Path, start: int, length: int) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by the worker in finally
+        self._start, self._len, self._pos = start, length, 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._len - self._pos
+        n = left if n is None or n < 0 else min(n, left)
+        if n <= 0:
+            return b""
+        self._f.seek(self._start + self._pos)
+        data = self._f.read(n)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._len}[whence]
+        self._pos = max(0, min(self._len, base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._len
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def upload_multipart(
+    client: Any,
+    *,
+    bucket: str,
+    key: str,
+    src: Path,
+    sha256: str,
+    part_size: int,
+    concurrency: int,
+    journal_dir: Path,
+    create_args: Mapping[str, Any],
+    progress: Progress,
+    errors: Callable[[str], Any],
+    verify_hashes: Mapping[str, str],
+) -> dict[str, Any]:
+    """Upload ``src`` to ``key`` in parts, resuming a journaled upload of the same file.
+
+    ``sha256`` is stored as metadata at create time and checked against the bytes actually read
+    before the upload is completed; on mismatch the upload is aborted (nothing appears under the
+    key). ``errors(what)`` is the backend's error-translating context manager."""
+    st = os.stat(src)
+    size = st.st_size
+    journal = Journal(journal_dir, bucket, key)
+    header, done = journal.load()
+    server_parts: dict[int, str] = {}
+    if header is not None:
+        same = (header.size, header.mtime_ns, header.part_size, header.sha256) == (
+            size,
+            st.st_mtime_ns,
+            part_size,
+            sha256,
+        )
+        if same and header.bucket == bucket and header.key == key:
+            try:
+                server_parts = _list_parts(client, bucket, key, header.upload_id, errors)
+            except NotFound:  # completed or aborted meanwhile: start over
+                header = None
+        else:
+            # An upload of ours for an older file (or other part size) is an orphan now.
+            _abort(client, bucket, key, header.upload_id, errors)
+            header = None
+    if header is None:
+        journal.remove()
+        done, server_parts = {}, {}
+        with errors("create multipart upload"):
+            upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)[
+                "UploadId"
+            ]
+        header = Header(bucket, key, upload_id, size, st.st_mtime_ns, part_size, sha256)
+        journal.start(header)
+    # A part counts as sent only if the server still lists it with the ETag we recorded.
+    finished = {
+        n: rec
+        for n, rec in done.items()
+        if server_parts.get(n, "").strip('"') == rec["etag"].strip('"')
+    }
+    if finished:
+        log.info("resuming upload of %s: %d parts already on the server", key, len(finished))
+
+    n_parts = max(1, -(-size // part_size))
+    in_memory = part_size <= BUFFER_LIMIT
+    slots = threading.BoundedSemaphore(max(1, min(concurrency, MEMORY_BUDGET // part_size)))
+    hasher = MultiHasher(set(verify_hashes) | {"sha256"})
+    etags: dict[int, str] = {n: rec["etag"] for n, rec in finished.items()}
+
+    def send(number: int, start: int, length: int, data: bytes | None) -> None:
+        body: Any = data
+        try:
+            if data is not None:
+                digest = hashlib.md5(data).digest()
+            else:
+                digest = bytes.fromhex(hash_file(src, ("md5",), start=start, length=length)["md5"])
+                body = _FileSlice(src, start, length)
+            with errors(f"upload part {number}"):
+                resp = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=header.upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ContentLength=length,
+                    ContentMD5=base64.b64encode(digest).decode(),
+                )
+            etag = resp["ETag"]
+            etags[number] = etag
+            journal.add_part(number, etag, digest.hex())
+            progress(length)
+        finally:
+            if isinstance(body, _FileSlice):
+                body.close()
+            slots.release()
+
+    futures: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part") as pool:
+        try:
+            with open(src, "rb", buffering=0) as f:
+                for number in range(1, n_parts + 1):
+                    start = (number - 1) * part_size
+                    length = min(part_size, size - start)
+                    keep = in_memory and number not in finished
+                    data = _read_hashing(f, start, length, hasher, keep)
+                    if number in finished:
+                        continue
+                    # Blocks while MEMORY_BUDGET worth of parts are in flight; polls failures so
+                    # a dead upload does not keep reading the file.
+                    while not slots.acquire(timeout=0.5):
+                        _raise_first(futures)
+                    _raise_first(futures)
+                    futures.append(pool.submit(send, number, start, length, data))
+            wait(futures, return_when=FIRST_EXCEPTION)
+            _raise_first(futures)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+    actual = hasher.hexdigests()
+    if actual["sha256"] != sha256 or any(
+        actual[n].lower() != v.lower() for n, v in verify_hashes.items() if n in actual
+    ):
+        _abort(client, bucket, key, header.upload_id, errors)
+        journal.remove()
+        raise IntegrityError(
+            f"put {key}: the file's content ({actual}) does not match the expected "
+            f"sha256 {sha256} / {dict(verify_hashes)}; the upload was aborted"
+        )
+    parts = [{"PartNumber": n, "ETag": etags[n]} for n in range(1, n_parts + 1)]
+    with errors("complete multipart upload"):
+        resp = client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=header.upload_id, MultipartUpload={"Parts": parts}
+        )
+    journal.remove()
+    return resp
+
+
+def _read_hashing(f: Any, start: int, length: int, hasher: MultiHasher, keep: bool) -> bytes | None:
+    """Read one part in order for the whole-file hash; return the bytes only when ``keep``."""
+    f.seek(start)
+    if keep:
+        data = f.read(length)
+        if len(data) != length:
+            raise IntegrityError(f"the file shrank while uploading (short read at {start})")
+        hasher.update(data)
+        return data
+    remaining = length
+    while remaining:
+        chunk = f.read(min(CHUNK, remaining))
+        if not chunk:
+            raise IntegrityError(f"the file shrank while uploading (short read at {start})")
+        hasher.update(chunk)
+        remaining -= len(chunk)
+    return None
+
+
+def _raise_first(futures: list[Future[None]]) -> None:
+    for fut in futures:
+        if fut.done() and fut.exception() is not None:
+            raise fut.exception()  # type: ignore[misc]
+
+
+def _list_parts(client: Any, bucket: str, key: str, upload_id: str, errors: Any) -> dict[int, str]:
+    parts: dict[int, str] = {}
+    with errors("list parts"):
+        for page in client.get_paginator("list_parts").paginate(
+            Bucket=bucket, Key=key, UploadId=upload_id
+        ):
+            for p in page.get("Parts", []):
+                parts[int(p["PartNumber"])] = p["ETag"]
+    return parts
+
+
+def _abort(client: Any, bucket: str, key: str, upload_id: str, errors: Any) -> None:
+    """Abort an upload of ours; one already gone is fine, a network failure is only logged
+    (the next run's journal scan tries again)."""
+    try:
+        with errors("abort multipart upload"):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except NotFound:
+        pass
+    except TransientError as exc:
+        log.warning("could not abort upload %s of %s: %s", upload_id, key, exc)
+
+
+def abort_orphans(client: Any, journal_dir: Path, bucket: str, errors: Any) -> int:
+    """Abort every upload our journals record for ``bucket`` and drop the journals: used when the
+    caller knows no upload is in progress (``S3Provider.abort_incomplete_uploads``)."""
+    count = 0
+    for path in sorted(journal_dir.glob("*.jsonl")):
+        try:
+            header = Header(**json.loads(path.read_text().splitlines()[0]))
+        except (OSError, ValueError, TypeError, IndexError):
+            continue
+        if header.bucket != bucket:
+            continue
+        _abort(client, bucket, header.key, header.upload_id, errors)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        count += 1
+    return count

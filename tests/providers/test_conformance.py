@@ -1,0 +1,217 @@
+"""The one conformance suite: every provider, opened through ``open_provider`` (so through the
+retry layer, as the agent sees it), on a real server. Tests branch on declared capabilities and
+protocols, never on the provider's class."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from providers import Copier, SmallObjects, open_provider
+from providers.errors import IntegrityError, NotFound, PreconditionFailed
+
+MIB = 1024 * 1024
+
+
+def part_size(settings: dict[str, Any]) -> int:
+    """The backend's part / chunk size from its settings (names differ per backend)."""
+    for key in ("multipart_chunksize", "chunk_size", "chunksize"):
+        if key in settings:
+            return int(settings[key])
+    return 5 * MIB
+
+
+@pytest.fixture
+def remote(remote_settings, tmp_path):
+    provider = open_provider("conformance", remote_settings, state_dir=tmp_path / "state")
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> dict[str, str]:
+    data = random.Random(seed).randbytes(size)  # incompressible and reproducible
+    path.write_bytes(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
+
+
+def sizes_for(settings: dict[str, Any]) -> list[int]:
+    part = part_size(settings)
+    return [0, 1, part - 1, part + 1, 3 * part + 7]
+
+
+@pytest.mark.parametrize("which", range(5), ids=["0", "1", "part-1", "part+1", "3parts"])
+def test_round_trip_is_byte_identical(remote, remote_settings, tmp_path, which):
+    size = sizes_for(remote_settings)[which]
+    src = tmp_path / "src.bin"
+    hashes = make_file(src, size, seed=which)
+    moved: list[int] = []
+    info = remote.put("models/ckpt.pth", src, progress=moved.append)
+    assert info.size == size
+    assert sum(moved) == size
+    for name in remote.capabilities.hashes:
+        assert info.hashes[name] == hashes[name]
+    stat = remote.stat("models/ckpt.pth")
+    assert stat.size == size
+    for name in remote.capabilities.hashes:
+        assert stat.hashes[name] == hashes[name], name
+    dest = tmp_path / "out" / "ckpt.pth"
+    got: list[int] = []
+    remote.get("models/ckpt.pth", dest, expected_hashes=hashes, progress=got.append)
+    assert dest.read_bytes() == src.read_bytes()
+    assert sum(got) == size
+    assert sorted(os.listdir(dest.parent)) == ["ckpt.pth"]  # no temp files left behind
+
+
+def test_put_with_expected_hashes_round_trips(remote, tmp_path):
+    src = tmp_path / "a.bin"
+    hashes = make_file(src, 2 * MIB + 3)
+    remote.put("a.bin", src, expected_hashes=hashes)
+    remote.get("a.bin", tmp_path / "b.bin", expected_hashes={"sha256": hashes["sha256"]})
+    assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
+
+
+def test_missing_key_is_not_found(remote, tmp_path):
+    with pytest.raises(NotFound):
+        remote.stat("nope/missing.pth")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FileNotFoundError):  # NotFound is a FileNotFoundError too
+        remote.get("nope/missing.pth", out / "x")
+    assert os.listdir(out) == []
+
+
+def test_list_by_prefix(remote, tmp_path):
+    src = tmp_path / "s"
+    src.write_bytes(b"hello")
+    for key in ("a/one.pth", "a/two.pth", "ab.pth", "b/three.pth"):
+        remote.put(key, src)
+    assert sorted(o.key for o in remote.list("a/")) == ["a/one.pth", "a/two.pth"]
+    assert sorted(o.key for o in remote.list("a")) == ["a/one.pth", "a/two.pth", "ab.pth"]
+    everything = {o.key: o.size for o in remote.list()}
+    assert everything == {"a/one.pth": 5, "a/two.pth": 5, "ab.pth": 5, "b/three.pth": 5}
+    assert list(remote.list("zzz")) == []
+
+
+def test_delete_twice(remote, tmp_path):
+    src = tmp_path / "s"
+    src.write_bytes(b"x" * 10)
+    remote.put("d.pth", src)
+    remote.delete("d.pth")
+    remote.delete("d.pth")  # a missing key is not an error
+    with pytest.raises(NotFound):
+        remote.stat("d.pth")
+    assert [o.key for o in remote.list()] == []
+
+
+@pytest.mark.parametrize("key", ["dir with space/mödel ñ v1.pth", "日本語/チェックポイント.bin"])
+def test_unicode_and_spaces_in_keys(remote, tmp_path, key):
+    src = tmp_path / "s"
+    hashes = make_file(src, 1000)
+    remote.put(key, src)
+    assert [o.key for o in remote.list()] == [key]
+    remote.get(key, tmp_path / "back", expected_hashes=hashes)
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("size_of", ["small", "multipart"])
+def test_wrong_expected_hash_fails_and_leaves_nothing(remote, remote_settings, tmp_path, size_of):
+    src = tmp_path / "s"
+    size = 100 if size_of == "small" else 2 * part_size(remote_settings) + 5
+    make_file(src, size)
+    with pytest.raises(IntegrityError):
+        remote.put("bad.pth", src, expected_hashes={"sha256": "0" * 64})
+    with pytest.raises(NotFound):
+        remote.stat("bad.pth")
+    assert list(remote.list()) == []
+
+
+def test_get_with_wrong_expected_hash_leaves_no_file(remote, tmp_path):
+    src = tmp_path / "s"
+    make_file(src, 3000)
+    remote.put("k.pth", src)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IntegrityError):
+        remote.get("k.pth", out / "k.pth", expected_hashes={"sha256": "1" * 64})
+    assert os.listdir(out) == []
+
+
+def test_interrupted_download_leaves_no_destination_file(remote, remote_settings, tmp_path):
+    src = tmp_path / "s"
+    make_file(src, 2 * part_size(remote_settings) + 11)
+    remote.put("big.pth", src)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(_delta: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        remote.get("big.pth", out / "big.pth", progress=interrupt)
+    assert os.listdir(out) == []
+
+
+def test_overwrite_replaces_content(remote, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_file(a, 1234, seed=1)
+    hashes_b = make_file(b, 4321, seed=2)
+    remote.put("same.pth", a)
+    remote.put("same.pth", b)
+    remote.get("same.pth", tmp_path / "c", expected_hashes=hashes_b)
+    assert (tmp_path / "c").read_bytes() == b.read_bytes()
+
+
+def test_server_side_copy_where_declared(remote, tmp_path):
+    if not remote.capabilities.server_side_copy:
+        assert not isinstance(remote, Copier)
+        return
+    assert isinstance(remote, Copier)
+    src = tmp_path / "s"
+    hashes = make_file(src, 70_000)
+    remote.put("orig/a.pth", src)
+    info = remote.copy("orig/a.pth", "copies/b.pth")
+    assert info.size == 70_000
+    for name in remote.capabilities.hashes:
+        assert info.hashes[name] == hashes[name]
+    remote.delete("orig/a.pth")  # the copy is independent of its source
+    remote.get("copies/b.pth", tmp_path / "b", expected_hashes=hashes)
+    assert (tmp_path / "b").read_bytes() == src.read_bytes()
+
+
+def test_small_objects_and_conditional_writes(remote):
+    if not isinstance(remote, SmallObjects):
+        return
+    first = remote.put_bytes(".model-safety/catalog.json", b'{"v": 1}')
+    data, info = remote.get_bytes(".model-safety/catalog.json")
+    assert data == b'{"v": 1}'
+    assert info.etag == first.etag
+    if not remote.capabilities.conditional_write:
+        return
+    with pytest.raises(PreconditionFailed):
+        remote.put_bytes(".model-safety/catalog.json", b"x", if_none_match=True)
+    second = remote.put_bytes(".model-safety/catalog.json", b'{"v": 2}', if_match=info.etag)
+    with pytest.raises(PreconditionFailed):  # a writer holding the old etag lost the race
+        remote.put_bytes(".model-safety/catalog.json", b'{"v": 3}', if_match=info.etag)
+    assert remote.get_bytes(".model-safety/catalog.json")[0] == b'{"v": 2}'
+    with pytest.raises(PreconditionFailed):  # If-Match on a missing key: 404 or 412, same error
+        remote.put_bytes("missing.json", b"x", if_match=second.etag)
+    created = remote.put_bytes("new.json", b"n", if_none_match=True)
+    assert created.etag
+
+
+def test_bad_keys_are_rejected(remote, tmp_path):
+    src = tmp_path / "s"
+    src.write_bytes(b"x")
+    for key in ("../escape.pth", "/abs.pth", "a/../../b.pth", ""):
+        with pytest.raises(ValueError):
+            remote.put(key, src)
