@@ -21,12 +21,29 @@ if TYPE_CHECKING:
     from agent.store import Store
 
 
+_handler: logging.Handler | None = None
+
+
+def _setup_logging(verbose: int) -> None:
+    """Our log lines go to the current stderr, once; other libraries' loggers are left alone."""
+    global _handler
+    logger = logging.getLogger("agent")
+    if _handler is not None:
+        logger.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(_handler)
+    logger.propagate = False
+    logger.setLevel(
+        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    )
+
+
 class App:
     def __init__(self, config_file: str | None, verbose: int = 0) -> None:
         self.config_file = config_file
         self.verbose = verbose
-        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-        logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+        _setup_logging(verbose)
 
     @property
     def config_path(self):  # type: ignore[no-untyped-def]
