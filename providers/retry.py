@@ -82,7 +82,7 @@ class RetryPolicy:
             stop=tenacity.stop_after_attempt(self.attempts)
             | tenacity.stop_after_delay(self.max_delay),
             wait=tenacity.wait_exponential_jitter(
-                initial=self.initial_wait, max=self.max_wait, jitter=self.jitter
+                multiplier=self.initial_wait, max=self.max_wait, jitter=self.jitter
             ),
             before_sleep=before_sleep,
             reraise=True,

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.servers.seaweed",
     "tests.servers.moto_server",
     "tests.servers.drive",
+    "tests.servers.proxy",
 ]

@@ -1,0 +1,185 @@
+"""S3-specific behaviour on real servers: errors at the edge, faults on the wire (through the
+fault proxy in front of SeaweedFS), server-verified part checksums, journals and orphans."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
+from providers.s3_multipart import MAX_PART, MAX_PARTS, MIN_PART, Journal, part_size_for
+from tests.servers.seaweed import PART
+
+NO_WAIT = {"attempts": 6, "initial_wait": 0, "max_wait": 0, "jitter": 0}
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    data = random.Random(seed).randbytes(size)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_remote(settings, tmp_path, **extra):
+    return open_provider("r", {**settings, **extra}, state_dir=tmp_path / "state")
+
+
+def test_part_size_stays_within_s3_limits():
+    assert part_size_for(10, 8 << 20) == 8 << 20
+    assert part_size_for(10, 1 << 20) == MIN_PART  # below S3's minimum: raised
+    huge = 200 * 1024**3
+    part = part_size_for(huge, 8 << 20)
+    assert -(-huge // part) <= MAX_PARTS
+    assert part_size_for(60 * 1024**4, 8 << 20) == MAX_PART
+
+
+def test_unknown_setting_names_the_nearest(seaweedfs):
+    with pytest.raises(ConfigError, match="multipart_chunksize"):
+        open_provider("r", {**seaweedfs.settings(), "multipart_chunk_size": 1})
+
+
+def test_boto3_is_imported_only_when_an_s3_remote_opens(tmp_path):
+    code = (
+        "import sys, providers\n"
+        f"providers.open_provider('x', {{'type': 'local', 'path': {str(tmp_path / 'r')!r}}})\n"
+        "print('boto3' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sha256_metadata_and_md5_etag(seaweedfs, tmp_path):
+    remote = open_remote(seaweedfs.settings(), tmp_path)
+    small, big = tmp_path / "small", tmp_path / "big"
+    make_file(small, 1000)
+    sha_big = make_file(big, 2 * PART + 1)
+    remote.put("small", small)
+    remote.put("big", big)
+    raw = seaweedfs.client().head_object(Bucket=seaweedfs.bucket, Key=remote.inner._key("big"))
+    assert raw["Metadata"]["sha256"] == sha_big
+    assert remote.stat("small").hashes["md5"] == hashlib.md5(small.read_bytes()).hexdigest()
+    # A multipart ETag is not an md5 and must never be reported as one.
+    assert "md5" not in remote.stat("big").hashes
+    assert remote.stat("big").hashes["sha256"] == sha_big
+
+
+def test_wrong_secret_is_permission_denied_without_retry_storm(seaweedfs, fault_proxy, tmp_path):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url, profile="seaweedfs-wrong-secret")
+    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
+    src = tmp_path / "s"
+    make_file(src, 100)
+    with pytest.raises(PermissionDenied) as info:
+        remote.put("x.pth", src)
+    message = str(info.value)
+    assert "check the credentials for remote 'r'" in message
+    assert seaweedfs.secret_key not in message
+    assert sum(fault_proxy.requests.values()) == 1  # neither botocore nor our layer retried
+    with pytest.raises(PermissionError):
+        remote.stat("x.pth")
+    assert sum(fault_proxy.requests.values()) == 2
+
+
+def test_missing_bucket_says_what_to_fix(seaweedfs, tmp_path):
+    remote = open_remote(seaweedfs.settings(bucket="no-such-bucket-here"), tmp_path)
+    src = tmp_path / "s"
+    make_file(src, 10)
+    # SeaweedFS creates a bucket on first PUT for an admin identity; listing is where it shows.
+    with pytest.raises(NotFound, match="bucket 'no-such-bucket-here' does not exist: create it"):
+        list(remote.list())
+
+
+def test_missing_bucket_on_put_says_what_to_fix(s3_moto_settings, tmp_path):
+    remote = open_remote({**s3_moto_settings, "bucket": "not-there"}, tmp_path)
+    src = tmp_path / "s"
+    make_file(src, 10)
+    with pytest.raises(
+        NotFound, match="bucket 'not-there' does not exist: create it or fix bucket:"
+    ):
+        remote.put("x", src)
+
+
+def test_transient_faults_on_upload_still_complete(seaweedfs, fault_proxy, tmp_path):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
+    src = tmp_path / "s"
+    sha = make_file(src, 4 * PART + 3)
+    fault_proxy.add("503", method="PUT", every=2, limit=1)
+    fault_proxy.add("slowdown", method="PUT", every=3, limit=1)
+    fault_proxy.add("reset", method="PUT", every=4, limit=1)
+    fault_proxy.add("500", method="POST", limit=1)  # create or complete
+    remote.put("m.pth", src)
+    assert fault_proxy.faults == 4
+    # Resumed from the journal: parts already accepted were not sent again.
+    assert fault_proxy.body_bytes < 2 * src.stat().st_size
+    direct = open_remote(seaweedfs.settings(prefix=settings["prefix"]), tmp_path)
+    direct.get("m.pth", tmp_path / "back", expected_hashes={"sha256": sha})
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+def test_transient_faults_on_download_still_complete(seaweedfs, fault_proxy, tmp_path):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
+    src = tmp_path / "s"
+    make_file(src, 3 * PART + 5)
+    remote.put("d.pth", src)
+    fault_proxy.add("cut", method="GET", every=2, limit=2)
+    fault_proxy.add("503", method="GET", limit=1)
+    fault_proxy.add("reset", method="HEAD", limit=1)
+    out = tmp_path / "out"
+    remote.get("d.pth", out / "d.pth")
+    assert (out / "d.pth").read_bytes() == src.read_bytes()
+    assert fault_proxy.faults == 4
+    assert [p.name for p in out.iterdir()] == ["d.pth"]
+
+
+def test_corrupted_part_is_rejected_by_the_server(seaweedfs, fault_proxy, tmp_path):
+    remote = open_remote(seaweedfs.settings(endpoint_url=fault_proxy.url), tmp_path)
+    src = tmp_path / "s"
+    make_file(src, 2 * PART + 9)
+    fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=2", limit=1)
+    with pytest.raises(IntegrityError):
+        remote.put("c.pth", src)
+    with pytest.raises(NotFound):
+        remote.stat("c.pth")
+    remote.put("c.pth", src)  # the next call resumes and sends part 2 intact
+    assert remote.stat("c.pth").size == src.stat().st_size
+
+
+def test_changed_file_aborts_the_orphaned_upload(seaweedfs, fault_proxy, tmp_path):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    remote = open_remote(settings, tmp_path, retry={"attempts": 1})
+    src = tmp_path / "s"
+    make_file(src, 3 * PART, seed=1)
+    fault_proxy.add("503", method="PUT", path_contains="partNumber=3", limit=1)
+    with pytest.raises(Exception, match="busy or failing"):
+        remote.put("o.pth", src)
+    key = remote.inner._key("o.pth")
+    header, parts = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key).load()
+    assert header is not None and parts
+    client = seaweedfs.client()
+
+    def open_uploads() -> list[str]:
+        listing = client.list_multipart_uploads(Bucket=seaweedfs.bucket, Prefix=key)
+        return [u["UploadId"] for u in listing.get("Uploads", []) if u["Key"] == key]
+
+    assert header.upload_id in open_uploads()
+    sha = make_file(src, 3 * PART, seed=2)  # a new checkpoint under the same name
+    remote.put("o.pth", src)
+    assert remote.stat("o.pth").hashes["sha256"] == sha
+    assert header.upload_id not in open_uploads()
+
+
+def test_abort_incomplete_uploads(seaweedfs, fault_proxy, tmp_path):
+    remote = open_remote(seaweedfs.settings(endpoint_url=fault_proxy.url), tmp_path)
+    src = tmp_path / "s"
+    make_file(src, 2 * PART + 1)
+    fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=1", limit=1)
+    with pytest.raises(IntegrityError):
+        remote.put("a.pth", src)
+    assert remote.inner.abort_incomplete_uploads() == 1
+    assert list((tmp_path / "state" / "uploads").iterdir()) == []

@@ -1,0 +1,186 @@
+"""A fault-injecting HTTP proxy on loopback, in front of a real server (SeaweedFS).
+
+Clients point ``endpoint_url`` at the proxy; requests are forwarded unchanged (Host header
+included, so SigV4 signatures stay valid). Faults are deterministic: a rule fires on every
+``every``-th matching request, at most ``limit`` times. Kinds:
+- ``reset``: close the client connection with a TCP RST before answering;
+- ``500`` / ``503``: answer that status with an S3 XML error body (``InternalError`` /
+  ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``;
+- ``cut``: forward, then send the response headers and half the body and reset (a download
+  interrupted mid-stream);
+- ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
+  must reject it).
+Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
+forwarded upstream), ``faults`` (fired).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import struct
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te"}
+_CODES = {"500": (500, "InternalError"), "503": (503, "ServiceUnavailable")}
+_CODES["slowdown"] = (503, "SlowDown")
+
+
+@dataclass
+class Rule:
+    kind: str
+    every: int = 1
+    limit: int = 1
+    method: str | None = None
+    path_contains: str | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and method != self.method:
+            return False
+        return not (self.path_contains and self.path_contains not in path)
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.rules: list[Rule] = []
+        self.requests: Counter[str] = Counter()
+        self.body_bytes = 0
+        self.faults = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add(self, kind: str, **kw: object) -> Rule:
+        rule = Rule(kind, **kw)  # type: ignore[arg-type]
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.requests.clear()
+            self.body_bytes = 0
+            self.faults = 0
+
+    def _decide(self, method: str, path: str) -> str | None:
+        with self._lock:
+            self.requests[method] += 1
+            for rule in self.rules:
+                if rule.fired >= rule.limit or not rule.matches(method, path):
+                    continue
+                rule.seen += 1
+                if rule.seen % rule.every == 0:
+                    rule.fired += 1
+                    self.faults += 1
+                    return rule.kind
+        return None
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0): the client sees 'connection reset by peer'."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            fault = proxy._decide(self.command, self.path)
+            if fault == "reset":
+                self.close_connection = True
+                _reset(self.connection)
+                return
+            if fault in _CODES:
+                status, code = _CODES[fault]
+                xml = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(xml)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(xml)
+                return
+            if fault == "corrupt" and body:
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
+            with proxy._lock:
+                proxy.body_bytes += len(body)
+            conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    if name.lower() not in _HOP:
+                        conn.putheader(name, value)
+                conn.endheaders(body or None)
+                resp = conn.getresponse()
+                data = resp.read()
+            finally:
+                conn.close()
+            self.send_response_only(resp.status, resp.reason)
+            for name, value in resp.getheaders():
+                if name.lower() not in _HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            declared = resp.getheader("Content-Length")
+            if self.command == "HEAD" and declared is not None:
+                self.send_header("Content-Length", declared)
+            else:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            if fault == "cut" and len(data) > 1:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                _reset(self.connection)
+                return
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def fault_proxy(seaweedfs) -> Iterator[FaultProxy]:
+    """A proxy in front of the session's SeaweedFS; use ``seaweedfs.settings(endpoint_url=
+    fault_proxy.url)`` to route a remote through it."""
+    proxy = FaultProxy(seaweedfs.endpoint_url).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
