@@ -1,0 +1,76 @@
+"""Resume across process death, with real processes: a worker uploads a ~64 MB file to SeaweedFS,
+is killed with SIGKILL after some parts, and a second run sends only what is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from tests.servers.seaweed import PART
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 64 * 1024 * 1024 + 12345
+
+
+def start_worker(settings: dict, key: str, src: Path, state: Path, *pause: int) -> subprocess.Popen:
+    args = [sys.executable, "-m", "tests.providers.upload_worker", json.dumps(settings), key]
+    args += [str(src), str(state), *map(str, pause)]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def wait_for(proc: subprocess.Popen, word: str) -> str:
+    """Read the worker's lines until one starts with ``word`` (bounded by the worker's output)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(word):
+            return line
+    raise AssertionError(f"worker ended (rc={proc.wait()}) before printing {word!r}")
+
+
+@pytest.mark.slow
+def test_upload_killed_with_sigkill_resumes_and_sends_only_missing_parts(seaweedfs, tmp_path):
+    settings = seaweedfs.settings()
+    src = tmp_path / "model.pth"
+    data = random.Random(7).randbytes(SIZE)
+    src.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    state = tmp_path / "state"
+
+    first = start_worker(settings, "m/model.pth", src, state, 3 * PART)
+    try:
+        paused = int(wait_for(first, "paused").split()[1])
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        first.stdout.close()
+    assert first.returncode == -signal.SIGKILL
+    assert paused >= 3 * PART
+    assert list((state / "uploads").glob("*.jsonl")), "the killed run left its journal"
+
+    second = start_worker(settings, "m/model.pth", src, state)
+    try:
+        _, sent, stored_sha = wait_for(second, "done").split()
+        assert second.wait(timeout=120) == 0
+    finally:
+        if second.poll() is None:
+            os.kill(second.pid, signal.SIGKILL)
+            second.wait(timeout=30)
+        second.stdout.close()
+    assert int(sent) <= SIZE - 3 * PART  # the parts finished before the kill were not resent
+    assert stored_sha == sha
+    assert list((state / "uploads").glob("*.jsonl")) == []
+
+    remote = open_provider("check", settings, state_dir=tmp_path / "other")
+    back = tmp_path / "back.pth"
+    info = remote.get("m/model.pth", back, expected_hashes={"sha256": sha})
+    assert info.size == SIZE
+    assert back.read_bytes() == data
