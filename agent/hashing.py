@@ -213,14 +213,12 @@ def _pipelined_copy(
 
     with open(src, "rb") as fh:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        threads: list[threading.Thread] = []
+        started: list[threading.Thread] = []  # only these can be joined, even after Ctrl-C
         try:
-            threads = [
-                threading.Thread(target=reader, args=(fh,), daemon=True),
-                threading.Thread(target=writer, args=(fd,), daemon=True),
-            ]
-            for t in threads:
-                t.start()
+            for target, arg in ((reader, fh), (writer, fd)):
+                thread = threading.Thread(target=target, args=(arg,), daemon=True)
+                thread.start()
+                started.append(thread)
             while True:
                 item = get(to_hash)
                 if item is None:
@@ -234,14 +232,14 @@ def _pipelined_copy(
                     progress(n)
             if not stop.is_set():
                 to_write.put(None)
-                threads[1].join()
+                started[1].join()
             if errors:
                 raise errors[0]
             os.fsync(fd)
         finally:
             stop.set()
-            for t in threads:
-                t.join()
+            for thread in started:
+                thread.join()
             os.close(fd)
     return {name: h.hexdigest() for name, h in hashers.items()}
 

@@ -47,7 +47,11 @@ def test_full_config_loads_typed_and_frozen(tmp_path, monkeypatch):
     cfg = load_config(write(tmp_path, FULL))
     assert cfg.models_dir == (tmp_path / "models").resolve()
     assert cfg.model(None).companions == ("tokenizer.json",)
-    assert (cfg.max_backups, cfg.backup_interval_days, cfg.auto_backup_before_train) == (5, 3, False)
+    assert (cfg.max_backups, cfg.backup_interval_days, cfg.auto_backup_before_train) == (
+        5,
+        3,
+        False,
+    )
     assert cfg.min_free_space_gb == 0.5
     assert cfg.validation.min_score == 0.7
     nas, s3 = cfg.remotes
@@ -79,14 +83,20 @@ def test_models_dir_is_relative_to_the_config_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("MODEL_SAFETY:\n  max_backup: 3\n  models: [{file: a.pth}]\n", "did you mean 'max_backups'"),
+        (
+            "MODEL_SAFETY:\n  max_backup: 3\n  models: [{file: a.pth}]\n",
+            "did you mean 'max_backups'",
+        ),
         ("MODEL_SAFETY:\n  max_backups: three\n  models: [{file: a.pth}]\n", "max_backups"),
         ("MODEL_SAFETY:\n  max_backups: true\n  models: [{file: a.pth}]\n", "max_backups"),
         ("MODEL_SAFETY:\n  models: [{file: a.pth, companion: [t]}]\n", "'companions'"),
         ("MODEL_SAFETY:\n  models: [{file: ../a.pth}]\n", "plain file name"),
         ("MODEL_SAFETY:\n  models: []\n", "models"),
         ("MODEL_SAFTY:\n  models: [{file: a.pth}]\n", "MODEL_SAFETY"),
-        ("MODEL_SAFETY:\n  models: [{file: a.pth}]\n  remotes: {x: {path: /p}}\n", "remotes.x.type"),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  remotes: {x: {path: /p}}\n",
+            "remotes.x.type",
+        ),
         (
             "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  remotes: {x: {type: s3, auto_push: 1}}\n",
             "auto_push",
