@@ -32,7 +32,13 @@ from typing import Any
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_settings, parse_size
-from providers.errors import ConfigError, IntegrityError, NotFound, PreconditionFailed
+from providers.errors import (
+    ConfigError,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    TransientError,
+)
 from providers.gdrive_client import DriveSession, connect, translate
 from providers.gdrive_io import DriveIO
 from providers.gdrive_upload import Journal, JournalEntry, upload_file
@@ -157,11 +163,16 @@ class DriveProvider(DriveIO):
     def _translate(self, exc: BaseException, what: str):  # -> ProviderError
         return translate(exc, self.name, what, self._session.identity if self._session else "")
 
-    def _call(self, request: Any, what: str) -> Any:
+    def _call(self, request: Any, what: str, *, json_reply: bool = True) -> Any:
         try:
-            return request.execute()
+            result = request.execute()
         except Exception as exc:
             raise self._translate(exc, what) from exc
+        if json_reply and not isinstance(result, dict):
+            # googleapiclient hands back the raw text when a 2xx body is not JSON (an HTML page
+            # from a proxy or captive portal); pydrive2 would raise JSONDecodeError here.
+            raise TransientError(f"remote {self.name!r}: {what}: non-JSON reply from the server")
+        return result
 
     def _files(self) -> Any:
         self._check_folder()
@@ -376,7 +387,9 @@ class DriveProvider(DriveIO):
     # -- SmallObjects: the remote catalog -----------------------------------------------------
     def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
         res = self._resolve(key)
-        data = self._call(self._files().get_media(fileId=res["id"]), f"read {key!r}")
+        data = self._call(
+            self._files().get_media(fileId=res["id"]), f"read {key!r}", json_reply=False
+        )
         info = self._info(key, res)
         verify(f"read of {key!r}", expected_size=info.size, actual_size=len(data))
         verify(f"read of {key!r}", expected=info.hashes, actual=_hashes(data))

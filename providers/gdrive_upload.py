@@ -105,8 +105,16 @@ def upload_file(
     label = src.name if isinstance(src, Path) else "in-memory object"
     with open(src, "rb") if isinstance(src, Path) else io.BytesIO(src) as fh:
 
+        class ChunkBytes(MediaIoBaseUpload):
+            # Hand googleapiclient each chunk as bytes, not as a slice of the open stream:
+            # httplib2 re-sends a request once after a dropped connection, and a consumed
+            # stream would then be sent empty under the old Content-Length (a hang until the
+            # timeout). Costs one chunk of memory.
+            def has_stream(self) -> bool:
+                return False
+
         def new_request() -> Any:
-            media = MediaIoBaseUpload(
+            media = ChunkBytes(
                 fh, mimetype="application/octet-stream", chunksize=chunk_size, resumable=True
             )
             files = service.files()

@@ -105,6 +105,9 @@ class Handler(BaseHTTPRequestHandler):
             )
             if rule is None:
                 return False
+            if rule.skip > 0:
+                rule.skip -= 1
+                return False
             rule.times -= 1
             self.state.bump("faults")
         body = self._read_body()

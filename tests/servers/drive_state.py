@@ -29,6 +29,13 @@ class DriveFile:
     modified: datetime = field(default_factory=lambda: datetime.now(UTC))
     properties: dict[str, str] = field(default_factory=dict)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Drive computes md5Checksum once per content; hashing 64 MB on every metadata GET would
+        # make the emulator, not the client, the bottleneck.
+        super().__setattr__(name, value)
+        if name == "data":
+            super().__setattr__("md5", hashlib.md5(value).hexdigest())
+
     @property
     def etag(self) -> str:
         return f'"{self.id}/{self.version}"'
@@ -49,6 +56,7 @@ class FaultRule:
     kind: "json" (Drive-style error body with ``reason``), "html" (a proxy's HTML page, non-JSON)
     or "reset" (close the socket without answering). ``partial`` (upload chunks only): keep the
     first half of the chunk's bytes before failing, as a server that died mid-chunk would.
+    ``times`` and ``skip`` are decremented as requests match (tests read them).
     """
 
     method: str
@@ -58,6 +66,7 @@ class FaultRule:
     kind: str = "json"
     reason: str = "backendError"
     partial: bool = False
+    skip: int = 0  # let this many matching requests through first (fault in the middle)
 
 
 class DriveState:
@@ -109,7 +118,7 @@ def file_resource(f: DriveFile) -> dict[str, Any]:
     }
     if f.mime_type != FOLDER_MIME:
         res["fileSize"] = str(len(f.data))
-        res["md5Checksum"] = hashlib.md5(f.data).hexdigest()
+        res["md5Checksum"] = f.md5
     return res
 
 

@@ -1,0 +1,175 @@
+"""Faults on the wire, injected by the Drive emulator; resume after kill -9 of a real process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from providers.errors import TransientError
+from providers.gdrive import DriveProvider
+from tests.servers.drive import GDRIVE_TEST_CHUNK
+
+NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
+UPLOAD_CHUNK = r"^/upload/drive/v2/files$"  # chunk PUTs go to the session URI (path + upload_id)
+MEDIA = r"^/drive/v2/files/[^/]+$"
+
+
+def _bare(settings, tmp_path) -> DriveProvider:
+    """The backend without the retry layer: proves what happens within one call."""
+    backend = {k: v for k, v in settings.items() if k not in ("type", "retry")}
+    return DriveProvider.from_settings("drive", backend, state_dir=tmp_path / "state")
+
+
+def _src(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "model.pth"
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _round_trip_ok(provider, src: Path, tmp_path: Path) -> None:
+    out = tmp_path / "back" / src.name
+    provider.get("model.pth", out)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_503_mid_chunk_resumes_in_the_same_call(gdrive_emulator_settings, tmp_path, drive_emulator):
+    provider = _bare(gdrive_emulator_settings, tmp_path)
+    src = _src(tmp_path, 4 * GDRIVE_TEST_CHUNK)
+    drive_emulator.inject("PUT", UPLOAD_CHUNK, status=503, partial=True, times=2, skip=1)
+    drive_emulator.reset_counters()
+    provider.put("model.pth", src)
+    assert drive_emulator.counter("faults") == 2
+    assert drive_emulator.counter("POST /upload/drive/v2/files") == 1  # one session throughout
+    # The halves the server kept were not sent again: far less than a restart would cost.
+    assert drive_emulator.counter("upload_bytes") < src.stat().st_size + GDRIVE_TEST_CHUNK
+    _round_trip_ok(provider, src, tmp_path)
+
+
+@pytest.mark.parametrize("reason", ["userRateLimitExceeded", "rateLimitExceeded"])
+def test_403_rate_limits_are_retried(gdrive_emulator_settings, tmp_path, drive_emulator, reason):
+    settings = {**gdrive_emulator_settings, "retry": NO_WAIT}
+    provider = open_provider("drive", settings, state_dir=tmp_path / "state")
+    src = _src(tmp_path, 2 * GDRIVE_TEST_CHUNK + 1)
+    drive_emulator.inject("GET", r"^/drive/v2/files$", status=403, reason=reason, times=2)
+    drive_emulator.inject("PUT", UPLOAD_CHUNK, status=403, reason=reason, times=1)
+    provider.put("model.pth", src)
+    assert drive_emulator.counter("faults") >= 3
+    _round_trip_ok(provider, src, tmp_path)
+
+
+def test_other_403_is_permission_denied_at_once(gdrive_emulator_settings, tmp_path, drive_emulator):
+    from providers.errors import PermissionDenied
+
+    settings = {**gdrive_emulator_settings, "retry": NO_WAIT}
+    provider = open_provider("drive", settings, state_dir=tmp_path / "state")
+    rule = drive_emulator.inject(
+        "GET", r"^/drive/v2/files", status=403, reason="insufficientFilePermissions", times=5
+    )
+    with pytest.raises(PermissionDenied, match="share the folder"):
+        list(provider.list())
+    assert rule.times == 4  # no retry
+
+
+def test_429_during_download_resumes_with_range(gdrive_emulator_settings, tmp_path, drive_emulator):
+    provider = _bare(gdrive_emulator_settings, tmp_path)
+    src = _src(tmp_path, 3 * GDRIVE_TEST_CHUNK)
+    provider.put("model.pth", src)
+    drive_emulator.reset_counters()
+    # the first chunk arrives, the second is throttled
+    drive_emulator.inject("GET", MEDIA, status=429, reason="rateLimitExceeded", skip=1)
+    _round_trip_ok(provider, src, tmp_path)
+    assert drive_emulator.counter("faults") == 1
+    # the retry asked for the missing range only: no byte was sent twice
+    assert drive_emulator.counter("media_bytes_sent") == src.stat().st_size
+
+
+def test_html_502_body_is_transient(gdrive_emulator_settings, tmp_path, drive_emulator):
+    provider = _bare(gdrive_emulator_settings, tmp_path)
+    drive_emulator.inject("GET", r"^/drive/v2/files", status=502, kind="html")
+    with pytest.raises(TransientError, match="502"):
+        provider.stat("model.pth")
+    # an HTML page with a 200 where JSON was expected (JSONDecodeError in the SDK): transient too
+    drive_emulator.inject("GET", r"^/drive/v2/files$", status=200, kind="html")
+    with pytest.raises(TransientError, match="non-JSON"):
+        provider.stat("model.pth")
+    settings = {**gdrive_emulator_settings, "retry": NO_WAIT}
+    retrying = open_provider("drive", settings, state_dir=tmp_path / "state")
+    drive_emulator.inject("GET", r"^/drive/v2/files", status=502, kind="html", times=2)
+    assert list(retrying.list()) == []
+
+
+def test_connection_resets_mid_transfer_are_survived(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
+    provider = _bare(gdrive_emulator_settings, tmp_path)
+    src = _src(tmp_path, 3 * GDRIVE_TEST_CHUNK + 5)
+    drive_emulator.inject("PUT", UPLOAD_CHUNK, kind="reset", partial=True, times=1)
+    provider.put("model.pth", src)
+    drive_emulator.inject("GET", MEDIA, kind="reset", times=2)
+    _round_trip_ok(provider, src, tmp_path)
+
+
+def test_interrupted_download_leaves_no_file(gdrive_emulator_settings, tmp_path, drive_emulator):
+    provider = _bare({**gdrive_emulator_settings, "chunk_retries": 1}, tmp_path)
+    provider.put("model.pth", _src(tmp_path, 3 * GDRIVE_TEST_CHUNK))
+    drive_emulator.inject("GET", MEDIA, status=503, times=3)
+    dest_dir = tmp_path / "restore"
+    dest_dir.mkdir()
+    with pytest.raises(TransientError):
+        provider.get("model.pth", dest_dir / "model.pth")
+    assert list(dest_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_kill_9_mid_upload_resumes_from_the_journal(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
+    size = 64 * 1024 * 1024
+    src = _src(tmp_path, size)
+    settings = {**gdrive_emulator_settings, "chunk_size": 1024 * 1024, "retry": NO_WAIT}
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps(settings))
+    state = tmp_path / "state"
+    cmd = [sys.executable, "-m", "tests.providers.gdrive_worker", str(settings_file), "model.pth",
+           str(src), str(state)]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+
+    drive_emulator.reset_counters()
+    worker = subprocess.Popen(
+        [*cmd, str(size // 2)], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = []
+        for _ in range(10_000):  # bounded: one line per chunk, then "paused"
+            line = worker.stdout.readline()
+            if not line or line.strip() == "paused":
+                break
+            lines.append(line)
+        assert line.strip() == "paused", lines[-3:]
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+    first_run = drive_emulator.counter("upload_bytes")
+    assert size // 2 <= first_run < size
+    assert list((state / "gdrive-uploads").iterdir())  # the journal survived the kill
+    assert drive_emulator.open_sessions() >= 1
+
+    drive_emulator.reset_counters()
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True, timeout=300)
+    assert (
+        done.stdout.strip().splitlines()[-1] == f"done {hashlib.md5(src.read_bytes()).hexdigest()}"
+    )
+    assert drive_emulator.counter("POST /upload/drive/v2/files") == 0  # same session continued
+    assert drive_emulator.counter("upload_bytes") <= size - first_run
+    assert list((state / "gdrive-uploads").iterdir()) == []
+    provider = open_provider("drive", settings, state_dir=state)
+    _round_trip_ok(provider, src, tmp_path)
