@@ -191,7 +191,7 @@ def upload_multipart(
     n_parts = max(1, -(-size // part_size))
     # Bounds how far the hashing reader runs ahead of the senders, so a failure stops it early.
     slots = threading.BoundedSemaphore(2 * concurrency)
-    hasher = MultiHasher(set(verify_hashes) | {"sha256"})
+    hasher = MultiHasher({"sha256"} | {n for n in verify_hashes if n == "md5"})
     etags: dict[int, str] = {n: rec["etag"] for n, rec in finished.items()}
 
     def send(number: int, start: int, length: int) -> None:
@@ -235,6 +235,11 @@ def upload_multipart(
                     futures.append(pool.submit(send, number, start, length))
             wait(futures, return_when=FIRST_EXCEPTION)
             _raise_first(futures)
+        except NotFound as exc:
+            # NoSuchUpload: someone (a lifecycle rule, another agent's cleanup) aborted our
+            # upload. The journal is useless now; the retry layer's next attempt starts afresh.
+            journal.remove()
+            raise TransientError(f"upload of {key} was aborted on the server; restarting") from exc
         except BaseException:
             for fut in futures:
                 fut.cancel()
