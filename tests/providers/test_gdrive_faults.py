@@ -168,3 +168,21 @@ def test_kill_9_mid_upload_resumes_from_the_journal(
     assert list((state / "gdrive-uploads").iterdir()) == []
     provider = open_provider("drive", settings, state_dir=state)
     _round_trip_ok(provider, src, tmp_path)
+
+
+def test_failure_between_upload_and_rename_reuses_the_finished_upload(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
+    settings = {**gdrive_emulator_settings, "retry": NO_WAIT}
+    provider = open_provider("drive", settings, state_dir=tmp_path / "state")
+    src = _src(tmp_path, 2 * GDRIVE_TEST_CHUNK + 9)
+    drive_emulator.inject("PATCH", r"^/drive/v2/files/", status=503)  # the rename to the key
+    drive_emulator.reset_counters()
+    provider.put("model.pth", src)
+    # the retry found the completed session in the journal: nothing uploaded twice ...
+    assert drive_emulator.counter("upload_bytes") == src.stat().st_size
+    assert drive_emulator.counter("uploads_completed") == 1
+    # ... and no stray temporary file is left in the folder
+    titles = [f.title for f in drive_emulator.files_in(settings["folder_id"])]
+    assert titles == ["model.pth"]
+    _round_trip_ok(provider, src, tmp_path)

@@ -130,4 +130,4 @@ class DriveEmulator:
 
     def open_sessions(self) -> int:
         with self.state.lock:
-            return len(self.state.sessions)
+            return sum(1 for s in self.state.sessions.values() if s.completed_id is None)

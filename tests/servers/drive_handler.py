@@ -355,6 +355,8 @@ class Handler(BaseHTTPRequestHandler):
             session = self.state.sessions.get(self.query["upload_id"])
             if session is None:
                 raise _Reply(404, "notFound", "upload session not found or expired")
+            if session.completed_id is not None:
+                return self._json(200, file_resource(self._get(session.completed_id)))
             m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", content_range.strip())
             if content_range and not m:
                 raise _Reply(400, "badRequest", f"bad Content-Range {content_range!r}")
@@ -376,17 +378,15 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {"Range": f"bytes=0-{have - 1}"} if have else {}
                 return self._send(308, b"", headers)
             self._check_quota(len(session.data))
-            status = 200
             if session.target_id is not None:
                 f = self._get(session.target_id)
                 f.version += 1
             else:
                 f = DriveFile(self.state.new_id(), "Untitled", "application/octet-stream", ["root"])
                 self.state.files[f.id] = f
-                status = 200
             self._apply_metadata(f, session.metadata)
             f.data = bytes(session.data[: session.size])
             f.modified = datetime.now(UTC)
-            del self.state.sessions[self.query["upload_id"]]
+            session.completed_id, session.data = f.id, bytearray()
             self.state.bump("uploads_completed")
-            self._json(status, file_resource(f))
+            self._json(200, file_resource(f))

@@ -47,6 +47,8 @@ class UploadSession:
     size: int | None
     target_id: str | None  # None: insert a new file; else update this one
     data: bytearray = field(default_factory=bytearray)
+    # Set when the upload finished: like Drive, later requests on the session get the file.
+    completed_id: str | None = None
 
 
 @dataclass
