@@ -24,9 +24,10 @@ def copy_object(
     part_size: int,
     concurrency: int,
     errors: Callable[[str], Any],
+    copy_limit: int = COPY_LIMIT,
 ) -> None:
     source = {"Bucket": bucket, "Key": src_key}
-    if size <= COPY_LIMIT:
+    if size <= copy_limit:
         with errors(f"copy {src_key} -> {dst_key}"):
             client.copy_object(
                 Bucket=bucket,

@@ -11,7 +11,7 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
   must reject it).
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
-forwarded upstream), ``faults`` (fired).
+forwarded upstream), ``response_bytes`` (response body bytes sent back), ``faults`` (fired).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.requests: Counter[str] = Counter()
         self.body_bytes = 0
+        self.response_bytes = 0
         self.faults = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -78,6 +79,7 @@ class FaultProxy:
             self.rules.clear()
             self.requests.clear()
             self.body_bytes = 0
+            self.response_bytes = 0
             self.faults = 0
 
     def _decide(self, method: str, path: str) -> str | None:
@@ -162,6 +164,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
+            with proxy._lock:
+                proxy.response_bytes += len(data) if fault != "cut" else len(data) // 2
             if fault == "cut" and len(data) > 1:
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
