@@ -78,6 +78,9 @@ class S3Provider:
         self.extra_put_args = dict(extra_put_args or {})
         self.state_dir = state_dir
         self._partials: dict[tuple[str, Path], Partial] = {}
+        # A plain (single-part) ETag is the md5 of the bytes, except under SSE-KMS / SSE-C.
+        sse = self.extra_put_args.get("ServerSideEncryption")
+        self._etag_may_be_md5 = sse in (None, "AES256")
         self.capabilities = Capabilities(
             hashes=frozenset({"sha256"}),
             server_side_copy=True,
@@ -155,16 +158,7 @@ class S3Provider:
         hashes: dict[str, str] = {}
         if meta.get("sha256"):
             hashes["sha256"] = meta["sha256"]
-        # A plain single-part ETag is the md5, except under SSE-KMS / SSE-C.
-        if (
-            etag
-            and _MD5_ETAG.match(etag)
-            and self.extra_put_args.get("ServerSideEncryption")
-            in (
-                None,
-                "AES256",
-            )
-        ):
+        if etag and self._etag_may_be_md5 and _MD5_ETAG.match(etag):
             hashes["md5"] = etag
         return ObjectInfo(key, size, hashes, modified, etag)
 

@@ -75,14 +75,16 @@ def translate(exc: BaseException, *, remote: str, bucket: str, what: str) -> Bas
             return PreconditionFailed(f"{prefix}: the object changed or exists ({code})")
         if code in ("NoSuchKey", "NotFound", "NoSuchUpload") or status == 404:
             return NotFound(f"{prefix}: not found ({code})")
+        if code in _QUOTA:  # before 403: some servers send quota errors with status 403
+            return QuotaExceeded(
+                f"{prefix}: storage quota exceeded ({code}): free space or raise it"
+            )
         if code in _PERMISSION or status in (401, 403):
             return PermissionDenied(
                 f"{prefix}: access denied ({code}): check the credentials for remote {remote!r}"
             )
         if code in _INTEGRITY:
             return IntegrityError(f"{prefix}: the server rejected a checksum ({code})")
-        if code in _QUOTA:
-            return QuotaExceeded(f"{prefix}: storage quota exceeded ({code})")
         if code in _TRANSIENT or status >= 500 or status == 429:
             return TransientError(f"{prefix}: server busy or failing ({code}, HTTP {status})")
         return ProviderError(f"{prefix}: S3 error {code} (HTTP {status})")
