@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_provider names it)
+
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_settings, parse_size
 from providers.errors import (
@@ -282,13 +284,14 @@ class DriveProvider(DriveIO):
 
     def _remove(self, file_id: str, what: str, *, permanent: bool = False) -> None:
         files = self._files()
-        request = (
-            files.delete(fileId=file_id)
-            if permanent or self.delete_mode == "delete"
-            else files.trash(fileId=file_id)
-        )
+        erase = permanent or self.delete_mode == "delete"
+        request = files.delete(fileId=file_id) if erase else files.trash(fileId=file_id)
         with contextlib.suppress(NotFound):  # already gone: deleting is idempotent
-            self._call(request, what)
+            self._call(request, what, json_reply=not erase)  # files.delete answers 204, empty
+
+    def _remove_title(self, title: str, what: str) -> None:
+        for f in self._candidates(title):
+            self._remove(f["id"], what, permanent=True)
 
     def _replace_older(self, key: str, keep_id: str) -> None:
         for f in self._candidates(key):
@@ -308,6 +311,12 @@ class DriveProvider(DriveIO):
         files = self._files()
         journal = Journal(self.state_dir / "gdrive-uploads", key)
         entry = journal.load(key, src)
+        stale = journal.load_any() if entry is None else None
+        if stale is not None:
+            # The source changed since an earlier attempt: that attempt's upload may have
+            # completed under its temporary title; do not leave it behind.
+            self._remove_title(stale.title, "remove an abandoned upload")
+            journal.clear()
         if entry is None:
             st = src.stat()
             entry = JournalEntry(

@@ -56,12 +56,20 @@ class Journal:
     def __init__(self, directory: Path, key: str) -> None:
         self.path = directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
+    def load_any(self) -> JournalEntry | None:
+        try:
+            return JournalEntry(**json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def load(self, key: str, src: Path) -> JournalEntry | None:
         """The saved entry when it is for this key and this unchanged source file."""
+        entry = self.load_any()
         try:
-            entry = JournalEntry(**json.loads(self.path.read_text(encoding="utf-8")))
             st = src.stat()
-        except (OSError, ValueError, TypeError):
+        except OSError:
+            return None
+        if entry is None:
             return None
         same = (
             entry.key == key

@@ -213,3 +213,24 @@ def test_storage_quota_is_reported_and_not_retried(drive, tmp_path, drive_emulat
     with pytest.raises(QuotaExceeded, match="quota"):
         drive.put("big.pth", _file(tmp_path, "big.pth", 10_000))
     assert drive_emulator.counter("POST /upload/drive/v2/files") == 1
+
+
+def test_upload_corrupted_in_transit_leaves_old_object_intact(
+    drive, settings, tmp_path, drive_emulator
+):
+    good = tmp_path / "good"
+    good.write_bytes(b"known good weights")
+    drive.put("model.pth", good)
+    drive_emulator.corrupt_next_uploads(1)
+    with pytest.raises(IntegrityError, match="md5"):
+        drive.put("model.pth", _file(tmp_path, "new.pth", 3 * GDRIVE_TEST_CHUNK))
+    live = drive_emulator.files_in(settings["folder_id"])
+    assert [(f.title, f.data) for f in live] == [("model.pth", b"known good weights")]
+
+
+def test_delete_mode_delete_removes_for_good(settings, tmp_path, drive_emulator):
+    provider = open_provider("drive", {**settings, "delete_mode": "delete"})
+    provider.put_bytes("old.json", b"{}")
+    provider.delete("old.json")
+    provider.delete("old.json")
+    assert drive_emulator.files_in(settings["folder_id"], include_trashed=True) == []

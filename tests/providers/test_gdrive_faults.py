@@ -186,3 +186,20 @@ def test_failure_between_upload_and_rename_reuses_the_finished_upload(
     titles = [f.title for f in drive_emulator.files_in(settings["folder_id"])]
     assert titles == ["model.pth"]
     _round_trip_ok(provider, src, tmp_path)
+
+
+def test_abandoned_finished_upload_is_removed_when_the_source_changed(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
+    provider = _bare(gdrive_emulator_settings, tmp_path)
+    src = _src(tmp_path, GDRIVE_TEST_CHUNK + 1)
+    drive_emulator.inject("PATCH", r"^/drive/v2/files/", status=503)
+    with pytest.raises(TransientError):
+        provider.put("model.pth", src)
+    folder = gdrive_emulator_settings["folder_id"]
+    assert [f.title.endswith(".partial") for f in drive_emulator.files_in(folder)] == [True]
+    src.write_bytes(b"a newer checkpoint")
+    provider.put("model.pth", src)
+    assert [(f.title, f.data) for f in drive_emulator.files_in(folder)] == [
+        ("model.pth", b"a newer checkpoint")
+    ]

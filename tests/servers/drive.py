@@ -73,6 +73,7 @@ def gdrive_emulator_settings(
 ) -> Iterator[dict[str, Any]]:
     drive_emulator.clear_faults()
     drive_emulator.set_quota(None)
+    drive_emulator.corrupt_next_uploads(0)
     folder = drive_emulator.create_folder(f"backups-{uuid.uuid4().hex[:8]}")
     yield {
         "type": "gdrive",

@@ -88,6 +88,10 @@ class DriveEmulator:
         with self.state.lock:
             self.state.counters.clear()
 
+    def corrupt_next_uploads(self, n: int = 1) -> None:
+        with self.state.lock:
+            self.state.corrupt_uploads = n
+
     def set_quota(self, quota_bytes: int | None) -> None:
         with self.state.lock:
             self.state.quota_bytes = quota_bytes

@@ -385,7 +385,11 @@ class Handler(BaseHTTPRequestHandler):
                 f = DriveFile(self.state.new_id(), "Untitled", "application/octet-stream", ["root"])
                 self.state.files[f.id] = f
             self._apply_metadata(f, session.metadata)
-            f.data = bytes(session.data[: session.size])
+            data = bytearray(session.data[: session.size])
+            if self.state.corrupt_uploads > 0 and data:
+                self.state.corrupt_uploads -= 1
+                data[len(data) // 2] ^= 0xFF
+            f.data = bytes(data)
             f.modified = datetime.now(UTC)
             session.completed_id, session.data = f.id, bytearray()
             self.state.bump("uploads_completed")

@@ -81,6 +81,7 @@ class DriveState:
         self.refresh_tokens: set[str] = set()
         self.faults: list[FaultRule] = []
         self.quota_bytes: int | None = None
+        self.corrupt_uploads = 0  # flip one byte of the next N finished uploads (bad transit)
         self.counters: dict[str, int] = {}
         self._ids = itertools.count(1)
         self.files["root"] = DriveFile("root", "My Drive", FOLDER_MIME, [])
