@@ -51,7 +51,7 @@ def download_ranges(
     """Fill ``partial.temp`` with every missing range, hash it in order, verify, commit to
     ``dest``. Raises with ``partial`` updated; the caller decides whether to keep the temp file."""
     size, rsize = partial.size, partial.range_size
-    n_ranges = max(1, -(-size // rsize))
+    n_ranges = -(-size // rsize)  # 0 for an empty object: nothing to fetch, no bogus Range
     fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if os.fstat(fd).st_size != size:
