@@ -65,6 +65,10 @@ class Handler(BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
+    def _res(self, f: DriveFile) -> dict[str, Any]:
+        host = self.headers.get("Host", f"127.0.0.1:{self.server.server_port}")
+        return file_resource(f, f"http://{host}/")
+
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
 
@@ -193,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
                 f = self._get(file_id)
                 f.trashed = action == "trash"
                 f.version += 1
-                return self._json(200, file_resource(f))
+                return self._json(200, self._res(f))
         elif action is None and cmd == "GET":
             return self._get_file(file_id)
         elif action is None and cmd == "DELETE":
@@ -251,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._apply_metadata(f, meta)
             self.state.files[f.id] = f
-            self._json(200, file_resource(f))
+            self._json(200, self._res(f))
 
     def _update_metadata(self, file_id: str) -> None:
         meta = json.loads(self._read_body() or b"{}")
@@ -262,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             self._apply_metadata(f, meta)
             f.version += 1
             f.modified = datetime.now(UTC)
-            self._json(200, file_resource(f))
+            self._json(200, self._res(f))
 
     def _copy(self, file_id: str) -> None:
         meta = json.loads(self._read_body() or b"{}")
@@ -280,13 +284,13 @@ class Handler(BaseHTTPRequestHandler):
             )
             self._apply_metadata(f, meta)
             self.state.files[f.id] = f
-            self._json(200, file_resource(f))
+            self._json(200, self._res(f))
 
     def _get_file(self, file_id: str) -> None:
         with self.state.lock:
             f = self._get(file_id)
             data = f.data
-            res = file_resource(f)
+            res = self._res(f)
         if self.query.get("alt") != "media":
             return self._json(200, res)
         rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
@@ -317,7 +321,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             matched = [f for f in self.state.files.values() if f.id != "root" and pred(f)]
             matched.sort(key=lambda f: (f.created, f.id))
-            page = [file_resource(f) for f in matched[offset : offset + max_results]]
+            page = [self._res(f) for f in matched[offset : offset + max_results]]
         body: dict[str, Any] = {"kind": "drive#fileList", "items": page}
         if offset + max_results < len(matched):
             body["nextPageToken"] = str(offset + max_results)
@@ -356,7 +360,7 @@ class Handler(BaseHTTPRequestHandler):
             if session is None:
                 raise _Reply(404, "notFound", "upload session not found or expired")
             if session.completed_id is not None:
-                return self._json(200, file_resource(self._get(session.completed_id)))
+                return self._json(200, self._res(self._get(session.completed_id)))
             m = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", content_range.strip())
             if content_range and not m:
                 raise _Reply(400, "badRequest", f"bad Content-Range {content_range!r}")
@@ -393,4 +397,4 @@ class Handler(BaseHTTPRequestHandler):
             f.modified = datetime.now(UTC)
             session.completed_id, session.data = f.id, bytearray()
             self.state.bump("uploads_completed")
-            self._json(200, file_resource(f))
+            self._json(200, self._res(f))

@@ -101,7 +101,7 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def file_resource(f: DriveFile) -> dict[str, Any]:
+def file_resource(f: DriveFile, base_url: str = "") -> dict[str, Any]:
     res: dict[str, Any] = {
         "kind": "drive#file",
         "id": f.id,
@@ -122,6 +122,8 @@ def file_resource(f: DriveFile) -> dict[str, Any]:
     if f.mime_type != FOLDER_MIME:
         res["fileSize"] = str(len(f.data))
         res["md5Checksum"] = f.md5
+        if base_url:  # pydrive2's FetchContent downloads from here
+            res["downloadUrl"] = f"{base_url}drive/v2/files/{f.id}?alt=media"
     return res
 
 
