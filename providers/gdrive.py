@@ -38,7 +38,6 @@ from providers.errors import (
     ConfigError,
     IntegrityError,
     NotFound,
-    PreconditionFailed,
     TransientError,
 )
 from providers.gdrive_client import DriveSession, connect, translate
@@ -392,52 +391,6 @@ class DriveProvider(DriveIO):
                actual={"md5": res.get("md5Checksum")})  # fmt: skip
         self._replace_older(dst_key, res["id"])
         return self._info(dst_key, res)
-
-    # -- SmallObjects: the remote catalog -----------------------------------------------------
-    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
-        res = self._resolve(key)
-        data = self._call(
-            self._files().get_media(fileId=res["id"]), f"read {key!r}", json_reply=False
-        )
-        info = self._info(key, res)
-        verify(f"read of {key!r}", expected_size=info.size, actual_size=len(data))
-        verify(f"read of {key!r}", expected=info.hashes, actual=_hashes(data))
-        return data, info
-
-    def put_bytes(
-        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
-    ) -> ObjectInfo:
-        """``if_match`` is enforced by Drive (If-Match on the etag, 412). Drive has no
-        create-if-absent, so ``if_none_match`` is optimistic: check, insert, then look again; if
-        another file with this title was created before ours, ours is removed and we lose."""
-        check_key(key)
-        found = self._candidates(key)
-        if if_none_match and found:
-            raise PreconditionFailed(f"remote {self.name!r}: {key!r} already exists")
-        if if_match is not None and (not found or found[0].get("etag") != if_match):
-            raise PreconditionFailed(f"remote {self.name!r}: {key!r} changed since it was read")
-        hashes = _hashes(data)
-        meta = {"title": key, "parents": [{"id": self.folder_id}],
-                "properties": [{"key": "sha256", "value": hashes["sha256"],
-                                "visibility": "PRIVATE"}]}  # fmt: skip
-        res = self._upload_bytes(data, meta, found[0]["id"] if if_match else None, if_match)
-        verify(f"write of {key!r}", expected={"md5": hashes["md5"]},
-               actual={"md5": res.get("md5Checksum")})  # fmt: skip
-        if if_none_match:
-            rivals = [f for f in self._candidates(key) if f["id"] != res["id"]]
-            if any((r.get("createdDate", ""), r["id"]) < (res.get("createdDate", ""), res["id"])
-                   for r in rivals):  # fmt: skip
-                self._remove(res["id"], f"withdraw losing write of {key!r}", permanent=True)
-                raise PreconditionFailed(f"remote {self.name!r}: {key!r} was created meanwhile")
-        else:
-            self._replace_older(key, res["id"])
-        return self._info(key, res)
-
-
-def _hashes(data: bytes) -> dict[str, str]:
-    import hashlib
-
-    return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 __all__ = ["DriveProvider"]
