@@ -7,9 +7,12 @@ import os
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import ConfigError, IntegrityError, NotFound, PreconditionFailed
+from providers.transfer import check_key
 
 
 @pytest.fixture
@@ -87,3 +90,13 @@ def test_concurrent_conditional_creates_have_one_winner(remote):
     for t in threads:
         t.join(timeout=60)
     assert sorted(results) == ["lost"] * 7 + ["won"]
+
+
+@given(st.lists(st.sampled_from(["a", "ü b", "..", ".", "", "x.pth"]), min_size=1, max_size=4))
+def test_keys_never_escape_the_root(segments):
+    key = "/".join(segments)
+    try:
+        check_key(key)
+    except ValueError:
+        return
+    assert ".." not in segments and "." not in segments and "" not in segments

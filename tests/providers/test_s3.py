@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
-from providers.s3_multipart import MAX_PART, MAX_PARTS, MIN_PART, Journal, part_size_for
+from providers.s3_multipart import MAX_PART, MAX_PARTS, MIN_PART, Header, Journal, part_size_for
 from tests.servers.seaweed import PART
 
 NO_WAIT = {"attempts": 6, "initial_wait": 0, "max_wait": 0, "jitter": 0}
@@ -215,3 +217,22 @@ def test_copy_above_the_single_copy_limit_uses_upload_part_copy(seaweedfs, tmp_p
     assert info.etag.endswith("-3")  # really assembled from three copied parts
     remote.get("copy.pth", tmp_path / "back", expected_hashes={"sha256": sha})
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+@given(size=st.integers(0, 5 * 1024**4), chunk=st.integers(1, 6 * 1024**3))
+def test_part_size_always_valid(size, chunk):
+    part = part_size_for(size, chunk)
+    assert MIN_PART <= part <= MAX_PART
+    assert -(-size // part) <= MAX_PARTS  # any object up to S3's 5 TiB maximum fits
+
+
+def test_journal_ignores_a_torn_last_line(tmp_path):
+    journal = Journal(tmp_path, "b", "k")
+    journal.start(Header("b", "k", "up-1", 100, 1, 5, "ab"))
+    journal.add_part(1, '"e1"', "m1")
+    journal.add_part(2, '"e2"', "m2")
+    with open(journal.path, "a") as f:
+        f.write('{"part": 3, "etag": "e')  # killed mid-write
+    header, parts = journal.load()
+    assert header is not None and header.upload_id == "up-1"
+    assert sorted(parts) == [1, 2]
