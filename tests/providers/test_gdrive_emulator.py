@@ -79,3 +79,16 @@ def test_missing_bearer_token_is_401(drive_emulator):
 
     resp, _ = httplib2.Http().request(drive_emulator.url + "drive/v2/files", "GET")
     assert resp.status == 401
+
+
+def test_discovery_document_points_at_the_emulator(drive_emulator):
+    import json
+
+    import httplib2
+
+    url = drive_emulator.url + "discovery/v1/apis/drive/v2/rest"
+    resp, body = httplib2.Http().request(url, "GET")
+    assert resp.status == 200
+    doc = json.loads(body)
+    assert doc["rootUrl"] == drive_emulator.url
+    assert doc["baseUrl"] == drive_emulator.url + "drive/v2/"

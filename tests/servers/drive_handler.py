@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
@@ -11,9 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-
+from tests.servers.drive_auth import discovery_document, token_reply
 from tests.servers.drive_query import QueryError, compile_query
 from tests.servers.drive_state import (
     FOLDER_MIME,
@@ -87,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if path == "/token" and self.command == "POST":
                 return self._token()
+            if path == "/discovery/v1/apis/drive/v2/rest" and self.command == "GET":
+                return self._discovery()
             self._check_auth()
             self._route(path)
         except _Reply as r:
@@ -133,39 +132,12 @@ class Handler(BaseHTTPRequestHandler):
     # -- auth -------------------------------------------------------------------------------
     def _token(self) -> None:
         form = {k: v[-1] for k, v in parse_qs(self._read_body().decode()).items()}
-        grant = form.get("grant_type", "")
-        ok = False
-        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            ok = self._jwt_valid(form.get("assertion", ""))
-        elif grant == "refresh_token":
-            ok = form.get("refresh_token") in self.state.refresh_tokens
         self.state.bump("token_requests")
-        if not ok:
-            self._json(
-                400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-            )
-            return
-        token = "ya29.emu-" + uuid.uuid4().hex
-        with self.state.lock:
-            self.state.tokens.add(token)
-        self._json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+        self._json(*token_reply(self.state, form))
 
-    def _jwt_valid(self, assertion: str) -> bool:
-        try:
-            head, payload, sig = assertion.split(".")
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            key = self.state.public_keys.get(claims.get("iss", ""))
-            if key is None:
-                return False
-            key.verify(
-                base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)),
-                f"{head}.{payload}".encode(),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-            return True
-        except Exception:
-            return False
+    def _discovery(self) -> None:
+        host = self.headers.get("Host", f"127.0.0.1:{self.server.server_port}")
+        self._json(200, discovery_document(f"http://{host}/"))
 
     def _check_auth(self) -> None:
         auth = self.headers.get("Authorization", "")
