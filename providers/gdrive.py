@@ -305,7 +305,8 @@ class DriveProvider(DriveIO):
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
     ) -> ObjectInfo:
-        check_key(key)
+        if PARTIAL_MARK in check_key(key):
+            raise ValueError(f"invalid key {key!r}: {PARTIAL_MARK!r} marks our temporary uploads")
         src = Path(src_path)
         files = self._files()
         journal = Journal(self.state_dir / "gdrive-uploads", key)

@@ -234,3 +234,8 @@ def test_delete_mode_delete_removes_for_good(settings, tmp_path, drive_emulator)
     provider.delete("old.json")
     provider.delete("old.json")
     assert drive_emulator.files_in(settings["folder_id"], include_trashed=True) == []
+
+
+def test_keys_that_look_like_temporary_uploads_are_refused(drive, tmp_path):
+    with pytest.raises(ValueError, match="temporary"):
+        drive.put("m.pth.ms-upload-1.partial", _file(tmp_path, "m", 1))
