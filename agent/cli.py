@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "agent.commands.inspect",
     "agent.commands.prune",
     "agent.commands.run",
+    "agent.commands.remote",
 ]
 
 

@@ -51,7 +51,9 @@ def next_due(store: Store, m: ModelConfig, today: dt.date) -> dt.date:
     return newest + dt.timedelta(days=store.config.backup_interval_days)
 
 
-def run_job(store: Store, *, today: dt.date | None = None) -> RunReport:
+def run_job(store: Store, *, today: dt.date | None = None, prune: bool = True) -> RunReport:
+    """Make the dated versions that are due; then local retention, unless ``prune`` is False
+    (the caller then prunes itself, e.g. after pushing, with pins for unmirrored versions)."""
     today = today or dt.date.today()
     report = RunReport()
     for m in store.config.models:
@@ -66,6 +68,8 @@ def run_job(store: Store, *, today: dt.date | None = None) -> RunReport:
             continue
         report.actions.append(result.message)
         report.actions.extend(result.warnings)
+    if not prune:
+        return report
     report.decisions = store.prune()
     for d in report.decisions:
         if not d.keep:

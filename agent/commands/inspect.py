@@ -29,12 +29,22 @@ def _state_dict(s: CopyState) -> dict[str, Any]:
     }
 
 
+remote_option = click.option(
+    "--remote", "remote_name", metavar="NAME", help="Look at this remote instead of models_dir."
+)
+
+
 @click.command(name="list")
 @model_argument
+@remote_option
 @json_option
 @pass_app
-def list_(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     """Show the current file, the backup slot and the versions, with their state."""
+    if remote_name:
+        from agent.commands.remote_views import list_remote
+
+        return list_remote(app, remote_name, model, as_json)
     store = app.store
     m = app.config.model(model)
     current = store.path(m.file)
@@ -70,10 +80,21 @@ def list_(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-unty
 
 @click.command()
 @model_argument
+@remote_option
+@click.option("--deep", is_flag=True, help="With --remote: read every object back and re-hash it.")
 @json_option
 @pass_app
-def verify(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
-    """Re-read every copy and compare its sha256 with the catalog. Exit 3 on any problem."""
+def verify(app, model: str | None, remote_name: str | None, deep: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    """Re-read every copy and compare its sha256 with the catalog. Exit 3 on any problem.
+
+    With --remote, compare every remote copy with the remote catalog by size and the strongest
+    checksum the remote holds, without a download (--deep reads the bytes back)."""
+    if remote_name:
+        from agent.commands.remote_views import verify_remote_cmd
+
+        return verify_remote_cmd(app, remote_name, deep, as_json)
+    if deep:
+        raise click.UsageError("--deep needs --remote NAME (local verify always reads every byte)")
     states = app.store.verify(model)
     bad = [s for s in states if s.state != "ok"]
     if as_json:
@@ -90,11 +111,19 @@ def verify(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-unt
 
 @click.command()
 @model_argument
+@click.option("--local", "local_only", is_flag=True, help="Skip the remotes (no network).")
 @json_option
 @pass_app
-def status(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
-    """Storage used, free disk, what the next version needs and when it is due, warnings."""
+def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    """Storage used, free disk, what the next version needs and when it is due, warnings;
+    per remote: versions there, when last verified, what a push would send."""
     report = app.store.status(model)
+    remotes = []
+    if not local_only and app.config.remotes:
+        from agent.commands.remote_views import print_remote_status, remote_status
+
+        remotes = remote_status(app)
+        report["remotes"] = remotes
     if as_json:
         app.out_json(report)
         return 0
@@ -118,6 +147,8 @@ def status(app, model: str | None, as_json: bool) -> int:  # type: ignore[no-unt
         f"(keeping {human_size(report['min_free_bytes'])} free), "
         f"max_backups {report['max_backups']}"
     )
+    if remotes:
+        print_remote_status(app, remotes)
     for w in report["warnings"]:
         app.warn(w)
     return 0

@@ -7,6 +7,7 @@ import contextlib
 import click
 
 from agent.commands import json_option, model_argument, pass_app
+from agent.errors import AgentError
 from agent.retention import Decision
 
 
@@ -21,13 +22,23 @@ def print_decisions(app, decisions: list[Decision], dry_run: bool) -> None:  # t
 @click.command()
 @model_argument
 @click.option("--dry-run", is_flag=True, help="Only print what would be kept and deleted, and why.")
+@click.option("--remote", "remote_name", metavar="NAME", help="Apply this remote's retention.")
+@click.option("--force", is_flag=True, help="Also delete local versions no remote holds yet.")
 @json_option
 @pass_app
-def prune(app, model: str | None, dry_run: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
-    """Keep the newest max_backups dated versions (never fewer than 2); delete the rest."""
+def prune(app, model, dry_run, remote_name, force, as_json) -> int:  # type: ignore[no-untyped-def]
+    """Keep the newest max_backups dated versions (never fewer than 2); delete the rest.
+
+    When remotes are configured, a local version that no remote holds yet is kept (and says
+    so) unless --force. With --remote NAME, apply that remote's own retention instead."""
+    if remote_name:
+        from agent.commands.remote_views import prune_remote_cmd
+
+        return prune_remote_cmd(app, remote_name, dry_run, as_json)
     guard = contextlib.nullcontext() if dry_run else app.lock("prune")
     with guard:
-        decisions = app.store.prune(model, dry_run=dry_run)
+        pins = {} if force else unmirrored(app)
+        decisions = app.store.prune(model, dry_run=dry_run, pins=pins)
     if as_json:
         app.out_json(
             {
@@ -40,6 +51,26 @@ def prune(app, model: str | None, dry_run: bool, as_json: bool) -> int:  # type:
     else:
         print_decisions(app, decisions, dry_run)
     return 0
+
+
+def unmirrored(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Pins for local versions that no configured remote holds yet (none without remotes)."""
+    if not app.config.remotes:
+        return {}
+    from agent.remote import Remote
+    from agent.sync import unmirrored_pins
+
+    remotes = []
+    try:
+        for rc in app.config.remotes:
+            try:
+                remotes.append(Remote.open(app.store, rc))
+            except AgentError as exc:  # unreachable remote: its copies count as absent
+                app.warn(f"remote {rc.name}: {exc}")
+        return unmirrored_pins(app.store, remotes)
+    finally:
+        for r in remotes:
+            r.close()
 
 
 COMMANDS = [prune]

@@ -1,6 +1,10 @@
-"""``model-safety run``: the periodic job (cron-safe)."""
+"""``model-safety run`` (the periodic job, cron-safe) and ``model-safety daemon``."""
 
 from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
 
 import click
 
@@ -9,21 +13,113 @@ from agent.errors import EXIT_PROBLEMS
 from agent.schedule import run_job
 
 
+def periodic_job(
+    app, *, today: dt.date | None = None, should_stop=lambda: False
+) -> tuple[int, dict[str, Any], list[str]]:  # type: ignore[no-untyped-def]
+    """One run: dated versions that are due, push to every auto_push remote with its
+    retention, then local retention (keeping versions no remote holds yet).
+    Returns (exit code, JSON report, human lines)."""
+    from agent.overnight import mirror_and_prune
+
+    store = app.store
+    with app.lock("run"):
+        report = run_job(store, today=today, prune=False)
+        targets = [r for r in app.config.remotes if r.auto_push]
+        mirror = mirror_and_prune(store, targets, should_stop=should_stop)
+    lines = list(report.actions)
+    for r in mirror.reports:
+        lines.extend(r.done)
+        lines.extend(
+            f"{r.remote}: deleted {d.name}: {'; '.join(d.reasons)}"
+            for d in r.decisions
+            if not d.keep
+        )
+        lines.append(r.summary())
+    lines.extend(
+        f"deleted {d.name}: {'; '.join(d.reasons)}" for d in mirror.local_decisions if not d.keep
+    )
+    problems = [
+        *report.problems,
+        *mirror.problems,
+        *(p for r in mirror.reports for p in r.problems),
+    ]
+    data = report.to_dict()
+    data["prune"] = mirror.to_dict()["local_prune"]
+    data["remotes"] = [r.to_dict() for r in mirror.reports]
+    data["problems"] = problems
+    return (EXIT_PROBLEMS if problems else 0), data, lines
+
+
+def _parse_day(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 @click.command()
 @json_option
+@click.option("--today", hidden=True, metavar="YYYY-MM-DD", help="Act as if today were this date.")
 @pass_app
-def run(app, as_json: bool) -> int:  # type: ignore[no-untyped-def]
-    """Make a dated version when one is due and the model changed, then apply retention."""
-    with app.lock("run"):
-        report = run_job(app.store)
+def run(app, as_json: bool, today: str | None) -> int:  # type: ignore[no-untyped-def]
+    """The periodic job: make a dated version when one is due and the model changed, push to
+    every auto_push remote, then apply retention on each side."""
+    code, data, lines = periodic_job(app, today=_parse_day(today))
     if as_json:
-        app.out_json(report.to_dict())
+        app.out_json(data)
     else:
-        for line in report.actions:
+        for line in lines:
             app.out(line)
-        for problem in report.problems:
+        for problem in data["problems"]:
             app.warn(problem)
-    return EXIT_PROBLEMS if report.problems else 0
+    return code
 
 
-COMMANDS = [run]
+@click.command()
+@click.option("--at", "at", metavar="HH:MM", help="Run once a day at this local time.")
+@click.option("--every", "every", type=float, metavar="HOURS", help="Run every HOURS hours.")
+@click.option("--now", "run_now", is_flag=True, help="Also run once right away.")
+@pass_app
+def daemon(app, at: str | None, every: float | None, run_now: bool) -> int:  # type: ignore[no-untyped-def]
+    """Run the periodic job until stopped (default: daily at 02:00). SIGTERM finishes the
+    transfer in flight and exits cleanly; a second SIGTERM stops at once (uploads resume)."""
+    from agent.daemon import Daemon
+
+    if at and every:
+        raise click.UsageError("give either --at or --every, not both")
+    when = None
+    if every is None:
+        try:
+            when = dt.time.fromisoformat(at or "02:00")
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not a time (HH:MM)", param_hint="--at") from None
+    elif every <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--every")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    log = logging.getLogger("agent.daemon")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    app.config  # noqa: B018 - a bad config fails now, not at 2 am
+
+    def job(should_stop) -> int:  # type: ignore[no-untyped-def]
+        from agent.errors import LockHeld
+
+        app.__dict__.pop("store", None)  # each run sees the files as they are now
+        try:
+            code, _, lines = periodic_job(app, should_stop=should_stop)
+        except LockHeld as exc:
+            log.warning("skipped: %s", exc)
+            return exc.exit_code
+        for line in lines:
+            log.info("%s", line)
+        return code
+
+    interval = dt.timedelta(hours=every) if every is not None else None
+    return Daemon(job, at=when, every=interval, run_now=run_now).serve()
+
+
+COMMANDS = [run, daemon]

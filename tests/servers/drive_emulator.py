@@ -135,3 +135,12 @@ class DriveEmulator:
     def open_sessions(self) -> int:
         with self.state.lock:
             return sum(1 for s in self.state.sessions.values() if s.completed_id is None)
+
+    def flip_byte(self, folder_id: str, title: str, offset: int) -> None:
+        """Bit rot behind the client's back: flip one byte of a stored file's content (Drive then
+        reports the new content's md5Checksum, as it would for a changed file)."""
+        with self.state.lock:
+            (f,) = [x for x in self.files_in(folder_id) if x.title == title]
+            data = bytearray(f.data)
+            data[offset] ^= 0xFF
+            f.data = bytes(data)

@@ -1,0 +1,180 @@
+"""The remote side of ``list``, ``verify``, ``status`` and ``prune`` (``--remote NAME``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.commands import human_size
+from agent.commands.remote import opened
+from agent.errors import EXIT_PROBLEMS
+
+
+def _row(check, obj) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    rec = (obj.recorded if obj else None) or {}
+    ident = obj.ident if obj else None
+    return {
+        "name": check.name,
+        "kind": ident.kind if ident else rec.get("kind"),
+        "date": ident.date.isoformat() if ident and ident.date else rec.get("date"),
+        "size": obj.info.size if obj else rec.get("size"),
+        "sha256": rec.get("sha256") or (obj.info.hashes.get("sha256") if obj else None),
+        "state": check.state,
+        "detail": check.detail,
+        "verified_at": check.verified_at,
+    }
+
+
+def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    from agent.remote_verify import verify_remote
+    from agent.sync import plan
+    from agent.sync_plan import Action
+
+    models = {app.config.model(model).name} if model else {m.name for m in app.config.models}
+    with opened(app, name) as remote:
+        report = verify_remote(app.store, remote, record=False)
+        rows = [
+            _row(c, remote.objects.get(c.name))
+            for c in report.checks
+            if c.name not in remote.objects or remote.objects[c.name].ident.model in models
+        ]
+        steps, _ = plan(app.store, remote)
+    pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
+    if as_json:
+        app.out_json(
+            {
+                "remote": name,
+                "files": rows,
+                "would_push": [
+                    {"name": s.name, "action": s.action.value, "size": s.size} for s in pending
+                ],
+                "skipped": list(remote.skipped),
+            }
+        )
+        return 0
+    table = [("NAME", "KIND", "DATE", "SIZE", "SHA256", "STATE", "VERIFIED")]
+    for r in rows:
+        table.append(
+            (
+                r["name"],
+                str(r["kind"] or ""),
+                str(r["date"] or ""),
+                human_size(r["size"] or 0),
+                str(r["sha256"] or "")[:12],
+                r["state"],
+                str(r["verified_at"] or "never")[:19],
+            )
+        )
+    widths = [max(len(t[i]) for t in table) for i in range(7)]
+    for t in table:
+        app.out("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip())
+    if pending:
+        total = sum(s.size for s in pending)
+        app.out(f"a push would send {len(pending)} file(s), {human_size(total)}")
+    return 0
+
+
+def verify_remote_cmd(app, name: str, deep: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    from agent.remote_verify import verify_remote
+
+    with opened(app, name) as remote:
+        report = verify_remote(app.store, remote, deep=deep)
+    if as_json:
+        app.out_json(report.to_dict())
+    else:
+        for c in report.checks:
+            app.out(f"{c.state:10}  {c.name}: {c.detail}")
+        app.out(
+            f"{name}: {len(report.checks)} copies checked"
+            + (" (read back in full)" if deep else "")
+            + f", {len(report.problems)} with problems"
+        )
+        for c in report.problems:
+            app.warn(f"{name}: {c.name} is {c.state} ({c.detail}); `model-safety repair` heals it")
+    return EXIT_PROBLEMS if report.problems else 0
+
+
+def prune_remote_cmd(app, name: str, dry_run: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    import contextlib
+
+    from agent.commands.prune import print_decisions
+    from agent.sync import prune_remote
+
+    with contextlib.nullcontext() if dry_run else app.lock("prune"), opened(app, name) as remote:
+        decisions = prune_remote(app.store, remote, dry_run=dry_run)
+    if as_json:
+        app.out_json(
+            {
+                "remote": name,
+                "dry_run": dry_run,
+                "decisions": [
+                    {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in decisions
+                ],
+            }
+        )
+    else:
+        print_decisions(app, decisions, dry_run)
+    return 0
+
+
+def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Per remote: versions there, when last verified, and what a push would send. A remote that
+    cannot be reached is reported, not fatal."""
+    from agent.errors import AgentError
+    from agent.sync import plan
+    from agent.sync_plan import Action
+
+    out = []
+    for rc in app.config.remotes:
+        entry: dict[str, Any] = {"remote": rc.name, "type": rc.settings.get("type")}
+        try:
+            with opened(app, rc.name) as remote:
+                objects = remote.objects
+                steps, _ = plan(app.store, remote)
+                verified = [
+                    str(e.get("verified_at"))
+                    for e in remote.catalog.files.values()
+                    if e.get("verified_at")
+                ]
+        except AgentError as exc:
+            entry["error"] = str(exc)
+            out.append(entry)
+            continue
+        pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
+        entry.update(
+            versions=sorted(
+                n for n, o in objects.items() if o.ident.kind == "version" and not o.ident.companion
+            ),
+            files=len(objects),
+            bytes=sum(o.info.size for o in objects.values()),
+            last_verified=max(verified) if verified else None,
+            would_push=[s.name for s in pending],
+            would_push_bytes=sum(s.size for s in pending),
+            refused=[f"{s.name}: {s.reason}" for s in steps if s.action is Action.REFUSE],
+            auto_push=rc.auto_push,
+            retention=rc.retention.describe(),
+        )
+        out.append(entry)
+    return out
+
+
+def print_remote_status(app, remotes: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    for r in remotes:
+        if "error" in r:
+            app.out(f"remote {r['remote']} ({r['type']}): unreachable")
+            app.warn(r["error"])
+            continue
+        app.out(
+            f"remote {r['remote']} ({r['type']}): {len(r['versions'])} version(s), "
+            f"{r['files']} file(s), {human_size(r['bytes'])}; "
+            f"last verified {r['last_verified'] or 'never'}; retention {r['retention']}"
+        )
+        if r["would_push"]:
+            app.out(
+                f"  a push would send {len(r['would_push'])} file(s), "
+                f"{human_size(r['would_push_bytes'])}: {', '.join(r['would_push'][:6])}"
+                + (" ..." if len(r["would_push"]) > 6 else "")
+            )
+        else:
+            app.out("  up to date")
+        for line in r["refused"]:
+            app.warn(f"{r['remote']}: {line}")

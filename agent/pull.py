@@ -1,0 +1,209 @@
+"""Bring a model back from a remote: after a dead disk, on a new machine, or to fetch versions.
+
+Only names of configured models that are plain file names are taken (agent.remote); every byte is
+checked against the remote catalog's sha256 (or, without a catalog, the provider's own checksums)
+while it is written to a temp file beside its final name; a local file that differs from what
+replaces it is kept aside first, never overwritten; the local catalog is rebuilt as files land.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent import progress
+from agent.errors import AgentError, NothingToRestore
+from agent.naming import replaced_name
+from agent.remote import Remote, RemoteObject
+from agent.sync import remote_good
+
+if TYPE_CHECKING:
+    from agent.config import ModelConfig
+    from agent.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PullReport:
+    remote: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.remote}: {self.files} file(s), {self.bytes_received} bytes received, "
+            f"{self.seconds:.1f}s" + (f", {len(self.problems)} problem(s)" if self.problems else "")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+def _sort_key(obj: RemoteObject) -> tuple[dt.date, int]:
+    return (obj.ident.date or dt.date.min, obj.ident.seq)
+
+
+def select(remote: Remote, m: ModelConfig, version: str) -> list[RemoteObject]:
+    """The remote objects ``version`` names for model ``m``, companions before the model file."""
+    mine = [o for o in remote.objects.values() if o.ident.model == m.name]
+
+    def group(kind: str, date: dt.date | None = None, seq: int | None = None) -> list[RemoteObject]:
+        chosen = [
+            o
+            for o in mine
+            if o.ident.kind == kind
+            and (date is None or o.ident.date == date)
+            and (seq is None or o.ident.seq == seq)
+        ]
+        return sorted(chosen, key=lambda o: o.ident.companion is None)
+
+    def newest_good_version(on: dt.date | None = None) -> list[RemoteObject]:
+        models = [
+            o
+            for o in mine
+            if o.ident.kind == "version"
+            and o.ident.companion is None
+            and (on is None or o.ident.date == on)
+            and remote_good(remote, o.name)
+        ]
+        if not models:
+            return []
+        best = max(models, key=_sort_key)
+        return group("version", best.ident.date, best.ident.seq)
+
+    if version == "all":
+        return sorted(mine, key=lambda o: (o.ident.kind, _sort_key(o), o.ident.companion is None))
+    if version == "backup":
+        return group("backup")
+    if version == "latest":
+        current = [o for o in group("current") if o.ident.companion is None]
+        if current and remote_good(remote, current[0].name):
+            return group("current")
+        return newest_good_version()
+    try:
+        day = dt.date.fromisoformat(version)
+    except ValueError:
+        raise AgentError(
+            f"--version {version!r} is not latest, backup, all or a date (YYYY-MM-DD)"
+        ) from None
+    return newest_good_version(day)
+
+
+def pull(store: Store, remote: Remote, model: str | None, version: str = "latest") -> PullReport:
+    started = time.monotonic()
+    report = PullReport(remote.name)
+    models = [store.config.model(model)] if model or version != "all" else list(store.config.models)
+    store.models_dir.mkdir(parents=True, exist_ok=True)
+    report.skipped.extend(remote.skipped)
+    for m in models:
+        chosen = select(remote, m, version)
+        if not chosen:
+            raise NothingToRestore(
+                f"remote {remote.name} has no good copy of {m.name} for --version {version}; "
+                f"see `model-safety list {m.name} --remote {remote.name}`"
+            )
+        needed = sum(o.info.size for o in chosen if not _have(store, o))
+        store._check_space(needed)
+        for obj in chosen:
+            _fetch(store, remote, obj, report)
+        store.save()
+        if not store.path(m.file).exists():
+            model_copy = next(o for o in reversed(chosen) if o.ident.companion is None)
+            if model_copy.ident.kind != "current":
+                result = store.restore(m.name, model_copy.name)
+                report.done.append(result.message)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _expected_sha(store: Store, obj: RemoteObject) -> str | None:
+    if obj.recorded and obj.recorded.get("sha256"):
+        return str(obj.recorded["sha256"])
+    return obj.info.hashes.get("sha256")
+
+
+def _have(store: Store, obj: RemoteObject) -> bool:
+    path = store.path(obj.name)
+    sha = _expected_sha(store, obj)
+    return path.is_file() and sha is not None and store.sha256(path) == sha
+
+
+def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) -> None:
+    path = store.path(obj.name)
+    if _have(store, obj):
+        report.done.append(f"{obj.name}: already here")
+        _register(store, remote, obj, store.sha256(path))
+        return
+    expected = _expected_sha(store, obj)
+    if path.exists():
+        _keep_aside(store, obj, report)
+    with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:
+        info = remote.provider.get(
+            obj.name,
+            path,
+            expected_hashes={"sha256": expected} if expected else None,
+            progress=advance,
+        )
+    sha = expected or store.sha256(path, fresh=True)
+    _register(store, remote, obj, sha)
+    report.files += 1
+    report.bytes_received += info.size
+    report.done.append(f"pulled {obj.name} from {remote.name}")
+
+
+def _register(store: Store, remote: Remote, obj: RemoteObject, sha: str) -> None:
+    path = store.path(obj.name)
+    if obj.ident.kind == "current":
+        store.cache.remember(path, sha)
+        return
+    rec = obj.recorded or {}
+    created = None
+    if rec.get("created"):
+        try:
+            created = dt.datetime.fromisoformat(rec["created"])
+        except (TypeError, ValueError):
+            created = None
+    existing = store.catalog.get(obj.name)
+    if existing is not None and existing.sha256 == sha:
+        return
+    store.adopt(
+        path, sha256=sha, note=rec.get("note"), source=f"pull:{remote.name}", created=created
+    )
+
+
+def _keep_aside(store: Store, obj: RemoteObject, report: PullReport) -> None:
+    """A local file is about to be replaced by different bytes: move it aside unless an intact
+    copy of it exists elsewhere in the models dir."""
+    path = store.path(obj.name)
+    if not path.is_file():
+        raise AgentError(f"{path} is in the way and is not a regular file; move it and pull again")
+    sha = store.sha256(path)
+    entry = store.catalog.get(obj.name)
+    copies = [e for e in store.catalog if e.sha256 == sha and e.name != obj.name]
+    if any(store.state_of(e).state == "ok" for e in copies):
+        return
+    if entry is not None and entry.sha256 != sha:
+        from agent.remote_verify import quarantine
+
+        # a corrupted copy: its bytes are worth little, but never destroy bytes silently
+        aside = quarantine(store, obj.name)
+        report.done.append(f"{obj.name}: corrupted local copy moved to {aside}")
+        return
+    aside_name = replaced_name(obj.ident.base, dt.datetime.now())
+    os.replace(path, store.path(aside_name))
+    store.adopt(
+        store.path(aside_name), sha256=sha, source="pull", note=f"local {obj.name} before pull"
+    )
+    report.done.append(f"{obj.name}: kept the local file aside as {aside_name}")

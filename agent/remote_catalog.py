@@ -1,0 +1,141 @@
+"""The catalog a remote keeps about itself: ``.model-safety/catalog.json`` under its prefix.
+
+It records, per file name, the size and checksums the agent pushed (sha256 always; md5 too, so a
+backend that only holds md5, like Drive, can be checked without a download), what the file is
+(model, kind, date, note, companions) and when it was last verified. It is written last in a push,
+with a conditional write (compare-and-swap on the etag): an agent that loses the race re-reads
+the catalog and applies its edit again, so two agents pushing to one remote never lose each
+other's entries.
+
+The catalog is a convenience, never the truth: a file counts as present only when the object is
+there with matching size and checksum, and ``pull`` works without any catalog at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers import SmallObjects
+from providers.base import Provider
+from providers.errors import NotFound, PreconditionFailed
+
+log = logging.getLogger(__name__)
+
+CATALOG_KEY = ".model-safety/catalog.json"
+FORMAT = "model-safety/remote-catalog"
+MAX_ATTEMPTS = 20
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class RemoteCatalog:
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    etag: str | None = None  # of the object this was read from; None when there was none
+
+    @classmethod
+    def from_bytes(cls, data: bytes, etag: str | None) -> RemoteCatalog:
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError("not a model-safety remote catalog")
+        files = doc.get("files")
+        if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+            raise ValueError("remote catalog has a malformed files section")
+        return cls(files=dict(files), etag=etag)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": FORMAT,
+            "version": 1,
+            "updated": now_iso(),
+            "files": dict(sorted(self.files.items())),
+        }
+        return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+    # -- edits ---------------------------------------------------------------------------------
+    def record(self, name: str, entry: dict[str, Any]) -> None:
+        stamped = dict(entry)
+        stamped.setdefault("pushed_at", now_iso())
+        stamped.setdefault("pushed_by", socket.gethostname())
+        self.files[name] = stamped
+
+    def forget(self, name: str) -> None:
+        self.files.pop(name, None)
+
+    def mark_verified(self, name: str, when: str | None = None) -> None:
+        if name in self.files:
+            self.files[name]["verified_at"] = when or now_iso()
+
+
+def load(provider: Provider) -> RemoteCatalog:
+    """The remote's catalog; an empty one when there is none. A damaged catalog is logged and
+    treated as absent (the files themselves are the truth)."""
+    if not isinstance(provider, SmallObjects):
+        raise TypeError(f"remote {provider.name!r} cannot store a catalog (no small-object API)")
+    try:
+        data, info = provider.get_bytes(CATALOG_KEY)
+    except NotFound:
+        return RemoteCatalog()
+    try:
+        return RemoteCatalog.from_bytes(data, info.etag)
+    except (ValueError, UnicodeDecodeError) as exc:
+        log.warning(
+            "remote %s: catalog is damaged (%s); rebuilding it from the files", provider.name, exc
+        )
+        return RemoteCatalog(etag=info.etag)
+
+
+def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteCatalog:
+    """Apply ``edit`` to the remote catalog without losing a concurrent writer's changes: read,
+    edit, conditional write; on a lost race read again and re-apply ``edit`` (so it must be
+    idempotent). Backends without conditional writes get a read-back check instead, which narrows
+    the window but cannot close it; their capabilities say so."""
+    assert isinstance(provider, SmallObjects)
+    conditional = provider.capabilities.conditional_write
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        catalog = load(provider)
+        before = {name: dict(entry) for name, entry in catalog.files.items()}
+        edit(catalog)
+        data = catalog.to_bytes()
+        try:
+            if not conditional:
+                info = provider.put_bytes(CATALOG_KEY, data)
+            elif catalog.etag is None:
+                info = provider.put_bytes(CATALOG_KEY, data, if_none_match=True)
+            else:
+                info = provider.put_bytes(CATALOG_KEY, data, if_match=catalog.etag)
+        except PreconditionFailed:
+            log.info(
+                "remote %s: catalog changed under us (try %d); re-reading", provider.name, attempt
+            )
+            time.sleep(random.uniform(0, 0.05 * attempt))
+            continue
+        catalog.etag = info.etag
+        if conditional or _holds_edit(load(provider), before, catalog):
+            return catalog
+    raise PreconditionFailed(
+        f"remote {provider.name!r}: could not write its catalog after {MAX_ATTEMPTS} tries "
+        "(another agent keeps writing it); run the command again"
+    )
+
+
+def _holds_edit(
+    seen: RemoteCatalog, before: dict[str, dict[str, Any]], ours: RemoteCatalog
+) -> bool:
+    """Whether the catalog read back still carries every change our edit made."""
+    for name, entry in ours.files.items():
+        if before.get(name) != entry and seen.files.get(name, {}).get("sha256") != entry.get(
+            "sha256"
+        ):
+            return False
+    return all(name not in seen.files for name in before if name not in ours.files)

@@ -1,0 +1,298 @@
+"""Push local copies to a remote, and apply retention on the remote (DESIGN.md §4–5).
+
+The facts are gathered here (local files with their catalog state, the remote's objects and
+catalog); agent.sync_plan decides; this module carries the steps out, one file at a time, and
+writes the remote catalog last. Nothing here deletes a remote object because a local file is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent import progress
+from agent.catalog import Entry
+from agent.config import ModelConfig
+from agent.remote import Remote
+from agent.remote_catalog import RemoteCatalog
+from agent.retention import Candidate, Decision, plan_retention
+from agent.sync_plan import Action, LocalFile, Step, compare_hashes, plan_push
+from providers import Copier
+from providers.errors import IntegrityError, NotFound, ProviderError
+
+if TYPE_CHECKING:
+    from agent.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """A stop was requested between two files (the daemon's SIGTERM)."""
+
+
+@dataclass
+class SyncReport:
+    remote: str
+    steps: list[Step] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # one line per action carried out
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes_sent: int = 0
+    bytes_copied: int = 0  # server-side
+    seconds: float = 0.0
+    decisions: list[Decision] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.remote}: {self.files} file(s), {self.bytes_sent} bytes sent, "
+            f"{self.bytes_copied} bytes copied server-side, {self.seconds:.1f}s"
+            + (f", {len(self.problems)} problem(s)" if self.problems else "")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "steps": [
+                {"action": s.action.value, "name": s.name, "size": s.size, "reason": s.reason}
+                | ({"source": s.source} if s.source else {})
+                for s in self.steps
+            ],
+            "done": self.done,
+            "problems": self.problems,
+            "files": self.files,
+            "bytes_sent": self.bytes_sent,
+            "bytes_copied": self.bytes_copied,
+            "seconds": round(self.seconds, 3),
+            "prune": [
+                {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in self.decisions
+            ],
+        }
+
+
+# -- local facts -------------------------------------------------------------------------------
+def _catalog_dict(entry: Entry) -> dict[str, Any]:
+    data = entry.to_dict()
+    data.pop("md5", None)  # filled from what the remote reports after the transfer
+    return data
+
+
+def local_files(store: Store) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
+    """Every local file worth mirroring, in push order: per model, the dated versions oldest
+    first, then the backup slot, then the current files; companions before their model file, so
+    a model file under a name on the remote means its whole version is there."""
+    for m in store.config.models:
+        copies = sorted(
+            (e for e in store.catalog.of_model(m.name) if e.kind in ("version", "backup")),
+            key=lambda e: (e.kind == "backup", e.sort_key),
+        )
+        for entry in copies:
+            state = store.state_of(entry)
+            if state.state == "missing" and not store.path(entry.name).exists():
+                continue
+            parts = [store.catalog.get(n) for n in entry.companions.values()]
+            for part in [*parts, entry]:
+                if part is None or not store.path(part.name).is_file():
+                    continue
+                ok = store.state_of(part).state == "ok"
+                yield LocalFile(part.name, part.size, part.sha256, ok=ok), _catalog_dict(part)
+        yield from _current_files(store, m)
+
+
+def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
+    from agent.validate_cache import structural_problem
+
+    names = [*m.companions, m.file]
+    for name in names:
+        path = store.path(name)
+        if not path.is_file():
+            continue
+        st = path.stat()
+        sha = store.sha256(path)
+        blocked = structural_problem(store, path, sha) if name == m.file else None
+        entry = {
+            "name": name,
+            "model": m.name,
+            "kind": "current",
+            "date": None,
+            "seq": 1,
+            "created": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
+            "size": st.st_size,
+            "sha256": sha,
+            "companion": None if name == m.file else name,
+            "companions": {c: c for c in m.companions} if name == m.file else {},
+        }
+        yield LocalFile(name, st.st_size, sha, blocked=blocked), entry
+
+
+# -- push --------------------------------------------------------------------------------------
+def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, Any]]]:
+    files = list(local_files(store))
+    remote_files = {name: obj.as_plan_input() for name, obj in remote.objects.items()}
+    can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
+    steps = plan_push([lf for lf, _ in files], remote_files, can_copy=can_copy)
+    return steps, {lf.name: entry for lf, entry in files}
+
+
+def push(
+    store: Store,
+    remote: Remote,
+    *,
+    dry_run: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> SyncReport:
+    started = time.monotonic()
+    report = SyncReport(remote.name)
+    steps, entries = plan(store, remote)
+    report.steps = steps
+    recorded: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        if step.action is Action.REFUSE:
+            report.problems.append(f"{step.name}: not pushed: {step.reason}")
+            continue
+        if step.action is Action.PRESENT:
+            obj = remote.objects[step.name]
+            recorded[step.name] = _remote_entry(entries[step.name], obj.info.hashes)
+            continue
+        if dry_run:
+            continue
+        if should_stop():
+            raise Interrupted(f"stopped before {step.name}; run push again to continue")
+        try:
+            info = _transfer(store, remote, step, entries[step.name]["sha256"])
+        except (IntegrityError, NotFound) as exc:
+            report.problems.append(f"{step.name}: not pushed: {exc}")
+            continue
+        recorded[step.name] = _remote_entry(entries[step.name], info.hashes)
+        report.files += 1
+        if step.action is Action.COPY:
+            report.bytes_copied += step.size
+            report.done.append(f"copied {step.source} -> {step.name} on {remote.name}")
+        else:
+            report.bytes_sent += step.size
+            report.done.append(f"uploaded {step.name} to {remote.name} ({step.reason})")
+    if not dry_run and recorded:
+        _record(remote, recorded)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
+    provider = remote.provider
+    if step.action is Action.COPY:
+        assert step.source is not None and isinstance(provider, Copier)
+        info = provider.copy(step.source, step.name)
+        if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
+            provider.delete(step.name)
+            raise IntegrityError(f"server-side copy of {step.source} came out different")
+        return info
+    path = store.path(step.name)
+    with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
+        return provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=advance)
+
+
+def _remote_entry(entry: dict[str, Any], hashes: Any) -> dict[str, Any]:
+    out = dict(entry)
+    if hashes.get("md5"):
+        out["md5"] = hashes["md5"]
+    return out
+
+
+def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
+    """Write the remote catalog last; entries already identical are left as they were."""
+
+    def edit(catalog: RemoteCatalog) -> None:
+        for name, entry in recorded.items():
+            old = catalog.files.get(name)
+            if old and all(old.get(k) == v for k, v in entry.items()):
+                continue
+            catalog.record(name, entry)
+
+    remote.refresh()
+    from agent import remote_catalog
+
+    remote_catalog.update(remote.provider, edit)
+
+
+# -- retention ---------------------------------------------------------------------------------
+def remote_good(remote: Remote, name: str) -> bool:
+    """A remote copy counts as good when it is there with the size and checksum its catalog entry
+    (or, with no entry, the provider itself) vouches for."""
+    obj = remote.objects.get(name)
+    if obj is None:
+        return False
+    rec = obj.recorded
+    if rec is None:
+        return True  # nothing to compare with; `verify --deep` reads the bytes
+    if rec.get("size") != obj.info.size:
+        return False
+    return compare_hashes(obj.info.hashes, rec) is not False
+
+
+def prune_remote(store: Store, remote: Remote, *, dry_run: bool = False) -> list[Decision]:
+    """Apply the remote's own retention to its dated versions (with their companion copies)."""
+    decisions: list[Decision] = []
+    forgotten: list[str] = []
+    for m in store.config.models:
+        versions = [
+            o
+            for o in remote.objects.values()
+            if o.ident.model == m.name and o.ident.kind == "version" and o.ident.companion is None
+        ]
+        cands = [
+            Candidate(o.name, o.ident.date or dt.date.min, o.ident.seq, remote_good(remote, o.name))
+            for o in versions
+        ]
+        plan = plan_retention(cands, remote.config.retention, minimum=2)
+        decisions.extend(plan)
+        for d in plan:
+            if d.keep or dry_run:
+                continue
+            doomed = remote.objects[d.name]
+            companions = [
+                o.name
+                for o in remote.objects.values()
+                if o.ident.model == m.name
+                and o.ident.kind == "version"
+                and o.ident.companion is not None
+                and (o.ident.date, o.ident.seq) == (doomed.ident.date, doomed.ident.seq)
+            ]
+            # the model file first: without it the version is no longer offered for a pull
+            for name in [d.name, *companions]:
+                remote.provider.delete(name)
+                forgotten.append(name)
+    if forgotten:
+        from agent import remote_catalog
+
+        def edit(catalog: RemoteCatalog) -> None:
+            for name in forgotten:
+                catalog.forget(name)
+
+        remote_catalog.update(remote.provider, edit)
+        remote.refresh()
+    return decisions
+
+
+def unmirrored_pins(store: Store, remotes: list[Remote]) -> dict[str, str]:
+    """Local dated versions that exist on no remote yet, as retention pins (invariant: local
+    retention never deletes the only copy a user has)."""
+    pins: dict[str, str] = {}
+    if not remotes:
+        return pins
+    for m in store.config.models:
+        for entry in store.catalog.of_model(m.name, "version"):
+            if not any(_mirrored(r, entry) for r in remotes):
+                pins[entry.name] = "not on any remote yet (push first, or prune --force)"
+    return pins
+
+
+def _mirrored(remote: Remote, entry: Entry) -> bool:
+    try:
+        obj = remote.objects.get(entry.name)
+    except ProviderError as exc:
+        log.warning("remote %s unreachable (%s); treating its copies as absent", remote.name, exc)
+        return False
+    return obj is not None and obj.info.size == entry.size and remote_good(remote, entry.name)

@@ -1,0 +1,98 @@
+"""A project whose config.yaml has one remote, of each kind, on the real test servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.agent.conftest import MODEL_FILE, TOKENIZER, Result, write_checkpoint
+
+REMOTE_KINDS = ["local", "s3_seaweedfs", "gdrive_emulator"]
+
+
+@pytest.fixture
+def local_settings(tmp_path) -> dict[str, Any]:
+    (tmp_path / "nas").mkdir()
+    return {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
+
+
+@dataclass
+class SyncProject:
+    root: Path
+    models: Path
+    config: Path
+    remote: dict[str, Any]
+
+    def write_config(
+        self,
+        *,
+        max_backups: int = 4,
+        retention: dict | None = None,
+        auto_push: bool = True,
+        extra_remotes: dict | None = None,
+        models: list[dict] | None = None,
+    ) -> None:
+        remote = dict(self.remote)
+        remote["auto_push"] = auto_push
+        if retention:
+            remote["retention"] = retention
+        doc = {
+            "MODEL_SAFETY": {
+                "models_dir": "models",
+                "models": models
+                or [{"name": "dinesh_ai_model", "file": MODEL_FILE, "companions": [TOKENIZER]}],
+                "max_backups": max_backups,
+                "backup_interval_days": 7,
+                "min_free_space_gb": 0,
+                "remotes": {"r": remote, **(extra_remotes or {})},
+            }
+        }
+        self.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def write_model(self, seed: int, hidden: int = 64) -> bytes:
+        self.models.mkdir(parents=True, exist_ok=True)
+        data = write_checkpoint(self.models / MODEL_FILE, seed=seed, hidden=hidden)
+        (self.models / TOKENIZER).write_text(f'{{"vocab": "seed {seed}"}}')
+        return data
+
+
+@pytest.fixture(params=REMOTE_KINDS)
+def remote_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def sync_project(tmp_path, request, remote_kind) -> SyncProject:
+    settings = request.getfixturevalue(f"{remote_kind}_settings")
+    root = tmp_path / "proj"
+    root.mkdir()
+    proj = SyncProject(root, root / "models", root / "config.yaml", settings)
+    proj.write_config()
+    proj.write_model(seed=1)
+    return proj
+
+
+@pytest.fixture
+def ms(monkeypatch, capsys):
+    """Run ``model-safety ARGS`` in-process against a given project root."""
+    from agent.cli import main
+
+    monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)
+
+    def run(root: Path, *args: str) -> Result:
+        monkeypatch.chdir(root)
+        capsys.readouterr()
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover
+            code = 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
