@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.base import Capabilities, Copier, ObjectInfo, Provider, SmallObjects
+from providers.base import Capabilities, Copier, ObjectInfo, Provider, SmallObjects, Streamer
 from providers.errors import ConfigError
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ObjectInfo",
     "Provider",
     "SmallObjects",
+    "Streamer",
     "open_provider",
 ]
 

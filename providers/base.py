@@ -107,3 +107,29 @@ class SmallObjects(Protocol):
         if_match: str | None = None,
         if_none_match: bool = False,
     ) -> ObjectInfo: ...
+
+
+@runtime_checkable
+class Streamer(Protocol):
+    """Backends that can read an object as a stream, without a temporary file (``verify --deep``
+    re-hashes remote objects this way)."""
+
+    def iter_bytes(
+        self,
+        key: str,
+        *,
+        chunk_size: int = 8 * 1024 * 1024,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[bytes]:
+        """Yield the bytes of ``key`` in order, in chunks of at most ``chunk_size`` bytes (an
+        empty object yields nothing in total). Raises NotFound for a missing key and translated
+        provider errors like every other call; being a generator, they surface when iteration
+        starts or later. A stream that ends early raises TransientError, never a silent short
+        read. Nothing is written to disk and memory stays bounded by a few chunks. ``progress``
+        gets each chunk's length as it is yielded. The bytes are not checked against stored
+        hashes: hashing them is the caller's job. Close the iterator (or exhaust it) to release
+        the connection.
+
+        Our backends also take a keyword ``start: int = 0`` (begin at that byte offset), which
+        RetryingProvider uses to resume a stream broken by a transient error."""
+        ...

@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.base import ObjectInfo
-from providers.errors import PreconditionFailed, TransientError
+from providers.base import ObjectInfo, ProgressFn
+from providers.errors import IntegrityError, PreconditionFailed, TransientError
 from providers.gdrive_upload import upload_file
 from providers.transfer import (
     MultiHasher,
@@ -26,19 +26,19 @@ from providers.transfer import (
 )
 
 
-class _HashingWriter:
-    """What MediaIoBaseDownload writes to: the temp file, hashing each chunk as it passes."""
+class _Buffer:
+    """What MediaIoBaseDownload writes to: holds one chunk until it is handed on."""
 
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-        self.hasher = MultiHasher(("md5", "sha256"))
-        self.count = 0
+    def __init__(self) -> None:
+        self.data = bytearray()
 
     def write(self, data: bytes) -> int:
-        self.fh.write(data)
-        self.hasher.update(data)
-        self.count += len(data)
+        self.data += data
         return len(data)
+
+    def take(self) -> bytes:
+        out, self.data = bytes(self.data), bytearray()
+        return out
 
 
 class DriveIO:
@@ -64,6 +64,49 @@ class DriveIO:
     def _files(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _chunks(
+        self, file_id: str, key: str, *, size: int, chunk_size: int, start: int = 0
+    ) -> Iterator[bytes]:
+        """The file's bytes from ``start`` in Range chunks of ``chunk_size``. A failed chunk is
+        asked for again from the first missing byte (MediaIoBaseDownload keeps its offset), up
+        to ``chunk_retries`` times in a row, so an interruption costs at most one chunk. Raises
+        IntegrityError when the server serves more or fewer bytes than ``size``."""
+        from googleapiclient.http import MediaIoBaseDownload
+
+        what = f"download {key!r}"
+        if start >= size:  # nothing left; a Range past the end would be answered with 416
+            if start > size:
+                raise ValueError(f"{what}: start {start} is beyond the file's {size} bytes")
+            return
+        buf = _Buffer()
+        download = MediaIoBaseDownload(
+            buf, self._files().get_media(fileId=file_id), chunksize=chunk_size
+        )
+        download._progress = start  # the resume offset; googleapiclient has no public setter
+        offset, failures = start, 0
+        bound = (self.chunk_retries + 2) * (size // max(chunk_size, 1) + 2)
+        for _ in range(bound):  # each pass moves a chunk or uses up one of a chunk's retries
+            try:
+                _status, done = download.next_chunk()
+            except Exception as exc:
+                err = self._translate(exc, what)
+                if not isinstance(err, TransientError) or failures >= self.chunk_retries:
+                    raise err from exc
+                failures += 1
+                time.sleep(self.chunk_retry_wait * failures)
+                continue
+            chunk = buf.take()
+            offset += len(chunk)
+            if offset > size or (done and offset < size):
+                # Drive's fileSize and the bytes it serves disagree (or Range was ignored).
+                raise IntegrityError(f"{what}: got {offset} bytes of a {size}-byte file")
+            if chunk:
+                failures = 0
+                yield chunk
+            if done or offset == size:
+                return
+        raise TransientError(f"{what}: no progress at byte {offset} of {size}; giving up")
+
     def _download(
         self,
         file_id: str,
@@ -73,42 +116,46 @@ class DriveIO:
         expected_hashes: Mapping[str, str] | None,
         progress: Progress,
     ) -> None:
-        """Download in Range chunks into a unique temp file beside ``dest``; a failed chunk is
-        asked for again from the first missing byte (MediaIoBaseDownload keeps its offset), so an
-        interruption costs at most one chunk. Checked against Drive's size and md5Checksum and
-        the caller's hashes before the rename; on any failure no file appears at ``dest``."""
-        from googleapiclient.http import MediaIoBaseDownload
-
+        """Download into a unique temp file beside ``dest``, hashing on the way; checked against
+        Drive's size and md5Checksum and the caller's hashes before the rename; on any failure no
+        file appears at ``dest``."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_path_for(dest)
         try:
+            hasher, count = MultiHasher(("md5", "sha256")), 0
             with open(temp, "xb") as fh:
-                writer = _HashingWriter(fh)
-                request = self._files().get_media(fileId=file_id)
-                download = MediaIoBaseDownload(writer, request, chunksize=self.download_chunk_size)
-                done, failures, reported = False, 0, 0
-                while not done:
-                    try:
-                        _status, done = download.next_chunk()
-                    except Exception as exc:
-                        err = self._translate(exc, f"download {key!r}")
-                        if not isinstance(err, TransientError) or failures >= self.chunk_retries:
-                            raise err from exc
-                        failures += 1
-                        time.sleep(self.chunk_retry_wait * failures)
-                        continue
-                    if writer.count > reported:
-                        progress(writer.count - reported)
-                        reported, failures = writer.count, 0
+                for chunk in self._chunks(
+                    file_id, key, size=info.size, chunk_size=self.download_chunk_size
+                ):
+                    fh.write(chunk)
+                    hasher.update(chunk)
+                    count += len(chunk)
+                    progress(len(chunk))
             what = f"download of {key!r} from remote {self.name!r}"
-            got = writer.hasher.hexdigests()
-            verify(what, expected_size=info.size, actual_size=writer.count)
+            got = hasher.hexdigests()
+            verify(what, expected_size=info.size, actual_size=count)
             verify(what, expected=info.hashes, actual=got)
             verify(what, expected=expected_hashes, actual=got)
             commit_temp(temp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+
+    def iter_bytes(
+        self,
+        key: str,
+        *,
+        chunk_size: int = 8 * 1024 * 1024,
+        progress: ProgressFn | None = None,
+        start: int = 0,
+    ) -> Iterator[bytes]:
+        """Streamer: Range chunks from byte ``start`` (the retry layer resumes with it)."""
+        res = self._resolve(key)
+        report = Progress(progress)
+        size = int(res.get("fileSize") or 0)
+        for chunk in self._chunks(res["id"], key, size=size, chunk_size=chunk_size, start=start):
+            report(len(chunk))
+            yield chunk
 
     def _upload_bytes(
         self, data: bytes, metadata: dict[str, Any], file_id: str | None, if_match: str | None

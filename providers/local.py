@@ -206,6 +206,38 @@ class LocalProvider:
         self._write_meta(dst_key, hashes)
         return self._info(dst_key, dest.stat(), hashes)
 
+    # --- Streamer ----------------------------------------------------------------------------
+
+    def iter_bytes(
+        self,
+        key: str,
+        *,
+        chunk_size: int = 8 * 1024 * 1024,
+        progress: ProgressFn | None = None,
+        start: int = 0,
+    ) -> Iterator[bytes]:
+        """Streamer: the file's bytes from offset ``start`` (the retry layer resumes with it)."""
+        path, what, report = self._path(key), f"read {key}", Progress(progress)
+        with _translate(what):
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed in the finally below, across yields
+            except IsADirectoryError as exc:
+                raise NotFound(f"{self.name}: {key} is not a file") from exc
+        try:
+            with _translate(what):
+                f.seek(start)
+            while True:
+                # Read under the error table, yield outside it: an exception thrown into the
+                # generator at the yield (the caller's) must not be translated as ours.
+                with _translate(what):
+                    chunk = f.read(chunk_size)
+                if not chunk:
+                    return
+                report(len(chunk))
+                yield chunk
+        finally:
+            f.close()
+
     # --- SmallObjects ------------------------------------------------------------------------
 
     def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from providers.base import Copier, ObjectInfo, ProgressFn, Provider, SmallObjects
+from providers.base import Copier, ObjectInfo, ProgressFn, Provider, SmallObjects, Streamer
 from providers.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
@@ -91,13 +93,18 @@ class RetryPolicy:
 
 class RetryingProvider:
     """Proxies every Provider method through ``policy``. ``RetryingProvider(p)`` picks a
-    subclass so that ``isinstance(p, Copier)`` / ``isinstance(p, SmallObjects)`` hold exactly when
-    they hold for the inner provider (runtime_checkable protocols look for the methods)."""
+    subclass so that ``isinstance(p, Copier)`` / ``isinstance(p, SmallObjects)`` /
+    ``isinstance(p, Streamer)`` hold exactly when they hold for the inner provider
+    (runtime_checkable protocols look for the methods)."""
 
     def __new__(cls, provider: Provider, policy: RetryPolicy | None = None) -> RetryingProvider:
         target = cls
         if cls is RetryingProvider:
-            target = _CLASSES[(isinstance(provider, Copier), isinstance(provider, SmallObjects))]
+            target = _class_for(
+                isinstance(provider, Copier),
+                isinstance(provider, SmallObjects),
+                isinstance(provider, Streamer),
+            )
         return object.__new__(target)
 
     def __init__(self, provider: Provider, policy: RetryPolicy | None = None) -> None:
@@ -189,21 +196,82 @@ class _SmallMixin:
         )
 
 
-class _RetryingCopier(_CopyMixin, RetryingProvider):
-    pass
+class _StreamMixin:
+    """Streaming reads. The retried unit is one chunk, not the whole stream: a transient error
+    mid-stream reopens it at the byte offset already yielded (``start=``, which our backends
+    accept), so the caller sees every byte exactly once, in order. ``progress`` is reported here,
+    as chunks reach the caller, so it adds up to the object's size however often a stream broke.
+    The attempt budget applies per chunk: a chunk that arrives resets it, so a long download over
+    a flaky link finishes while a dead one still fails after ``attempts`` tries. A Streamer
+    without ``start`` is reopened from byte 0 and the bytes already yielded are skipped. An
+    object replaced between a failure and the reopen yields mixed bytes; the caller's hash check
+    reports that as a mismatch, never as a match."""
+
+    def iter_bytes(
+        self,
+        key: str,
+        *,
+        chunk_size: int = 8 * 1024 * 1024,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[bytes]:
+        inner = self.inner.iter_bytes  # type: ignore[attr-defined]
+        call = self._call  # type: ignore[attr-defined]
+        resumable = "start" in inspect.signature(inner).parameters
+        offset = 0  # bytes yielded to the caller so far
+        stream: Iterator[bytes] | None = None
+        pending = b""  # the part past ``offset`` of a re-read chunk (non-resumable streams)
+
+        def open_at(offset: int) -> Iterator[bytes]:
+            if resumable:
+                start = {"start": offset} if offset else {}
+                return iter(inner(key, chunk_size=chunk_size, **start))
+            nonlocal pending
+            fresh = iter(inner(key, chunk_size=chunk_size))
+            skip = offset
+            while skip > 0:
+                head = next(fresh, None)
+                if head is None:
+                    raise TransientError(f"read {key}: the object is shorter than before")
+                pending = head[skip:]
+                skip -= len(head)
+            return fresh
+
+        def next_chunk() -> bytes | None:
+            nonlocal stream, pending
+            try:
+                if stream is None:
+                    stream = open_at(offset)
+                if pending:
+                    chunk, pending = pending, b""
+                    return chunk
+                return next(stream, None)
+            except BaseException:
+                _close(stream)
+                stream, pending = None, b""  # a generator that raised is done: reopen next try
+                raise
+
+        try:
+            while (chunk := call(f"read {key}", next_chunk)) is not None:
+                offset += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+                yield chunk
+        finally:
+            _close(stream)  # releases the connection when the caller stops early
 
 
-class _RetryingSmall(_SmallMixin, RetryingProvider):
-    pass
+def _close(stream: Iterator[bytes] | None) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
-class _RetryingCopierSmall(_CopyMixin, _SmallMixin, RetryingProvider):
-    pass
-
-
-_CLASSES: dict[tuple[bool, bool], type[RetryingProvider]] = {
-    (False, False): RetryingProvider,
-    (True, False): _RetryingCopier,
-    (False, True): _RetryingSmall,
-    (True, True): _RetryingCopierSmall,
-}
+@functools.cache
+def _class_for(copier: bool, small: bool, streamer: bool) -> type[RetryingProvider]:
+    """The RetryingProvider subclass with exactly the optional protocols of the inner provider."""
+    flags = ((_CopyMixin, copier), (_SmallMixin, small), (_StreamMixin, streamer))
+    mixins = [m for m, on in flags if on]
+    if not mixins:
+        return RetryingProvider
+    name = "_Retrying" + "".join(m.__name__.strip("_").removesuffix("Mixin") for m in mixins)
+    return type(name, (*mixins, RetryingProvider), {})

@@ -27,7 +27,7 @@ from typing import Any, Self
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_settings, parse_size
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
-from providers.s3_download import Partial, download_ranges, remove_quietly
+from providers.s3_download import Partial, download_ranges, remove_quietly, stream_object
 from providers.s3_errors import s3_errors
 from providers.s3_multipart import abort_orphans, part_size_for, upload_multipart
 from providers.transfer import MultiHasher, Progress, check_key, temp_path_for, verify
@@ -323,6 +323,29 @@ class S3Provider:
                 f"copy {src_key} -> {dst_key}: the copy ({info}) differs from {src}"
             )
         return info
+
+    def iter_bytes(
+        self,
+        key: str,
+        *,
+        chunk_size: int = 8 * MIB,
+        progress: ProgressFn | None = None,
+        start: int = 0,
+    ) -> Iterator[bytes]:
+        """Streamer: HEAD, then one streamed GET from byte ``start`` (the retry layer resumes)."""
+        info = self._head(key)
+        yield from stream_object(
+            self.client,
+            bucket=self.bucket,
+            key=self._key(key),
+            etag=info.etag or "",
+            size=info.size,
+            start=start,
+            chunk_size=chunk_size,
+            progress=Progress(progress),
+            errors=self._errors,
+            what=f"read {key}",
+        )
 
     # --- SmallObjects --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +115,52 @@ def download_ranges(
     verify(what, expected=expected, actual=actual)
     commit_temp(partial.temp, dest)
     return actual
+
+
+def stream_object(
+    client: Any,
+    *,
+    bucket: str,
+    key: str,
+    etag: str,
+    size: int,
+    start: int,
+    chunk_size: int,
+    progress: Progress,
+    errors: Callable[[str], Any],
+    what: str,
+) -> Iterator[bytes]:
+    """Yield bytes ``start``..end of the object from one streamed GET (``Range: bytes=start-``),
+    reading ``chunk_size`` at a time, so memory holds one chunk, not the object. The ETag from
+    the HEAD is pinned: a different object behind the GET is a TransientError, a new attempt."""
+    if start > size:
+        raise ValueError(f"{what}: start {start} is beyond the object's {size} bytes")
+    if start == size:  # nothing left (an empty object, or resuming at the end): no bogus Range
+        return
+    args = {"Bucket": bucket, "Key": key}
+    if start:
+        args["Range"] = f"bytes={start}-"
+    with errors(what):
+        resp = client.get_object(**args)
+    body = resp["Body"]
+    try:
+        if (resp.get("ETag") or "").strip('"') != etag:
+            raise TransientError(f"{what}: the object changed during the read")
+        offset = start
+        while True:
+            # Read under the error table, yield outside it: an exception thrown into the
+            # generator at the yield is the caller's, not ours to translate.
+            with errors(f"{what} at byte {offset}"):
+                chunk = body.read(chunk_size)
+            if not chunk:
+                break
+            offset += len(chunk)
+            progress(len(chunk))
+            yield chunk
+        if offset != size:
+            raise TransientError(f"{what}: the stream ended at byte {offset} of {size}")
+    finally:
+        body.close()
 
 
 def remove_quietly(path: Path) -> None:
