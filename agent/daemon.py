@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
-import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -43,18 +43,20 @@ class Daemon:
         self.job = job
         self.at, self.every, self.run_now = at, every, run_now
         self.clock = clock
-        self.stop = threading.Event()
+        # A plain flag, not a threading.Event: Event.set() from a signal handler can fail to wake
+        # an Event.wait() in the same (main) thread, so the loop sleeps in short steps instead.
+        self.stopping = False
         self.runs = 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set():
+        if self.stopping:
             log.warning("second %s: stopping now", signal.Signals(signum).name)
             raise KeyboardInterrupt
         log.warning(
             "%s received: finishing the transfer in flight, then exiting",
             signal.Signals(signum).name,
         )
-        self.stop.set()
+        self.stopping = True
 
     def serve(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -64,20 +66,20 @@ class Daemon:
                 if self.run_now
                 else next_run(self.clock(), at=self.at, every=self.every)
             )
-            while not self.stop.is_set():
+            while not self.stopping:
                 log.warning("next run at %s", due.isoformat(timespec="seconds"))
-                while not self.stop.is_set():
+                while not self.stopping:
                     wait = (due - self.clock()).total_seconds()
                     if wait <= 0:
                         break
-                    self.stop.wait(min(wait, 60.0))
-                if self.stop.is_set():
+                    time.sleep(min(wait, 1.0))
+                if self.stopping:
                     break
                 self.runs += 1
                 started = self.clock()
                 log.warning("run %d started", self.runs)
                 try:
-                    code = self.job(self.stop.is_set)
+                    code = self.job(lambda: self.stopping)
                 except Exception as exc:  # one bad night must not end the daemon
                     log.error("run %d failed: %s", self.runs, exc)
                     code = 1

@@ -1,0 +1,106 @@
+"""The sync agent under real process signals: kill -9 in the middle of a push, and the daemon's
+clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.agent.conftest import MODEL_FILE
+from tests.sync.conftest import SyncProject
+
+
+def big_checkpoint(path, mb: int = 64) -> bytes:
+    import torch
+
+    torch.manual_seed(5)
+    n = mb * 1024 * 1024 // 4
+    torch.save({"weight": torch.randn(n // 1024, 1024)}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.slow
+def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seaweedfs, fault_proxy):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    root = tmp_path / "proj"
+    root.mkdir()
+    proj = SyncProject(root, root / "models", root / "config.yaml", settings)
+    proj.write_config()
+    proj.models.mkdir()
+    data = big_checkpoint(proj.models / MODEL_FILE)
+    size = len(data)
+    (proj.models / "tokenizer.json").write_text("{}")
+
+    first = subprocess.Popen([sys.executable, "-m", "agent", "push"], cwd=root)
+    deadline = time.monotonic() + 120
+    while fault_proxy.body_bytes < size * 0.4 and first.poll() is None:
+        assert time.monotonic() < deadline, "the first push made no progress"
+        time.sleep(0.01)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    sent_before_kill = fault_proxy.body_bytes
+    assert sent_before_kill < size, "the push finished before it could be killed"
+
+    fault_proxy.clear()
+    second = subprocess.run(
+        [sys.executable, "-m", "agent", "push"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stderr
+    resent = fault_proxy.body_bytes
+    # the parts that reached the server before the kill are not sent again
+    assert resent < size - sent_before_kill * 0.5, (resent, sent_before_kill, size)
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    other = SyncProject(restored, restored / "models", restored / "config.yaml", settings)
+    other.write_config()
+    pulled = subprocess.run(
+        [sys.executable, "-m", "agent", "pull"],
+        cwd=restored,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert (other.models / MODEL_FILE).read_bytes() == data
+
+
+def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settings):
+    root = tmp_path / "proj"
+    root.mkdir()
+    proj = SyncProject(root, root / "models", root / "config.yaml", local_settings)
+    proj.write_config()
+    proj.write_model(seed=2)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "agent", "daemon", "--every", "24", "--now"],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("run 1 finished" in line for line in lines):
+            assert time.monotonic() < deadline and daemon.poll() is None, "".join(lines)
+            lines.append(daemon.stderr.readline())
+        daemon.send_signal(signal.SIGTERM)
+        _, rest = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    log = "".join(lines) + rest
+    assert daemon.returncode == 0, log
+    assert "run 1 finished with exit code 0" in log
+    assert "SIGTERM received" in log and "stopped after 1 run(s)" in log
+    pushed = {p.name for p in (tmp_path / "nas" / "model-backups").iterdir()}
+    assert MODEL_FILE in pushed
+    assert any(n.startswith("dinesh_ai_model_v") for n in pushed)
