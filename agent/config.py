@@ -198,7 +198,11 @@ def _parse_validation(raw: Any) -> ValidationConfig:
     )
 
 
-def _parse_remote(name: Any, raw: Any, max_backups: int) -> RemoteConfig:
+# Backend keys that name local files or directories: resolved like models_dir.
+REMOTE_PATH_KEYS = ("path", "service_account_file", "oauth_token_file")
+
+
+def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> RemoteConfig:
     where = f"{BLOCK}.remotes.{name}"
     if not isinstance(name, str) or not is_plain_name(name):
         raise ConfigError(f"{BLOCK}.remotes: remote name must be a plain string, got {name!r}")
@@ -219,7 +223,11 @@ def _parse_remote(name: Any, raw: Any, max_backups: int) -> RemoteConfig:
         retention = RetentionPolicy.from_mapping(retention_raw, default_keep_last=max_backups)
     except ValueError as exc:
         raise ConfigError(f"{where}.{exc}") from exc
-    return RemoteConfig(name=name, settings=dict(raw), retention=retention, auto_push=auto_push)
+    settings = dict(raw)
+    for key in REMOTE_PATH_KEYS:
+        if isinstance(settings.get(key), str) and settings[key]:
+            settings[key] = str((base_dir / Path(settings[key]).expanduser()).resolve())
+    return RemoteConfig(name=name, settings=settings, retention=retention, auto_push=auto_push)
 
 
 def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
@@ -263,7 +271,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     remotes_raw = block.get("remotes") or {}
     if not isinstance(remotes_raw, Mapping):
         raise ConfigError(f"{BLOCK}.remotes: expected a mapping of name -> settings")
-    remotes = tuple(_parse_remote(n, r, max_backups) for n, r in remotes_raw.items())
+    remotes = tuple(_parse_remote(n, r, max_backups, base_dir) for n, r in remotes_raw.items())
     return Config(
         models_dir=models_dir,
         models=models,
