@@ -168,6 +168,16 @@ def _stop(server: SeaweedServer) -> None:
                 sock.unlink()
 
 
+def start_seaweedfs(directory: Path) -> SeaweedServer:
+    """Start a server outside pytest (bench/): data, config and log under ``directory``; the
+    ``seaweedfs`` profile must already be in the AWS files the environment points at."""
+    return _start(directory)
+
+
+def stop_seaweedfs(server: SeaweedServer) -> None:
+    _stop(server)
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory, aws_profiles) -> Iterator[SeaweedServer]:  # noqa: F811
     server = _start(tmp_path_factory.mktemp("seaweedfs"))

@@ -1,0 +1,168 @@
+"""Plumbing for bench/sync_s3.py: AWS profile files, SeaweedFS, child processes measured with
+wait4 (wall time and that one child's peak RSS), checkpoints and agent projects on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers.aws_credentials import PROFILES  # noqa: E402
+from tests.servers.proxy import FaultProxy  # noqa: E402, F401 - for sync_s3.py
+from tests.servers.seaweed import SeaweedServer, start_seaweedfs, stop_seaweedfs  # noqa: E402
+
+CLI = str(Path(sys.executable).with_name("model-safety"))
+MODEL = "dinesh_ai_model"
+MODEL_FILE = f"{MODEL}.pth"
+
+
+def write_aws_profiles(directory: Path) -> dict[str, str]:
+    """The same profiles the test fixtures write, in ``directory``; returns the environment that
+    points boto3 (ours and every child's) at them."""
+    creds, config = directory / "credentials", directory / "config"
+    creds.write_text(
+        "".join(
+            f"[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"
+            for name, (key, secret) in PROFILES.items()
+        )
+    )
+    config.write_text("".join(f"[profile {name}]\nregion = us-east-1\n\n" for name in PROFILES))
+    return {
+        "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@contextlib.contextmanager
+def seaweedfs(directory: Path):  # type: ignore[no-untyped-def]
+    directory.mkdir(parents=True, exist_ok=True)
+    server = start_seaweedfs(directory)
+    try:
+        yield server
+    finally:
+        stop_seaweedfs(server)  # by PID; also removes its /tmp/seaweedfs-*-grpc-PORT.sock
+
+
+@dataclass
+class Child:
+    code: int
+    seconds: float
+    maxrss_mb: float  # this child's own peak RSS (wait4), not the max over all children
+    out: str
+    err: str
+    killed_at: Any = None  # what kill_when returned when it fired
+
+
+def run_child(
+    args: list[str],
+    *,
+    cwd: Path,
+    kill_when: Callable[[], Any] | None = None,
+    timeout: float = 900,
+) -> Child:
+    """Run one process; wall time from spawn to exit, peak RSS from wait4. With ``kill_when``,
+    poll it every 2 ms and SIGKILL the child (by PID) the first time it returns a truthy value."""
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_SAFETY_CONFIG"}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, env=env)
+        deadline = start + timeout
+        fired = None
+        while True:
+            # wait4 with WNOHANG both polls and, once the child is gone, reaps it with its rusage
+            pid, status, usage = os.wait4(proc.pid, 0 if kill_when is None else os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.kill(proc.pid, signal.SIGKILL)
+                kill_when = None
+                continue
+            if kill_when is not None and fired is None and (fired := kill_when()):
+                os.kill(proc.pid, signal.SIGKILL)
+                kill_when = None  # now just wait for it
+                continue
+            time.sleep(0.002)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Child(
+            proc.returncode,
+            seconds,
+            usage.ru_maxrss / 1024,  # KiB on Linux
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            fired,
+        )
+
+
+def cli(root: Path, *args: str, **kw: Any) -> Child:
+    return run_child([CLI, *args], cwd=root, **kw)
+
+
+def make_checkpoint(path: Path, size_mb: int, seed: int = 0) -> None:
+    """A real torch.save file of a state_dict of random fp32 tensors, about ``size_mb`` MB."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    n = max(8, size_mb * 1024 * 1024 // 4 // 8)
+    state = {f"layer{i}.weight": torch.randn(n, generator=gen) for i in range(8)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+def s3_remote(server: SeaweedServer, prefix: str, **extra: Any) -> dict[str, Any]:
+    """A remote with the provider's default transfer settings (8 MiB parts, 10 connections): the
+    same defaults as boto3's TransferConfig, which is what it is compared with."""
+    return {
+        "type": "s3",
+        "bucket": server.bucket,
+        "prefix": prefix,
+        "endpoint_url": server.endpoint_url,
+        "region": "us-east-1",
+        "profile": server.profile,
+        **extra,
+    }
+
+
+def write_project(
+    root: Path, remote: dict[str, Any], *, max_backups: int = 4, keep_last: int | None = None
+) -> Path:
+    """config.yaml with one model (no companions) and one remote called ``s3``; returns the
+    models dir (not created)."""
+    root.mkdir(parents=True, exist_ok=True)
+    remote = dict(remote, auto_push=True)
+    if keep_last is not None:
+        remote["retention"] = {"keep_last": keep_last}
+    doc = {
+        "MODEL_SAFETY": {
+            "models_dir": "models",
+            "models": [{"name": MODEL, "file": MODEL_FILE}],
+            "max_backups": max_backups,
+            "backup_interval_days": 7,
+            "min_free_space_gb": 0,
+            "remotes": {"s3": remote},
+        }
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return root / "models"
+
+
+def settle(seconds: float) -> None:
+    """Flush dirty pages and pause: every timing starts from an idle disk (see local_backup)."""
+    os.sync()
+    time.sleep(seconds)
