@@ -17,14 +17,18 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import progress
 from agent.catalog import Catalog, Entry, entry_for_file, link_companions, load_catalog, now_utc
 from agent.config import Config, ModelConfig
-from agent.errors import AgentError, ModelFileError, NotEnoughSpace, NothingToRestore
-from agent.hashing import HashCache, HashMismatch, copy_to_temp, fsync_dir
-from agent.naming import backup_name, identify, replaced_name, version_name
+from agent.errors import AgentError, ModelFileError, NotEnoughSpace
+from agent.hashing import HashCache, copy_to_temp, fsync_dir
+from agent.naming import backup_name, identify, version_name
 from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
+
+if TYPE_CHECKING:
+    from agent.restore import RestoreResult
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +51,6 @@ class BackupResult:
     skipped: bool
     message: str
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    model: str
-    restored_from: Entry | None
-    kept_aside: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()  # "name: why" for each copy passed over
-    warnings: tuple[str, ...] = ()
-    message: str = ""
 
 
 @dataclass
@@ -311,151 +305,13 @@ class Store:
         return tuple(entries)
 
     # -- restore ---------------------------------------------------------------------------
-    def candidates(self, m: ModelConfig, source: str | None) -> tuple[list[Entry], bool]:
-        """Copies to try, in order, and whether the choice was explicit (no fallback)."""
-        copies = self.catalog.of_model(m.name)
-        if source in (None, "latest"):
-            ordered = sorted(
-                (e for e in copies if e.kind in ("backup", "version")),
-                key=lambda e: e.created,
-                reverse=True,
-            )
-            return ordered, False
-        if source == "backup":
-            return [e for e in copies if e.kind == "backup"], True
-        try:
-            day = dt.date.fromisoformat(source)
-        except ValueError:
-            day = None
-        if day is not None:
-            return [e for e in copies if e.kind == "version" and e.date == day], False
-        entry = self.catalog.get(source)
-        if entry is None or entry.model != m.name:
-            raise NothingToRestore(
-                f"--from {source!r} is not backup, latest, a date (YYYY-MM-DD) or a file of "
-                f"{m.name} in {self.models_dir}; see `model-safety list {m.name}`"
-            )
-        if entry.companion is not None:
-            raise NothingToRestore(f"{source} is a companion copy; name the model file instead")
-        return [entry], True
-
     def restore(
         self, model: str | None = None, source: str | None = None, discard_current: bool = False
     ) -> RestoreResult:
-        m = self.config.model(model)
-        candidates, explicit = self.candidates(m, source)
-        if not candidates:
-            raise NothingToRestore(
-                f"no copy of {m.name} matches --from {source or 'latest'}; "
-                f"see `model-safety list {m.name}`"
-            )
-        skipped: list[str] = []
-        for entry in candidates:
-            planned: list[_Planned] = []
-            try:
-                planned = self._stage(m, entry)
-            except (HashMismatch, FileNotFoundError) as exc:
-                why = "missing" if isinstance(exc, FileNotFoundError) else "corrupted"
-                skipped.append(f"{entry.name}: {why}")
-                if explicit:
-                    raise NothingToRestore(
-                        f"{entry.name} is {why} ({exc}); run `model-safety restore {m.name}` "
-                        "without --from to use the newest intact copy"
-                    ) from None
-                continue
-            try:
-                return self._switch(m, entry, planned, discard_current, skipped)
-            finally:
-                for p in planned:
-                    with suppress(FileNotFoundError):
-                        p.temp.unlink()
-        raise NothingToRestore(
-            f"no intact copy of {m.name} left: "
-            + "; ".join(skipped)
-            + ". Pull one from a remote or look at the files by hand"
-        )
+        """Put a copy back as the current file (see agent.restore)."""
+        from agent.restore import restore_model
 
-    def _stage(self, m: ModelConfig, entry: Entry) -> list[_Planned]:
-        """Copy a version's files to temps beside their current names, verified."""
-        planned: list[_Planned] = []
-        try:
-            parts = [(comp, name) for comp, name in entry.companions.items()]
-            parts.append((None, entry.name))
-            for companion, name in parts:
-                copy_entry = self.catalog.get(name)
-                if copy_entry is None:
-                    raise FileNotFoundError(f"{name} is not in the catalog")
-                src = self.path(name)
-                dest = self.path(companion or m.file)
-                temp, sha = self._copy(src, dest, copy_entry.sha256)
-                planned.append(_Planned(src, dest, temp, sha, companion))
-        except BaseException:
-            for p in planned:
-                with suppress(FileNotFoundError):
-                    p.temp.unlink()
-            raise
-        return planned
-
-    def _switch(
-        self,
-        m: ModelConfig,
-        entry: Entry,
-        planned: list[_Planned],
-        discard: bool,
-        skipped: list[str],
-    ) -> RestoreResult:
-        warnings = [
-            f"{entry.name} has no copy of companion {c}; left the current {c} as it is"
-            for c in m.companions
-            if c not in entry.companions
-        ]
-        current_shas = {}
-        for p in planned:
-            if p.dest.is_file():
-                current_shas[p.dest] = self.sha256(p.dest)
-        if all(current_shas.get(p.dest) == p.sha256 for p in planned):
-            return RestoreResult(
-                m.name,
-                entry,
-                (),
-                tuple(skipped),
-                tuple(warnings),
-                f"{m.name}: current already matches {entry.name}; nothing to do",
-            )
-        kept: list[str] = []
-        when = dt.datetime.now()
-        for p in planned:
-            sha = current_shas.get(p.dest)
-            if sha is None or sha == p.sha256 or discard or self._kept_elsewhere(sha):
-                continue
-            aside = self.path(replaced_name(p.dest.name, when))
-            os.replace(p.dest, aside)
-            self.cache.remember(aside, sha)
-            ident = identify(aside.name, self.config.models)
-            if ident is not None:
-                self.catalog.add(
-                    entry_for_file(
-                        aside,
-                        ident,
-                        sha,
-                        source="restore",
-                        note=f"current before restoring {entry.name}",
-                    )
-                )
-            kept.append(aside.name)
-        for p in planned:
-            os.replace(p.temp, p.dest)
-            self.cache.remember(p.dest, p.sha256)
-        fsync_dir(self.models_dir)
-        self.save()
-        msg = f"{m.name}: restored {m.file} from {entry.name}"
-        return RestoreResult(m.name, entry, tuple(kept), tuple(skipped), tuple(warnings), msg)
-
-    def _kept_elsewhere(self, sha: str) -> bool:
-        """Is there an intact copy in the catalog with this content?"""
-        return any(
-            e.sha256 == sha and self._file_state(e, fresh=False) == "ok" for e in self.catalog
-        )
+        return restore_model(self, model, source, discard_current)
 
     # -- inspection ------------------------------------------------------------------------
     def versions(self, model: str | None = None, *, fresh: bool = False) -> list[CopyState]:

@@ -107,26 +107,46 @@ def main() -> None:
     size = src.stat().st_size
     sha256_pass(src)  # warm the page cache for everyone
 
-    t_sha, t_cp, t_new, t_cached = [], [], [], []
-    for _ in range(args.repeat):
-        # Settle before each measurement: this VM's disk writes 400 MB in 0.25 s after a pause
-        # but takes 1.1-1.4 s for back-to-back copies (a host write cache filling up), so
-        # every measurement starts from the same idle disk.
-        settle(args.settle)
-        t_sha.append(timed(lambda: sha256_pass(src)))
-        dst = args.dir / "cp_copy.pth"
-        settle(args.settle)
-        t_cp.append(timed(lambda dst=dst: cp_sync(src, dst)))
-        dst.unlink()
+    dst = args.dir / "cp_copy.pth"
 
-        reset(models)
+    def sha_once() -> float:
+        settle(args.settle)
+        return timed(lambda: sha256_pass(src))
+
+    def cp_once() -> float:
+        settle(args.settle)
+        t = timed(lambda: cp_sync(src, dst))
+        dst.unlink()
+        return t
+
+    def new_once() -> float:
+        reset(models)  # no state: the source's hash is not known
         store = fresh_store(models)
         settle(args.settle)
-        t_new.append(timed(lambda s=store: s.backup(None, "version")))
-        drop_copies(models)  # the disk is in the same state as for cp + sync
-        store = fresh_store(models)  # the source's hash is cached in .model-safety/
+        t = timed(lambda: store.backup(None, "version"))
+        drop_copies(models)
+        return t
+
+    def cached_once() -> float:
+        drop_copies(models)
+        warm = fresh_store(models)
+        warm.sha256(src)  # untimed: make sure the hash is cached on disk
+        warm.cache.save()
+        store = fresh_store(models)  # the source's hash is read from .model-safety/
         settle(args.settle)
-        t_cached.append(timed(lambda s=store: s.backup(None, "pre-update")))
+        t = timed(lambda: store.backup(None, "pre-update"))
+        drop_copies(models)
+        return t
+
+    # This VM's disk is noisy (a host-side write cache; other jobs share it), so each timing
+    # starts from an idle disk and the order of the four rotates from one repetition to the next.
+    steps = [("sha", sha_once), ("cp", cp_once), ("new", new_once), ("cached", cached_once)]
+    times: dict[str, list[float]] = {name: [] for name, _ in steps}
+    for rep in range(args.repeat):
+        k = rep % len(steps)
+        for name, step in steps[k:] + steps[:k]:
+            times[name].append(step())
+    t_sha, t_cp, t_new, t_cached = (times[n] for n in ("sha", "cp", "new", "cached"))
 
     # The periodic job twice, each time as a fresh process would see it (state from disk).
     reset(models)
