@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.catalog import Entry, entry_for_file
 from agent.config import ModelConfig
@@ -86,6 +87,12 @@ def restore_model(
                 ) from None
             continue
         try:
+            problem = _structural_problem(entry, planned[-1].temp)
+            if problem:
+                skipped.append(f"{entry.name}: {problem}")
+                if explicit:
+                    raise NothingToRestore(f"{entry.name} {problem}; choose another copy")
+                continue
             return _switch(store, m, entry, planned, discard_current, skipped)
         finally:
             for p in planned:
@@ -118,6 +125,24 @@ def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[_Planned]:
                 p.temp.unlink()
         raise
     return planned
+
+
+# Entries whose sha256 was taken from the file itself after the catalog was lost (or from a
+# file copied in by hand) cannot reveal corruption; for them a checkpoint must also load.
+UNVERIFIED_SOURCES = ("rebuilt", "found")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
+def _structural_problem(entry: Entry, staged: Path) -> str | None:
+    suffix = Path(entry.name).suffix
+    if entry.source not in UNVERIFIED_SOURCES or suffix not in CHECKPOINT_SUFFIXES:
+        return None
+    from agent.validate import check_checkpoint  # imports torch, only on this path
+
+    report = check_checkpoint(staged, safetensors=suffix == ".safetensors")
+    if report.ok:
+        return None
+    return "fails the structural check (" + "; ".join(report.problems)[:200] + ")"
 
 
 def _switch(

@@ -105,10 +105,14 @@ def _load_safetensors(path: Path, report: ValidationReport) -> dict[str, Any] | 
 
 
 def check_checkpoint(
-    path: Path, reference: Mapping[str, tuple[int, ...]] | None = None
+    path: Path,
+    reference: Mapping[str, tuple[int, ...]] | None = None,
+    *,
+    safetensors: bool | None = None,
 ) -> ValidationReport:
     """Check ``path``; with ``reference`` (names -> shapes, e.g. another report's ``tensors``),
-    also require the same tensor names and shapes."""
+    also require the same tensor names and shapes. ``safetensors``: the format, when the file
+    name does not say (a temp file); by default, from the suffix."""
     import torch
 
     path = Path(path)
@@ -116,7 +120,9 @@ def check_checkpoint(
     if not path.is_file() or path.stat().st_size == 0:
         report.fail("missing, empty or not a file")
         return report
-    loader = _load_safetensors if path.suffix == SAFETENSORS_EXT else _load_torch
+    if safetensors is None:
+        safetensors = path.suffix == SAFETENSORS_EXT
+    loader = _load_safetensors if safetensors else _load_torch
     tensors = loader(path, report)
     if tensors is None:
         return report
