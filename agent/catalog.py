@@ -87,6 +87,9 @@ class Catalog:
         self.state_dir = state_dir
         self.entries: dict[str, Entry] = dict(entries or {})
         self.rebuilt = False  # True when the file was missing or damaged this time
+        # Only a changed catalog is written, so read-only commands (list, verify, status) running
+        # beside a `run` never write back a catalog older than the one `run` just saved.
+        self.dirty = False
 
     @property
     def path(self) -> Path:
@@ -108,6 +111,8 @@ class Catalog:
         return cls(state_dir, entries)
 
     def save(self) -> None:
+        if not self.dirty:
+            return
         self.state_dir.mkdir(parents=True, exist_ok=True)
         doc = {
             "format": FORMAT,
@@ -115,12 +120,16 @@ class Catalog:
             "files": [e.to_dict() for e in sorted(self.entries.values(), key=lambda e: e.name)],
         }
         atomic_write_bytes(self.path, json.dumps(doc, indent=1).encode("utf-8"))
+        self.dirty = False
 
     def add(self, entry: Entry) -> None:
-        self.entries[entry.name] = entry
+        if self.entries.get(entry.name) != entry:
+            self.entries[entry.name] = entry
+            self.dirty = True
 
     def remove(self, name: str) -> None:
-        self.entries.pop(name, None)
+        if self.entries.pop(name, None) is not None:
+            self.dirty = True
 
     def get(self, name: str) -> Entry | None:
         return self.entries.get(name)
