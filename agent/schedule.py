@@ -61,6 +61,12 @@ def run_job(store: Store, *, today: dt.date | None = None, prune: bool = True) -
         if due > today:
             report.actions.append(f"{m.name}: next dated version due {due.isoformat()}")
             continue
+        versions = store.catalog.of_model(m.name, "version")
+        if versions and store.current_matches(m.name, versions[0]):
+            report.actions.append(
+                f"{m.name}: unchanged since {versions[0].name}; no new version needed"
+            )
+            continue
         try:
             result = store.backup(m.name, "version", source="run", today=today)
         except ModelFileError as exc:

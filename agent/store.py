@@ -250,6 +250,18 @@ class Store:
                 f"{self.config.min_free_space_gb:g} GB; free space or prune old versions"
             )
 
+    def current_matches(self, model: str | None, entry: Entry) -> bool:
+        """Do the current model and its companions hold the content of copy ``entry``? Uses the
+        hash cache, so an unchanged model is not read."""
+        m = self.config.model(model)
+        probe = []
+        for path, comp in [*((self.path(c), c) for c in m.companions), (self.path(m.file), None)]:
+            if path.is_file():
+                probe.append(_Planned(path, path, path, self.sha256(path), comp))
+            elif comp is None:
+                return False
+        return self._same_content(entry, probe)
+
     def _same_content(self, previous: Entry, planned: list[_Planned]) -> bool:
         if self._file_state(previous, fresh=False) != "ok":
             return False

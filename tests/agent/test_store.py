@@ -133,3 +133,21 @@ def test_catalog_file_is_valid_json_after_each_command(cli, project):
     kinds = sorted((f["kind"], f["companion"] is None) for f in doc["files"])
     assert kinds == [("backup", False), ("backup", True), ("version", False), ("version", True)]
     assert not [p for p in (project.models / ".model-safety").iterdir() if "incomplete" in p.name]
+
+
+def test_run_makes_a_version_only_when_due_and_changed(project, store):
+    from agent.hashing import bytes_read
+    from agent.schedule import run_job
+
+    day = dt.date(2024, 5, 1)
+    first = run_job(store, today=day)
+    assert any("wrote" in a for a in first.actions)
+    assert "next dated version due 2024-05-08" in run_job(store, today=day).actions[0]
+    later = dt.date(2024, 5, 9)
+    before = bytes_read()
+    unchanged = run_job(Store(load_config(project.config)), today=later)
+    assert "unchanged since" in unchanged.actions[0]
+    assert bytes_read() == before  # decided from the hash cache alone
+    project.tokenizer().write_text('{"vocab": "new"}')
+    changed = run_job(store, today=later)
+    assert any("wrote dinesh_ai_model_v2024-05-09.pth" in a for a in changed.actions)
