@@ -144,3 +144,21 @@ def test_help_imports_neither_torch_nor_boto3(project):
         assert "click" in imported  # the check can see imports at all
         heavy = {m for m in imported if m.split(".")[0] in ("torch", "boto3", "botocore")}
         assert not heavy, (args, sorted(heavy)[:5])
+
+
+def test_disk_full_during_restore_changes_nothing(tmpfs, cli, project):
+    small = tmpfs("20m", "small")
+    big = os.urandom(6 * 1024 * 1024)
+    (small / MODEL_FILE).write_bytes(big)
+    (small / "tokenizer.json").write_text("{}")
+    project.write_config(models_dir=str(small))
+    assert cli("backup", "--kind", "version").code == 0  # 12 MB used
+    (small / MODEL_FILE).write_bytes(b"newer, small current")
+    free = shutil.disk_usage(small).free
+    (small / "filler").write_bytes(b"\0" * (free - 2 * 1024 * 1024))  # 2 MB left: not enough
+    before = {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()}
+    result = cli("restore", "--yes")
+    assert result.code == 1, result.err
+    assert "disk full" in result.err and "Traceback" not in result.err
+    assert {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()} == before
+    assert no_temps(small)
