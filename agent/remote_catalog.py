@@ -41,6 +41,9 @@ def now_iso() -> str:
 @dataclass
 class RemoteCatalog:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Versions this remote's retention removed, name -> when: they were mirrored once and expired
+    # by policy, which local retention must tell apart from versions never pushed.
+    expired: dict[str, str] = field(default_factory=dict)
     etag: str | None = None  # of the object this was read from; None when there was none
 
     @classmethod
@@ -51,7 +54,10 @@ class RemoteCatalog:
         files = doc.get("files")
         if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
             raise ValueError("remote catalog has a malformed files section")
-        return cls(files=dict(files), etag=etag)
+        expired = doc.get("expired") or {}
+        if not isinstance(expired, dict):
+            raise ValueError("remote catalog has a malformed expired section")
+        return cls(files=dict(files), expired=dict(expired), etag=etag)
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -59,6 +65,7 @@ class RemoteCatalog:
             "version": 1,
             "updated": now_iso(),
             "files": dict(sorted(self.files.items())),
+            "expired": dict(sorted(self.expired.items())),
         }
         return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode("utf-8")
 
@@ -68,9 +75,12 @@ class RemoteCatalog:
         stamped.setdefault("pushed_at", now_iso())
         stamped.setdefault("pushed_by", socket.gethostname())
         self.files[name] = stamped
+        self.expired.pop(name, None)
 
     def forget(self, name: str) -> None:
+        """The object was removed by this remote's retention."""
         self.files.pop(name, None)
+        self.expired[name] = now_iso()
 
     def mark_verified(self, name: str, when: str | None = None) -> None:
         if name in self.files:

@@ -277,16 +277,25 @@ def prune_remote(store: Store, remote: Remote, *, dry_run: bool = False) -> list
 
 
 def unmirrored_pins(store: Store, remotes: list[Remote]) -> dict[str, str]:
-    """Local dated versions that exist on no remote yet, as retention pins (invariant: local
-    retention never deletes the only copy a user has)."""
+    """Local dated versions that are on no remote yet, as retention pins: local retention never
+    deletes the only copy a user has. A version some remote held and then expired by its own
+    retention is not pinned: it was mirrored, and the policies agree it may go."""
     pins: dict[str, str] = {}
     if not remotes:
         return pins
     for m in store.config.models:
         for entry in store.catalog.of_model(m.name, "version"):
-            if not any(_mirrored(r, entry) for r in remotes):
-                pins[entry.name] = "not on any remote yet (push first, or prune --force)"
+            if any(_mirrored(r, entry) or _expired(r, entry.name) for r in remotes):
+                continue
+            pins[entry.name] = "not on any remote yet (push first, or prune --force)"
     return pins
+
+
+def _expired(remote: Remote, name: str) -> bool:
+    try:
+        return name in remote.catalog.expired
+    except ProviderError:
+        return False
 
 
 def _mirrored(remote: Remote, entry: Entry) -> bool:
