@@ -4,6 +4,8 @@ wait4 (wall time and that one child's peak RSS), checkpoints and agent projects 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -67,6 +69,25 @@ class Child:
     killed_at: Any = None  # what kill_when returned when it fired
 
 
+# Runs one command; writes its wall time and peak RSS as JSON to the fd in argv[1]. Why a small
+# process in between: Linux keeps the RSS high-water mark across fork and execve, so a child
+# forked (or vforked, as subprocess does) from this benchmark, which holds torch and a
+# checkpoint, would report this process's peak instead of its own.
+_MEASURE = """
+import json, os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+os.write(fd, json.dumps([seconds, usage.ru_maxrss]).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(
     args: list[str],
     *,
@@ -74,40 +95,49 @@ def run_child(
     kill_when: Callable[[], Any] | None = None,
     timeout: float = 900,
 ) -> Child:
-    """Run one process; wall time from spawn to exit, peak RSS from wait4. With ``kill_when``,
-    poll it every 2 ms and SIGKILL the child (by PID) the first time it returns a truthy value."""
+    """Run one process: its wall time from fork to exit and its own peak RSS (wait4). With
+    ``kill_when``, poll it every 2 ms and SIGKILL the process (by PID) the first time it returns
+    something truthy; that process is started directly and its RSS is not reported."""
     env = {k: v for k, v in os.environ.items() if k != "MODEL_SAFETY_CONFIG"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, env=env)
-        deadline = start + timeout
-        fired = None
-        while True:
-            # wait4 with WNOHANG both polls and, once the child is gone, reaps it with its rusage
-            pid, status, usage = os.wait4(proc.pid, 0 if kill_when is None else os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.kill(proc.pid, signal.SIGKILL)
-                kill_when = None
-                continue
-            if kill_when is not None and fired is None and (fired := kill_when()):
-                os.kill(proc.pid, signal.SIGKILL)
-                kill_when = None  # now just wait for it
-                continue
-            time.sleep(0.002)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if kill_when is None:
+            read_fd, write_fd = os.pipe()
+            cmd = [sys.executable, "-c", _MEASURE, str(write_fd), *args]
+            try:
+                proc = subprocess.Popen(
+                    cmd, cwd=cwd, stdout=out, stderr=err, env=env, pass_fds=(write_fd,)
+                )
+            finally:
+                os.close(write_fd)
+            with os.fdopen(read_fd, "rb") as report:
+                code = proc.wait(timeout=timeout)
+                seconds, maxrss_kib = json.loads(report.read() or b"[0, 0]")
+            fired = None
+        else:
+            start = time.perf_counter()
+            proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, env=env)
+            fired = _kill_when(proc, kill_when, start + timeout)
+            code = proc.wait(timeout=timeout)
+            seconds, maxrss_kib = time.perf_counter() - start, 0
         out.seek(0)
         err.seek(0)
         return Child(
-            proc.returncode,
+            code,
             seconds,
-            usage.ru_maxrss / 1024,  # KiB on Linux
+            maxrss_kib / 1024,  # KiB on Linux
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
             fired,
         )
+
+
+def _kill_when(proc: subprocess.Popen, condition: Callable[[], Any], deadline: float) -> Any:
+    while proc.poll() is None and time.perf_counter() < deadline:
+        if fired := condition():
+            os.kill(proc.pid, signal.SIGKILL)
+            return fired
+        time.sleep(0.002)
+    return None
 
 
 def cli(root: Path, *args: str, **kw: Any) -> Child:
@@ -160,6 +190,14 @@ def write_project(
     }
     (root / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return root / "models"
+
+
+def hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def settle(seconds: float) -> None:

@@ -36,6 +36,7 @@ from _s3env import (
     Child,
     FaultProxy,
     cli,
+    hash_file,
     make_checkpoint,
     s3_remote,
     seaweedfs,
@@ -92,6 +93,7 @@ def bench_push(server: Any, src: Path, root: Path, reps: int, pause: float, res:
     settle(pause)
     first = cli(root, "push", "--json")
     checked(first, "first push")
+    t_sha = timed(lambda: hash_file(src))
     t_boto, t_push, t_inner, rss = [], [], [], []
     for i in range(reps):  # interleaved, so drift on the box hits both sides alike
         settle(pause)
@@ -107,19 +109,20 @@ def bench_push(server: Any, src: Path, root: Path, reps: int, pause: float, res:
         rss.append(child.maxrss_mb)
     ratio = med(t_boto) / med(t_push)
     res.add("boto3 upload_file", f"{med(t_boto):6.2f} s  {mb / med(t_boto):5.0f} MB/s")
-    res.add(
-        "model-safety push (hash cached)",
-        f"{med(t_push):6.2f} s  {mb / med(t_push):5.0f} MB/s",
-        "",
-    )
-    res.add("  push throughput / boto3", f"{ratio:6.2f}x", ">= 1.0x", ratio >= 1.0)
-    res.add("  of which inside the command", f"{med(t_inner):6.2f} s  (report 'seconds')")
+    res.add("model-safety push", f"{med(t_push):6.2f} s  {mb / med(t_push):5.0f} MB/s")
+    res.add("  push / boto3 upload_file", f"{ratio:6.2f}x", ">= 1.0x", ratio >= 1.0)
+    inner = med(t_boto) / med(t_inner)
+    res.add("  same, time inside the command", f"{inner:6.2f}x", "(info)")
     res.add("peak RSS of push (max of reps)", f"{max(rss):6.0f} MB", "< 150 MB", max(rss) < 150)
-    res.add(
-        "first push of a project",
-        f"{first.seconds:6.2f} s  {mb / first.seconds:5.0f} MB/s (+ sha256, structural check)",
-    )
+    res.add("first push of a project", f"{first.seconds:6.2f} s  {mb / first.seconds:5.0f} MB/s")
     res.add("  its peak RSS", f"{first.maxrss_mb:6.0f} MB", "< 150 MB", first.maxrss_mb < 150)
+    res.notes += [
+        "push: whole `model-safety push` process (start-up, listing, upload, catalog write);",
+        "  'inside the command' is the push report's own 'seconds' (no interpreter start-up).",
+        "  Each timed push goes to a fresh prefix; the structural check is cached by the first",
+        "  push of the project (which loads the checkpoint), but push does not save the hash",
+        f"  cache, so every push hashes the file again first (one sha256 pass: {t_sha:.2f} s).",
+    ]
 
 
 def bench_pull(server: Any, src: Path, tmp: Path, reps: int, pause: float, res: Results) -> None:
@@ -145,15 +148,21 @@ def bench_pull(server: Any, src: Path, tmp: Path, reps: int, pause: float, res: 
         shutil.rmtree(root)
     ratio = med(t_boto) / med(t_pull)
     res.add("boto3 download_file", f"{med(t_boto):6.2f} s  {mb / med(t_boto):5.0f} MB/s")
-    res.add("model-safety pull (empty dir)", f"{med(t_pull):6.2f} s  {mb / med(t_pull):5.0f} MB/s")
-    res.add("  pull throughput / boto3", f"{ratio:6.2f}x", ">= 1.3x", ratio >= 1.3)
-    res.add("  peak RSS of pull (max of reps)", f"{max(rss):6.0f} MB")
+    res.add("model-safety pull", f"{med(t_pull):6.2f} s  {mb / med(t_pull):5.0f} MB/s")
+    res.add("  pull / boto3 download_file", f"{ratio:6.2f}x", ">= 1.3x", ratio >= 1.3)
+    res.add("  peak RSS of pull (max of reps)", f"{max(rss):6.0f} MB", "(info)")
+    res.notes.append(
+        "pull: into a project with no models dir at all; sha256 checked, fsynced, renamed."
+    )
 
 
 # -- kill -9 at ~70% of a push, then push again ----------------------------------------------
 def bench_kill(server: Any, src: Path, root: Path, res: Results) -> None:
     size = src.stat().st_size
-    proxy = FaultProxy(server.endpoint_url).start()
+    proxy = FaultProxy(server.endpoint_url)
+    # a killed client leaves the proxy's handler threads with reset sockets: expected, not news
+    proxy._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+    proxy.start()
     try:
         models = write_project(root, s3_remote(server, "kill", endpoint_url=proxy.url))
         models.mkdir(parents=True)
@@ -184,16 +193,17 @@ def bench_kill(server: Any, src: Path, root: Path, res: Results) -> None:
     if head["ContentLength"] != size:
         raise SystemExit(f"after the resumed push the object has {head['ContentLength']} bytes")
     bound = 0.3 * size + CONNECTIONS * PART
-    res.add(
-        "kill -9 at ~70% of a push",
-        f"{passed / size:6.1%} of the file had passed the proxy; "
-        f"{journaled} parts of {-(-size // PART)} journaled",
-    )
+    res.add("push killed (-9) at", f"{passed / size:6.1%} sent", "~70%")
     res.add(
         "  bytes re-sent by the next push",
-        f"{resent / 1e6:6.1f} MB ({resent / size:.1%})",
-        f"<= {bound / 1e6:.1f} MB (30% + {CONNECTIONS} x {PART // MIB} MiB)",
+        f"{resent / 1e6:6.1f} MB ({resent / size:.0%})",
+        f"<= {bound / 1e6:.0f} MB",
         resent <= bound,
+    )
+    res.notes.append(
+        f"kill: request body bytes counted by a proxy in front of SeaweedFS; {journaled} of "
+        f"{-(-size // PART)} parts were journaled when the push died; goal = 30% of the file "
+        f"+ {CONNECTIONS} connections x {PART // MIB} MiB parts."
     )
 
 
@@ -231,11 +241,11 @@ def bench_noop_run(server: Any, root: Path, reps: int, res: Results) -> None:
     if _remote_keys(server, "noop/") != objects or after != local:
         problems.append("files changed on a side")
     ok = med(times) < 1.0 and not problems
-    res.add(
-        "no-op `run`, 20 versions on remote",
-        f"{med(times):6.2f} s  ({len(objects)} objects; {problems or 'no-op'})",
-        "< 1 s",
-        ok,
+    res.add("no-op `run`, 20 versions on remote", f"{med(times):6.2f} s", "< 1 s", ok)
+    res.notes.append(
+        f"run: whole process, --today the day after the newest of 20 weekly versions; "
+        f"{len(objects)} objects on the remote; "
+        + (f"NOT a no-op: {problems}" if problems else "checked: nothing made, sent or deleted.")
     )
 
 
@@ -258,12 +268,14 @@ def _not_noop(data: dict[str, Any]) -> list[str]:
 
 
 def print_table(res: Results, size: int, reps: int) -> None:
+    import boto3
+
     width = max(len(r.name) for r in res.rows) + 2
     vwidth = max(len(r.value) for r in res.rows) + 2
     gwidth = max(len(r.goal) for r in res.rows) + 2
     print(
-        f"model-safety sync vs boto3 on SeaweedFS (loopback, weed mini), {size / 1e6:.0f} MB "
-        f"torch checkpoint, median of {reps}; CLI figures are whole-process wall times"
+        f"model-safety vs boto3 {boto3.__version__} defaults on SeaweedFS (weed mini, loopback), "
+        f"{size / 1e6:.0f} MB torch checkpoint, median of {reps}"
     )
     print(f"{'measure':<{width}}{'figure':<{vwidth}}{'goal':<{gwidth}}verdict")
     print("-" * (width + vwidth + gwidth + 7))
@@ -287,11 +299,16 @@ def main() -> None:
         src = push_root / "models" / MODEL_FILE
         make_checkpoint(src, args.size_mb)
         res = Results()
+        load = os.getloadavg()[0]
         with seaweedfs(tmp / "seaweedfs") as server:
             bench_push(server, src, push_root, args.reps, args.settle, res)
             bench_pull(server, src, tmp, args.reps, args.settle, res)
             bench_kill(server, src, tmp / "kill", res)
             bench_noop_run(server, tmp / "noop", args.reps, res)
+        res.notes.append(
+            f"load average (2 cores, shared box): {load:.1f} at start, "
+            f"{os.getloadavg()[0]:.1f} at end"
+        )
         print_table(res, src.stat().st_size, args.reps)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
