@@ -18,7 +18,9 @@ import hashlib
 import json
 import os
 import queue
+import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -84,6 +86,28 @@ def hash_file(
 def temp_path(dest: Path) -> Path:
     """A unique temp name beside ``dest``; hidden, so nothing mistakes it for a real file."""
     return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+
+
+# Our temp names: 12 hex digits. Providers' partial downloads use longer tags and are kept on
+# purpose (they resume with a Range request), so only names of this exact shape are ours to clean.
+OUR_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX))
+
+
+def remove_stale_temps(directory: Path, max_age_s: float = 600) -> list[str]:
+    """Delete our temp files that nobody has written to for ``max_age_s`` (left by kill -9 or a
+    power cut). A copy in progress keeps its temp's mtime fresh, so it is never touched."""
+    removed = []
+    now = time.time()
+    try:
+        candidates = [p for p in directory.iterdir() if OUR_TEMP_RE.fullmatch(p.name)]
+    except OSError:
+        return removed
+    for path in candidates:
+        with suppress(OSError):
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+                removed.append(path.name)
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:
@@ -166,7 +190,8 @@ def _pipelined_copy(
     cannot. The caller checks that the source's stat did not change during the copy, so the
     bytes written are the bytes hashed. Measured alternatives: read+write of the hashed buffer
     costs a second memory copy (1.5x one sha256 pass here); a read-only mmap is as fast but a
-    source truncated during the copy (torch.save rewrites in place) kills the process (SIGBUS).
+    source truncated during the copy (torch.save rewrites in place) kills the process (SIGBUS);
+    a third thread for reading was no faster on two cores.
     """
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:

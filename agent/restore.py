@@ -66,6 +66,7 @@ def restore_model(
     store: Store, model: str | None = None, source: str | None = None, discard_current: bool = False
 ) -> RestoreResult:
     m = store.config.model(model)
+    store.remove_stale_temps()
     tries, explicit = candidates(store, m, source)
     if not tries:
         raise NothingToRestore(

@@ -23,7 +23,7 @@ from agent import progress
 from agent.catalog import Catalog, Entry, entry_for_file, link_companions, load_catalog, now_utc
 from agent.config import Config, ModelConfig
 from agent.errors import AgentError, ModelFileError, NotEnoughSpace
-from agent.hashing import HashCache, copy_to_temp, fsync_dir
+from agent.hashing import HashCache, copy_to_temp, fsync_dir, remove_stale_temps
 from agent.naming import backup_name, identify, version_name
 from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
 
@@ -168,6 +168,7 @@ class Store:
         m = self.config.model(model)
         cat_kind = KINDS[kind]
         today = today or dt.date.today()
+        self.remove_stale_temps()
         files, warnings = self._sources(m)
         self._check_space(sum(st.st_size for _, _, st in files))
 
@@ -215,6 +216,13 @@ class Store:
         return BackupResult(
             m.name, kind, entries, False, f"{m.name}: wrote {entries[-1].name}", tuple(warnings)
         )
+
+    def remove_stale_temps(self) -> list[str]:
+        """Remove temp files a killed copy left behind (see hashing.remove_stale_temps)."""
+        removed = remove_stale_temps(self.models_dir)
+        for name in removed:
+            log.info("removed %s, left behind by an interrupted copy", name)
+        return removed
 
     def _unchanged(
         self, model: str, kind: str, cat_kind: str, previous: Entry, warnings: list[str]

@@ -151,3 +151,20 @@ def test_run_makes_a_version_only_when_due_and_changed(project, store):
     project.tokenizer().write_text('{"vocab": "new"}')
     changed = run_job(store, today=later)
     assert any("wrote dinesh_ai_model_v2024-05-09.pth" in a for a in changed.actions)
+
+
+def test_temps_left_by_a_killed_copy_are_cleaned_but_not_fresh_or_foreign_ones(cli, project):
+    import os
+    import time
+
+    stale = project.models / f".{MODEL_FILE}.0123456789ab.incomplete"
+    fresh = project.models / f".{MODEL_FILE}.ba9876543210.incomplete"
+    foreign = project.models / f".{MODEL_FILE}.{'c' * 32}.incomplete"  # a provider's partial
+    for path in (stale, fresh, foreign):
+        path.write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(foreign, (old, old))
+    assert cli("backup").code == 0
+    assert not stale.exists()
+    assert fresh.exists() and foreign.exists()
