@@ -107,12 +107,19 @@ def bench_push(server: Any, src: Path, root: Path, reps: int, pause: float, res:
         t_push.append(child.seconds)
         t_inner.append(report["seconds"])
         rss.append(child.maxrss_mb)
+    # The same command with nothing left to send: start-up, listing, local hashing, no upload.
+    t_fixed = []
+    for _ in range(reps):
+        child = cli(root, "push", "--json")
+        assert checked(child, "push with nothing to send")[0]["files"] == 0
+        t_fixed.append(child.seconds)
     ratio = med(t_boto) / med(t_push)
     res.add("boto3 upload_file", f"{med(t_boto):6.2f} s  {mb / med(t_boto):5.0f} MB/s")
     res.add("model-safety push", f"{med(t_push):6.2f} s  {mb / med(t_push):5.0f} MB/s")
     res.add("  push / boto3 upload_file", f"{ratio:6.2f}x", ">= 1.0x", ratio >= 1.0)
     inner = med(t_boto) / med(t_inner)
     res.add("  same, time inside the command", f"{inner:6.2f}x", "(info)")
+    res.add("  push with nothing to send", f"{med(t_fixed):6.2f} s", "(info)")
     res.add("peak RSS of push (max of reps)", f"{max(rss):6.0f} MB", "< 150 MB", max(rss) < 150)
     res.add("first push of a project", f"{first.seconds:6.2f} s  {mb / first.seconds:5.0f} MB/s")
     res.add("  its peak RSS", f"{first.maxrss_mb:6.0f} MB", "< 150 MB", first.maxrss_mb < 150)
