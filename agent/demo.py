@@ -20,7 +20,9 @@ def write_checkpoint(path: Path, seed: int = 0, hidden: int = 64) -> None:
     """torch.save a small MLP's state_dict to ``path`` atomically."""
     import os
 
-    import torch
+    from agent.torch_import import torch as _torch
+
+    torch = _torch()
     from torch import nn
 
     torch.manual_seed(seed)

@@ -115,7 +115,7 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
                 f"see `model-safety list {m.name} --remote {remote.name}`"
             )
         needed = sum(o.info.size for o in chosen if not _have(store, o))
-        store._check_space(needed)
+        store.check_space(needed)
         for obj in chosen:
             _fetch(store, remote, obj, report)
         store.save()

@@ -170,7 +170,7 @@ class Store:
         today = today or dt.date.today()
         self.remove_stale_temps()
         files, warnings = self._sources(m)
-        self._check_space(sum(st.st_size for _, _, st in files))
+        self.check_space(sum(st.st_size for _, _, st in files))
 
         if cat_kind == "backup":
             date, seq = None, 1
@@ -248,7 +248,9 @@ class Store:
         files.append((main, None, check_source(main)))
         return files, warnings
 
-    def _check_space(self, needed: int) -> None:
+    def check_space(self, needed: int) -> None:
+        """Refuse, before anything is written, a write of ``needed`` bytes that would leave less
+        than min_free_space_gb free."""
         free = shutil.disk_usage(self.models_dir).free
         keep = int(self.config.min_free_space_gb * GB)
         if free - needed < keep:

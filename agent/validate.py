@@ -41,7 +41,9 @@ class ValidationReport:
 
 def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
     """Tensors of a (possibly nested) state dict, keyed by dotted path."""
-    import torch
+    from agent.torch_import import torch as _torch
+
+    torch = _torch()
 
     if isinstance(obj, torch.Tensor):
         out[prefix or "<root>"] = obj
@@ -54,7 +56,9 @@ def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _load_torch(path: Path, report: ValidationReport) -> dict[str, Any] | None:
-    import torch
+    from agent.torch_import import torch as _torch
+
+    torch = _torch()
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -113,7 +117,9 @@ def check_checkpoint(
     """Check ``path``; with ``reference`` (names -> shapes, e.g. another report's ``tensors``),
     also require the same tensor names and shapes. ``safetensors``: the format, when the file
     name does not say (a temp file); by default, from the suffix."""
-    import torch
+    from agent.torch_import import torch as _torch
+
+    torch = _torch()
 
     path = Path(path)
     report = ValidationReport(str(path))
