@@ -34,10 +34,7 @@ class MirrorResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "remotes": [r.to_dict() for r in self.reports],
-            "local_prune": [
-                {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)}
-                for d in self.local_decisions
-            ],
+            "local_prune": [d.to_dict() for d in self.local_decisions],
             "problems": self.problems,
         }
 

@@ -76,6 +76,9 @@ class Decision:
     keep: bool
     reasons: tuple[str, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "keep": self.keep, "reasons": list(self.reasons)}
+
 
 def _calendar_rule(
     good: Sequence[Candidate],

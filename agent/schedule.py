@@ -33,9 +33,7 @@ class RunReport:
         return {
             "actions": self.actions,
             "problems": self.problems,
-            "prune": [
-                {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in self.decisions
-            ],
+            "prune": [d.to_dict() for d in self.decisions],
         }
 
 

@@ -67,9 +67,7 @@ class SyncReport:
             "bytes_sent": self.bytes_sent,
             "bytes_copied": self.bytes_copied,
             "seconds": round(self.seconds, 3),
-            "prune": [
-                {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in self.decisions
-            ],
+            "prune": [d.to_dict() for d in self.decisions],
         }
 
 

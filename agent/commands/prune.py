@@ -43,9 +43,7 @@ def prune(app, model, dry_run, remote_name, force, as_json) -> int:  # type: ign
         app.out_json(
             {
                 "dry_run": dry_run,
-                "decisions": [
-                    {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in decisions
-                ],
+                "decisions": [d.to_dict() for d in decisions],
             }
         )
     else:

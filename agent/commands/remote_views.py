@@ -106,9 +106,7 @@ def prune_remote_cmd(app, name: str, dry_run: bool, as_json: bool) -> int:  # ty
             {
                 "remote": name,
                 "dry_run": dry_run,
-                "decisions": [
-                    {"name": d.name, "keep": d.keep, "reasons": list(d.reasons)} for d in decisions
-                ],
+                "decisions": [d.to_dict() for d in decisions],
             }
         )
     else:

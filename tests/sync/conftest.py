@@ -27,6 +27,14 @@ class SyncProject:
     config: Path
     remote: dict[str, Any]
 
+    @classmethod
+    def create(cls, root: Path, remote: dict[str, Any], **config: Any) -> SyncProject:
+        """A project dir at ``root`` with config.yaml naming ``remote`` as remote ``r``."""
+        root.mkdir(parents=True)
+        proj = cls(root, root / "models", root / "config.yaml", remote)
+        proj.write_config(**config)
+        return proj
+
     def write_config(
         self,
         *,
@@ -68,10 +76,7 @@ def remote_kind(request) -> str:
 @pytest.fixture
 def sync_project(tmp_path, request, remote_kind) -> SyncProject:
     settings = request.getfixturevalue(f"{remote_kind}_settings")
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = SyncProject(root, root / "models", root / "config.yaml", settings)
-    proj.write_config()
+    proj = SyncProject.create(tmp_path / "proj", settings)
     proj.write_model(seed=1)
     return proj
 

@@ -184,14 +184,7 @@ def test_unsafe_and_foreign_remote_names_are_skipped(ms, tmp_path):
     from tests.sync.conftest import SyncProject
 
     nas = tmp_path / "nas"
-    proj = SyncProject(
-        tmp_path / "p",
-        tmp_path / "p" / "models",
-        tmp_path / "p" / "config.yaml",
-        {"type": "local", "path": str(nas)},
-    )
-    proj.root.mkdir()
-    proj.write_config()
+    proj = SyncProject.create(tmp_path / "p", {"type": "local", "path": str(nas)})
     data = proj.write_model(seed=3)
     assert ms(proj.root, "push").code == 0
     (nas / "notes.txt").write_text("not ours")
@@ -217,14 +210,7 @@ def test_pull_without_a_remote_catalog(ms, tmp_path):
 
     nas = tmp_path / "nas"
     nas.mkdir()
-    proj = SyncProject(
-        tmp_path / "p",
-        tmp_path / "p" / "models",
-        tmp_path / "p" / "config.yaml",
-        {"type": "local", "path": str(nas)},
-    )
-    proj.root.mkdir()
-    proj.write_config()
+    proj = SyncProject.create(tmp_path / "p", {"type": "local", "path": str(nas)})
     proj.write_model(seed=4)
     by_hand = (proj.models / MODEL_FILE).read_bytes()
     shutil.copy(proj.models / MODEL_FILE, nas / "dinesh_ai_model_v2026-01-05.pth")
@@ -277,10 +263,8 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
 
     projects = []
     for i, model in enumerate(["alpha", "beta"]):
-        root = tmp_path / model
-        root.mkdir()
-        p = SyncProject(root, root / "models", root / "config.yaml", sync_project.remote)
-        p.write_config(models=[{"name": model, "file": f"{model}.pth"}])
+        models = [{"name": model, "file": f"{model}.pth"}]
+        p = SyncProject.create(tmp_path / model, sync_project.remote, models=models)
         p.models.mkdir()
         from tests.agent.conftest import write_checkpoint
 

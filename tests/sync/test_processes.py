@@ -27,10 +27,8 @@ def big_checkpoint(path, mb: int = 64) -> bytes:
 @pytest.mark.slow
 def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seaweedfs, fault_proxy):
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = SyncProject(root, root / "models", root / "config.yaml", settings)
-    proj.write_config()
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    root = proj.root
     proj.models.mkdir()
     data = big_checkpoint(proj.models / MODEL_FILE)
     size = len(data)
@@ -62,10 +60,8 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seawe
     assert resent < size, (resent, size)
     assert resent <= size - sent_before_kill + in_flight + 64 * 1024, (resent, sent_before_kill)
 
-    restored = tmp_path / "restored"
-    restored.mkdir()
-    other = SyncProject(restored, restored / "models", restored / "config.yaml", settings)
-    other.write_config()
+    other = SyncProject.create(tmp_path / "restored", settings)
+    restored = other.root
     pulled = subprocess.run(
         [sys.executable, "-m", "agent", "pull"],
         cwd=restored,
@@ -78,10 +74,8 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seawe
 
 
 def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settings):
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = SyncProject(root, root / "models", root / "config.yaml", local_settings)
-    proj.write_config()
+    proj = SyncProject.create(tmp_path / "proj", local_settings)
+    root = proj.root
     proj.write_model(seed=2)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "agent", "daemon", "--every", "24", "--now"],

@@ -16,11 +16,13 @@ MONDAY = dt.date(2026, 2, 2)
 
 @pytest.fixture
 def nas_project(tmp_path, local_settings) -> SyncProject:
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = SyncProject(root, root / "models", root / "config.yaml", local_settings)
-    proj.write_config(max_backups=2, auto_push=False, retention={"keep_last": 3})
-    return proj
+    return SyncProject.create(
+        tmp_path / "proj",
+        local_settings,
+        max_backups=2,
+        auto_push=False,
+        retention={"keep_last": 3},
+    )
 
 
 def make_weeks(ms, proj, weeks: int) -> list[str]:
@@ -84,15 +86,8 @@ def test_status_and_list_show_what_a_push_would_send(nas_project, ms):
 
 
 def test_unreachable_remote_is_reported_not_fatal_for_status(tmp_path, ms):
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = SyncProject(
-        root,
-        root / "models",
-        root / "config.yaml",
-        {"type": "local", "path": str(tmp_path / "not-mounted" / "nas")},
-    )
-    proj.write_config()
+    missing_nas = {"type": "local", "path": str(tmp_path / "not-mounted" / "nas")}
+    proj = SyncProject.create(tmp_path / "proj", missing_nas)
     proj.write_model(seed=1)
     res = ms(proj.root, "status")
     assert res.code == 0
