@@ -21,7 +21,7 @@ from agent.remote import Remote
 from agent.remote_catalog import RemoteCatalog
 from agent.retention import Candidate, Decision, plan_retention
 from agent.sync_plan import Action, LocalFile, Step, compare_hashes, plan_push
-from providers import Copier
+from providers import Copier, UploadJanitor
 from providers.errors import IntegrityError, NotFound, ProviderError
 
 if TYPE_CHECKING:
@@ -174,8 +174,25 @@ def push(
             report.done.append(f"uploaded {step.name} to {remote.name} ({step.reason})")
     if not dry_run and recorded:
         _record(remote, recorded)
+    if not dry_run and not report.problems:
+        _abort_abandoned_uploads(remote, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
+    """After a clean push nothing of ours is in flight: multipart uploads left by a killed run for
+    files that are gone or changed would only cost storage (S3 bills them until aborted)."""
+    inner = getattr(remote.provider, "inner", remote.provider)  # cleanup only: no retry needed
+    if not isinstance(inner, UploadJanitor):
+        return
+    try:
+        aborted = inner.abort_incomplete_uploads()
+    except ProviderError as exc:
+        log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
+        return
+    if aborted:
+        report.done.append(f"aborted {aborted} abandoned multipart upload(s) on {remote.name}")
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]

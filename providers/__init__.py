@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.base import Capabilities, Copier, ObjectInfo, Provider, SmallObjects, Streamer
+from providers.base import (
+    Capabilities,
+    Copier,
+    ObjectInfo,
+    Provider,
+    SmallObjects,
+    Streamer,
+    UploadJanitor,
+)
 from providers.errors import ConfigError
 
 __all__ = [
@@ -24,6 +32,7 @@ __all__ = [
     "Provider",
     "SmallObjects",
     "Streamer",
+    "UploadJanitor",
     "open_provider",
 ]
 

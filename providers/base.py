@@ -133,3 +133,13 @@ class Streamer(Protocol):
         Our backends also take a keyword ``start: int = 0`` (begin at that byte offset), which
         RetryingProvider uses to resume a stream broken by a transient error."""
         ...
+
+
+@runtime_checkable
+class UploadJanitor(Protocol):
+    """Backends that can leave incomplete uploads behind (S3 multipart). The caller must know no
+    upload of its own is in progress (the agent holds its models-dir lock)."""
+
+    def abort_incomplete_uploads(self) -> int:
+        """Abort the uploads this agent started and can no longer resume; returns how many."""
+        ...

@@ -101,3 +101,47 @@ def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settin
     pushed = {p.name for p in (tmp_path / "nas" / "model-backups").iterdir()}
     assert MODEL_FILE in pushed
     assert any(n.startswith("dinesh_ai_model_v") for n in pushed)
+
+
+@pytest.mark.slow
+def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, seaweedfs):
+    """A push killed mid-upload leaves a multipart upload on S3 (billed until aborted). If that
+    file is gone by the next push, nothing will ever resume it: the next clean push aborts it."""
+    settings = seaweedfs.settings()
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.models.mkdir()
+    big_checkpoint(proj.models / MODEL_FILE, mb=48)
+    (proj.models / "tokenizer.json").write_text("{}")
+    backup = subprocess.run(
+        [sys.executable, "-m", "agent", "backup", "--kind", "version"],
+        cwd=proj.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert backup.returncode == 0, backup.stderr
+    (version,) = proj.models.glob("dinesh_ai_model_v*.pth")
+    journal = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
+    first = subprocess.Popen([sys.executable, "-m", "agent", "push"], cwd=proj.root)
+    deadline = time.monotonic() + 120
+    while not (journal.is_dir() and any(journal.iterdir())) and first.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    client = seaweedfs.client()
+    uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
+    assert uploads.get("Uploads"), "the killed push left no multipart upload to clean up"
+
+    version.unlink()  # the user deleted that version before the next push
+    second = subprocess.run(
+        [sys.executable, "-m", "agent", "push"],
+        cwd=proj.root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "aborted 1 abandoned multipart upload(s)" in second.stdout
+    uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
+    assert not uploads.get("Uploads")
