@@ -146,7 +146,11 @@ def cli(root: Path, *args: str, **kw: Any) -> Child:
 
 def make_checkpoint(path: Path, size_mb: int, seed: int = 0) -> None:
     """A real torch.save file of a state_dict of random fp32 tensors, about ``size_mb`` MB."""
-    import torch
+    import warnings
+
+    with warnings.catch_warnings():  # a CPU build without numpy says so at import; not news
+        warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+        import torch
 
     gen = torch.Generator().manual_seed(seed)
     n = max(8, size_mb * 1024 * 1024 // 4 // 8)
