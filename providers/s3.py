@@ -7,6 +7,13 @@ environment, files, instance role), ``storage_class``, ``sse`` (``AES256`` or ``
 ``multipart_chunksize`` (both default 8 MiB; sizes may be written "8MiB"),
 ``max_request_concurrency`` (default 10); ``connect_timeout`` / ``read_timeout`` in seconds.
 
+``part_checksum`` (``crc32`` or ``md5``, default ``crc32``): the checksum sent with every uploaded
+part and single-part object, which the server verifies before it stores the bytes (a corrupted
+request is rejected, never stored). ``crc32`` is sent as ``x-amz-checksum-crc32`` and costs far
+less CPU; choose ``md5`` (sent as ``Content-MD5``) for an older S3-compatible server that does
+not support the ``x-amz-checksum-*`` headers. Changing it does not break a resumed upload: an
+interrupted upload made with the other checksum is aborted and started again.
+
 Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), which ``stat``
 returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5.
 A multipart ETag is never compared with an md5. botocore's own retries are off (one attempt):
@@ -15,11 +22,11 @@ retrying is the job of providers.retry, and a multipart upload resumes from its 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -29,7 +36,14 @@ from providers.config import check_settings, parse_size
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
 from providers.s3_download import Partial, download_ranges, remove_quietly, stream_object
 from providers.s3_errors import s3_errors
-from providers.s3_multipart import abort_orphans, part_size_for, upload_multipart
+from providers.s3_multipart import (
+    PART_CHECKSUMS,
+    abort_orphans,
+    checksum_args,
+    crc32_b64,
+    part_size_for,
+    upload_multipart,
+)
 from providers.transfer import MultiHasher, Progress, check_key, temp_path_for, verify
 
 log = logging.getLogger(__name__)
@@ -51,6 +65,7 @@ SETTINGS = (
     "max_request_concurrency",
     "connect_timeout",
     "read_timeout",
+    "part_checksum",
 )
 
 
@@ -66,8 +81,13 @@ class S3Provider:
         multipart_chunksize: int = 8 * MIB,
         max_request_concurrency: int = 10,
         extra_put_args: Mapping[str, str] | None = None,
+        part_checksum: str = "crc32",
         state_dir: Path,
     ) -> None:
+        if part_checksum not in PART_CHECKSUMS:
+            raise ValueError(
+                f"part_checksum must be one of {PART_CHECKSUMS}, not {part_checksum!r}"
+            )
         self.name = name
         self.client = client
         self.bucket = bucket
@@ -76,6 +96,7 @@ class S3Provider:
         self.multipart_chunksize = multipart_chunksize
         self.concurrency = max(1, max_request_concurrency)
         self.extra_put_args = dict(extra_put_args or {})
+        self.part_checksum = part_checksum
         self.state_dir = state_dir
         self._partials: dict[tuple[str, Path], Partial] = {}
         # A plain (single-part) ETag is the md5 of the bytes, except under SSE-KMS / SSE-C.
@@ -95,6 +116,14 @@ class S3Provider:
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> Self:
         check_settings(name, settings, allowed=SETTINGS, required=("bucket",))
+        part_checksum = str(settings.get("part_checksum") or "crc32").lower()
+        if part_checksum not in PART_CHECKSUMS:
+            from providers.errors import ConfigError
+
+            raise ConfigError(
+                f"remote {name!r}: part_checksum must be {' or '.join(PART_CHECKSUMS)}, "
+                f"not {settings['part_checksum']!r}"
+            )
         import boto3  # lazily: only an opened s3 remote needs boto3
         import botocore.config
         import botocore.exceptions
@@ -147,6 +176,7 @@ class S3Provider:
             multipart_chunksize=parse_size(settings.get("multipart_chunksize", 8 * MIB), name),
             max_request_concurrency=concurrency,
             extra_put_args=extra,
+            part_checksum=part_checksum,
             state_dir=Path(state_dir) if state_dir else default_state,
         )
 
@@ -193,7 +223,7 @@ class S3Provider:
         size = os.path.getsize(src)
         if size <= self.multipart_threshold:
             data = src.read_bytes()
-            hasher = MultiHasher(("sha256", "md5"))
+            hasher = MultiHasher(self._put_hashes(expected))
             hasher.update(data)
             hashes = hasher.hexdigests()
             verify(
@@ -223,6 +253,7 @@ class S3Provider:
                 progress=report,
                 errors=self._errors,
                 verify_hashes=expected,
+                checksum=self.part_checksum,
             )
             hashes = {"sha256": sha256}
         info = self._head(key)
@@ -230,14 +261,23 @@ class S3Provider:
             raise IntegrityError(f"put {key}: the stored object ({info}) does not match the file")
         return info
 
+    def _put_hashes(self, expected: Mapping[str, str]) -> tuple[str, ...]:
+        """What a single-part put hashes: sha256 always, md5 only if it is sent or expected."""
+        return (
+            ("sha256", "md5") if self.part_checksum == "md5" or "md5" in expected else ("sha256",)
+        )
+
     def _put_object(self, key: str, data: bytes, hashes: Mapping[str, str], **cond: str) -> dict:
-        md5 = base64.b64encode(bytes.fromhex(hashes["md5"])).decode()
+        if self.part_checksum == "crc32":
+            check = checksum_args("crc32", crc32_b64(zlib.crc32(data)))
+        else:
+            check = checksum_args("md5", hashes["md5"])
         with self._errors(f"put {key}"):
             return self.client.put_object(
                 Bucket=self.bucket,
                 Key=self._key(key),
                 Body=data,
-                ContentMD5=md5,
+                **check,
                 Metadata={"sha256": hashes["sha256"]},
                 **self.extra_put_args,
                 **cond,
@@ -380,7 +420,7 @@ class S3Provider:
         if_match: str | None = None,
         if_none_match: bool = False,
     ) -> ObjectInfo:
-        hasher = MultiHasher(("sha256", "md5"))
+        hasher = MultiHasher(self._put_hashes({}))
         hasher.update(data)
         cond: dict[str, str] = {}
         if if_none_match:

@@ -4,9 +4,11 @@ fault proxy in front of SeaweedFS), server-verified part checksums, journals and
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,15 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
-from providers.s3_multipart import MAX_PART, MAX_PARTS, MIN_PART, Header, Journal, part_size_for
+from providers.s3_multipart import (
+    MAX_PART,
+    MAX_PARTS,
+    MIN_PART,
+    Header,
+    Journal,
+    crc32_b64,
+    part_size_for,
+)
 from tests.servers.seaweed import PART
 
 NO_WAIT = {"attempts": 6, "initial_wait": 0, "max_wait": 0, "jitter": 0}
@@ -43,6 +53,24 @@ def test_part_size_stays_within_s3_limits():
 def test_unknown_setting_names_the_nearest(seaweedfs):
     with pytest.raises(ConfigError, match="multipart_chunksize"):
         open_provider("r", {**seaweedfs.settings(), "multipart_chunk_size": 1})
+
+
+def test_part_checksum_setting_is_validated(seaweedfs):
+    with pytest.raises(ConfigError, match="part_checksum must be crc32 or md5, not 'sha1'"):
+        open_provider("r", {**seaweedfs.settings(), "part_checksum": "sha1"})
+    assert (
+        open_provider("r", {**seaweedfs.settings(), "part_checksum": "MD5"}).inner.part_checksum
+        == "md5"
+    )
+
+
+def test_crc32_header_value_is_what_botocore_would_send():
+    from botocore.httpchecksum import Crc32Checksum
+
+    data = random.Random(3).randbytes(100_000)
+    reference = Crc32Checksum()
+    reference.update(data)
+    assert crc32_b64(zlib.crc32(data)) == reference.b64digest()
 
 
 def test_boto3_is_imported_only_when_an_s3_remote_opens(tmp_path):
@@ -142,17 +170,71 @@ def test_transient_faults_on_download_still_complete(seaweedfs, fault_proxy, tmp
     assert fault_proxy.response_bytes < src.stat().st_size + 2 * PART
 
 
-def test_corrupted_part_is_rejected_by_the_server(seaweedfs, fault_proxy, tmp_path):
-    remote = open_remote(seaweedfs.settings(endpoint_url=fault_proxy.url), tmp_path)
+@pytest.mark.parametrize("checksum", ["crc32", "md5"])
+@pytest.mark.parametrize("size", [1000, 2 * PART + 9], ids=["single-put", "multipart"])
+def test_corrupted_request_is_rejected_by_the_server(
+    seaweedfs, fault_proxy, tmp_path, checksum, size
+):
+    # The proxy flips a body byte on the wire; only the part checksum can catch it (the payload is
+    # not signed), and SeaweedFS really checks it: the object is absent, never wrong.
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    remote = open_remote(settings, tmp_path, part_checksum=checksum)
     src = tmp_path / "s"
-    make_file(src, 2 * PART + 9)
-    fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=2", limit=1)
-    with pytest.raises(IntegrityError):
+    sha = make_file(src, size)
+    fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=2" if size > PART else None)
+    with pytest.raises(IntegrityError, match="rejected a checksum"):
         remote.put("c.pth", src)
+    assert fault_proxy.faults == 1
     with pytest.raises(NotFound):
         remote.stat("c.pth")
     remote.put("c.pth", src)  # the next call resumes and sends part 2 intact
-    assert remote.stat("c.pth").size == src.stat().st_size
+    direct = open_remote(seaweedfs.settings(prefix=settings["prefix"]), tmp_path / "d")
+    direct.get("c.pth", tmp_path / "back", expected_hashes={"sha256": sha})
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+
+
+def _interrupted_upload(seaweedfs, fault_proxy, tmp_path, checksum: str):
+    """An upload stopped after parts 1-2 of 3, its journal rewritten as the pre-CRC32 code wrote
+    it (no ``checksum`` in the header, ``md5`` hex per part)."""
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    remote = open_remote(settings, tmp_path, retry={"attempts": 1}, part_checksum=checksum)
+    src = tmp_path / "s"
+    make_file(src, 3 * PART, seed=5)
+    fault_proxy.add("503", method="PUT", path_contains="partNumber=3", limit=1)
+    with pytest.raises(Exception, match="busy or failing"):
+        remote.put("old.pth", src)
+    key = remote.inner._key("old.pth")
+    journal = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key)
+    lines = [json.loads(line) for line in journal.path.read_text().splitlines()]
+    del lines[0]["checksum"]
+    journal.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    header, parts = journal.load()
+    assert header is not None and header.checksum == "md5" and sorted(parts) == [1, 2]
+    return settings, src, key, header
+
+
+def test_old_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
+    settings, src, _, _ = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
+    sent_before = fault_proxy.body_bytes
+    remote = open_remote(settings, tmp_path, part_checksum="md5")
+    info = remote.put("old.pth", src)
+    # Only part 3 was sent (plus the small CompleteMultipartUpload XML).
+    assert PART <= fault_proxy.body_bytes - sent_before < PART + 4096
+    assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+
+
+def test_old_md5_journal_is_aborted_and_restarted_with_crc32(seaweedfs, fault_proxy, tmp_path):
+    settings, src, key, header = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
+    sent_before = fault_proxy.body_bytes
+    remote = open_remote(settings, tmp_path)  # default: crc32
+    info = remote.put("old.pth", src)
+    assert fault_proxy.body_bytes - sent_before >= 3 * PART  # started afresh, not mixed
+    assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    listing = seaweedfs.client().list_multipart_uploads(Bucket=seaweedfs.bucket, Prefix=key)
+    assert header.upload_id not in [u["UploadId"] for u in listing.get("Uploads", [])]
+    back = tmp_path / "back"
+    remote.get("old.pth", back)
+    assert back.read_bytes() == src.read_bytes()
 
 
 def test_changed_file_aborts_the_orphaned_upload(seaweedfs, fault_proxy, tmp_path):
@@ -228,9 +310,9 @@ def test_part_size_always_valid(size, chunk):
 
 def test_journal_ignores_a_torn_last_line(tmp_path):
     journal = Journal(tmp_path, "b", "k")
-    journal.start(Header("b", "k", "up-1", 100, 1, 5, "ab"))
-    journal.add_part(1, '"e1"', "m1")
-    journal.add_part(2, '"e2"', "m2")
+    journal.start(Header("b", "k", "up-1", 100, 1, 5, "ab", "crc32"))
+    journal.add_part(1, '"e1"', "crc32", "AAAAAQ==")
+    journal.add_part(2, '"e2"', "crc32", "AAAAAg==")
     with open(journal.path, "a") as f:
         f.write('{"part": 3, "etag": "e')  # killed mid-write
     header, parts = journal.load()
