@@ -176,6 +176,7 @@ def push(
         _record(remote, recorded)
     if not dry_run and not report.problems:
         _abort_abandoned_uploads(remote, report)
+    store.save()  # the hashes learned here spare the next push a full read of every file
     report.seconds = time.monotonic() - started
     return report
 

@@ -166,3 +166,32 @@ def check_checkpoint(
                     f"expected {list(reference[name])}"
                 )
     return report
+
+
+def check_in_child(path: Path, *, timeout: float | None = None) -> tuple[bool, list[str]]:
+    """``check_checkpoint`` in a short-lived child process: the caller (a push that may run for
+    hours) never holds torch or the checkpoint's pages, so its memory stays flat whatever the
+    model's size. Returns (ok, problems)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    try:
+        doc = json.loads(proc.stdout.strip().splitlines()[-1])
+        return bool(doc["ok"]), [str(p) for p in doc["problems"]]
+    except (IndexError, ValueError, KeyError, TypeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, [f"the check itself failed (exit {proc.returncode}): {tail}"[:300]]
+
+
+if __name__ == "__main__":
+    import sys
+
+    result = check_checkpoint(Path(sys.argv[1])).to_dict()
+    result.pop("tensors")
+    print(json.dumps(result))

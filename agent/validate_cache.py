@@ -28,11 +28,11 @@ def structural_problem(store: Store, path: Path, sha256: str) -> str | None:
         passed = []
     if sha256 in passed:
         return None
-    from agent.validate import check_checkpoint
+    from agent.validate import check_in_child
 
-    report = check_checkpoint(path)
-    if not report.ok:
-        return "failed the structural check: " + "; ".join(report.problems)
+    ok, problems = check_in_child(path)
+    if not ok:
+        return "failed the structural check: " + "; ".join(problems)
     passed = [*passed[-(MAX_REMEMBERED - 1) :], sha256]
     try:
         store.state_dir.mkdir(parents=True, exist_ok=True)
