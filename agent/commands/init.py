@@ -10,7 +10,7 @@ from agent.hashing import atomic_write_bytes
 
 STARTER = """\
 # model-safety configuration. Only the MODEL_SAFETY block is read; other keys are left alone.
-# Reference: docs/local.md. ${ENV_VAR} references in strings are expanded.
+# Reference: README.md (Config reference). ${ENV_VAR} references in strings are expanded.
 MODEL_SAFETY:
   models_dir: models                 # relative to this file
   models:
@@ -25,8 +25,21 @@ MODEL_SAFETY:
   #   min_score: 0.7
   #   scorer: mypkg.eval:score       # function(model_path) -> float
   #   command: python eval.py {model}
-  # remotes:
-  #   nas: {type: local, path: /mnt/nas/model-backups}
+  # remotes:                        # where `push` mirrors versions; credentials never go here
+  #   nas:
+  #     type: local
+  #     path: /mnt/nas/model-backups
+  #     auto_push: true              # `run` pushes here and applies its retention
+  #     retention: {keep_last: 8, keep_monthly: 6}
+  #   s3:
+  #     type: s3
+  #     bucket: my-bucket
+  #     prefix: backups/my_model
+  #     region: eu-west-1            # credentials: the AWS chain (env, profile, role)
+  #   drive:
+  #     type: gdrive
+  #     folder_id: 1AbC...
+  #     service_account_file: ~/.config/model-safety/sa.json
 """
 
 
