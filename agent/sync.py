@@ -7,6 +7,7 @@ writes the remote catalog last. Nothing here deletes a remote object because a l
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -88,9 +89,6 @@ def local_files(store: Store) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
             key=lambda e: (e.kind == "backup", e.sort_key),
         )
         for entry in copies:
-            state = store.state_of(entry)
-            if state.state == "missing" and not store.path(entry.name).exists():
-                continue
             parts = [store.catalog.get(n) for n in entry.companions.values()]
             for part in [*parts, entry]:
                 if part is None or not store.path(part.name).is_file():
@@ -129,7 +127,16 @@ def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, di
 # -- push --------------------------------------------------------------------------------------
 def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, Any]]]:
     files = list(local_files(store))
-    remote_files = {name: obj.as_plan_input() for name, obj in remote.objects.items()}
+    sizes = {lf.name: lf.size for lf, _ in files}
+    held = remote.provider.capabilities.hashes
+    remote_files = {}
+    for name, obj in remote.objects.items():
+        rf = obj.as_plan_input()
+        if rf.recorded is None and sizes.get(name) == rf.size and not set(rf.hashes) & held:
+            # Uploaded but never catalogued (a push killed before its catalog write): listings
+            # omit checksums the object itself holds, so ask before sending it all again.
+            rf = dataclasses.replace(rf, hashes=dict(remote.provider.stat(name).hashes))
+        remote_files[name] = rf
     can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
     steps = plan_push([lf for lf, _ in files], remote_files, can_copy=can_copy)
     return steps, {lf.name: entry for lf, entry in files}
@@ -146,39 +153,62 @@ def push(
     report = SyncReport(remote.name)
     steps, entries = plan(store, remote)
     report.steps = steps
-    recorded: dict[str, dict[str, Any]] = {}
-    for step in steps:
-        if step.action is Action.REFUSE:
-            report.problems.append(f"{step.name}: not pushed: {step.reason}")
-            continue
-        if step.action is Action.PRESENT:
-            obj = remote.objects[step.name]
-            recorded[step.name] = _remote_entry(entries[step.name], obj.info.hashes)
-            continue
-        if dry_run:
-            continue
-        if should_stop():
-            raise Interrupted(f"stopped before {step.name}; run push again to continue")
-        try:
-            info = _transfer(store, remote, step, entries[step.name]["sha256"])
-        except (IntegrityError, NotFound) as exc:
-            report.problems.append(f"{step.name}: not pushed: {exc}")
-            continue
-        recorded[step.name] = _remote_entry(entries[step.name], info.hashes)
-        report.files += 1
-        if step.action is Action.COPY:
-            report.bytes_copied += step.size
-            report.done.append(f"copied {step.source} -> {step.name} on {remote.name}")
-        else:
-            report.bytes_sent += step.size
-            report.done.append(f"uploaded {step.name} to {remote.name} ({step.reason})")
-    if not dry_run and recorded:
-        _record(remote, recorded)
+    run = _Push(store, remote, report, dry_run, should_stop)
+    try:
+        for step in steps:
+            run.carry_out(step, entries[step.name])
+    finally:
+        # Written last, and also when the push stops early (SIGTERM, a remote that went away):
+        # what did arrive is then known to the next push instead of being sent again.
+        if not dry_run and run.recorded:
+            try:
+                _record(remote, run.recorded)
+            except ProviderError as exc:
+                log.warning("remote %s: could not write its catalog: %s", remote.name, exc)
     if not dry_run and not report.problems:
         _abort_abandoned_uploads(remote, report)
     store.save()  # the hashes learned here spare the next push a full read of every file
     report.seconds = time.monotonic() - started
     return report
+
+
+@dataclass
+class _Push:
+    """One push in progress: carries out steps and remembers what arrived, for the catalog."""
+
+    store: Store
+    remote: Remote
+    report: SyncReport
+    dry_run: bool
+    should_stop: Callable[[], bool]
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def carry_out(self, step: Step, entry: dict[str, Any]) -> None:
+        report = self.report
+        if step.action is Action.REFUSE:
+            report.problems.append(f"{step.name}: not pushed: {step.reason}")
+            return
+        if step.action is Action.PRESENT:
+            hashes = self.remote.objects[step.name].info.hashes
+            self.recorded[step.name] = _remote_entry(entry, hashes)
+            return
+        if self.dry_run:
+            return
+        if self.should_stop():
+            raise Interrupted(f"stopped before {step.name}; run push again to continue")
+        try:
+            info = _transfer(self.store, self.remote, step, entry["sha256"])
+        except (IntegrityError, NotFound) as exc:
+            report.problems.append(f"{step.name}: not pushed: {exc}")
+            return
+        self.recorded[step.name] = _remote_entry(entry, info.hashes)
+        report.files += 1
+        if step.action is Action.COPY:
+            report.bytes_copied += step.size
+            report.done.append(f"copied {step.source} -> {step.name} on {self.remote.name}")
+        else:
+            report.bytes_sent += step.size
+            report.done.append(f"uploaded {step.name} to {self.remote.name} ({step.reason})")
 
 
 def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:

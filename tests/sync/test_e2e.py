@@ -301,3 +301,23 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
     remote.close()
     today = dt.date.today().isoformat()
     assert {"alpha.pth", f"alpha_v{today}.pth", "beta.pth", f"beta_v{today}.pth"} <= files
+
+
+def test_a_lost_remote_catalog_costs_no_upload(sync_project, ms):
+    """Objects that arrived but were never catalogued (a push killed before its catalog write, or
+    a catalog deleted by hand) are recognised by their own checksums, not sent again."""
+    from providers import open_provider
+
+    proj = sync_project
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push").code == 0
+    provider = open_provider("r", proj.remote)
+    try:
+        provider.delete(remote_catalog.CATALOG_KEY)
+        res = ms(proj.root, "push", "--json")
+        assert res.code == 0, res.err
+        (report,) = json.loads(res.out)
+        assert report["bytes_sent"] == 0 and report["bytes_copied"] == 0
+        assert len(remote_catalog.load(provider).files) == 4  # rebuilt from what is there
+    finally:
+        provider.close()

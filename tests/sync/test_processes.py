@@ -124,7 +124,7 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     journal = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
     first = subprocess.Popen([sys.executable, "-m", "agent", "push"], cwd=proj.root)
     deadline = time.monotonic() + 120
-    while not (journal.is_dir() and any(journal.iterdir())) and first.poll() is None:
+    while not (journal.is_dir() and any(journal.glob("*.jsonl"))) and first.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.005)
     os.kill(first.pid, signal.SIGKILL)
