@@ -128,7 +128,7 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
     return report
 
 
-def _expected_sha(store: Store, obj: RemoteObject) -> str | None:
+def _expected_sha(obj: RemoteObject) -> str | None:
     if obj.recorded and obj.recorded.get("sha256"):
         return str(obj.recorded["sha256"])
     return obj.info.hashes.get("sha256")
@@ -136,7 +136,7 @@ def _expected_sha(store: Store, obj: RemoteObject) -> str | None:
 
 def _have(store: Store, obj: RemoteObject) -> bool:
     path = store.path(obj.name)
-    sha = _expected_sha(store, obj)
+    sha = _expected_sha(obj)
     return path.is_file() and sha is not None and store.sha256(path) == sha
 
 
@@ -146,7 +146,7 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
         report.done.append(f"{obj.name}: already here")
         _register(store, remote, obj, store.sha256(path))
         return
-    expected = _expected_sha(store, obj)
+    expected = _expected_sha(obj)
     if path.exists():
         _keep_aside(store, obj, report)
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import progress
+from agent.naming import identify
 from agent.remote import Remote, unsafe_name
 from agent.remote_catalog import RemoteCatalog, now_iso
 from agent.sync import _remote_entry
@@ -78,8 +79,12 @@ def verify_remote(
     recorded = remote.catalog.files
     objects = remote.objects
     verified: list[str] = []
+    models_dir = store.models_dir.resolve()
+    # the catalog may list other agents' models (one remote, several machines): not ours to judge
     names = set(objects) | {
-        n for n in recorded if unsafe_name(n, store.models_dir.resolve()) is None
+        n
+        for n in recorded
+        if unsafe_name(n, models_dir) is None and identify(n, store.config.models) is not None
     }
     for name in sorted(names):
         rec = recorded.get(name)

@@ -301,6 +301,16 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
     remote.close()
     today = dt.date.today().isoformat()
     assert {"alpha.pth", f"alpha_v{today}.pth", "beta.pth", f"beta_v{today}.pth"} <= files
+    # each machine verifies its own files and leaves the other's alone
+    for p in projects:
+        check = subprocess.run(
+            [sys.executable, "-m", "agent", "verify", "--remote", "r"],
+            cwd=p.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_a_lost_remote_catalog_costs_no_upload(sync_project, ms):
