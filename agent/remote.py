@@ -94,7 +94,9 @@ class Remote:
             assert ident is not None
             found[key] = RemoteObject(info, ident, self.catalog.files.get(key))
         for line in self.skipped:
-            log.warning("remote %s: skipped %s", self.name, line)
+            # foreign files are normal on a shared remote; only pull, which could be asked for
+            # them, reports them to the user
+            log.info("remote %s: skipped %s", self.name, line)
         return found
 
 
