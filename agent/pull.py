@@ -106,6 +106,7 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
     report = PullReport(remote.name)
     models = [store.config.model(model)] if model or version != "all" else list(store.config.models)
     store.models_dir.mkdir(parents=True, exist_ok=True)
+    remote.objects  # noqa: B018 - lists the remote, filling remote.skipped
     report.skipped.extend(remote.skipped)
     for m in models:
         chosen = select(remote, m, version)
