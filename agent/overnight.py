@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 class MirrorResult:
     reports: list[SyncReport] = field(default_factory=list)
     local_decisions: list[Decision] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # remotes that could not be reached, ...
+    problems: list[str] = field(default_factory=list)  # a target that could not be reached, ...
+    # a remote consulted only for local retention that could not be reached: its copies count as
+    # absent (more is kept locally), worth a warning but not a failed run
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def has_problems(self) -> bool:
@@ -36,6 +39,7 @@ class MirrorResult:
             "remotes": [r.to_dict() for r in self.reports],
             "local_prune": [d.to_dict() for d in self.local_decisions],
             "problems": self.problems,
+            "warnings": self.warnings,
         }
 
 
@@ -53,7 +57,7 @@ def mirror_and_prune(
     remotes: dict[str, Remote] = {}
     try:
         for rc in targets:
-            remote = _open(store, rc, result)
+            remote = _open(store, rc, result.problems)
             if remote is None:
                 continue
             remotes[rc.name] = remote
@@ -73,9 +77,10 @@ def mirror_and_prune(
             result.reports.append(report)
         pins: dict[str, str] = {}
         if not force and store.config.remotes:
+            targeted = {rc.name for rc in targets}
             for rc in store.config.remotes:
-                if rc.name not in remotes:
-                    remote = _open(store, rc, result)
+                if rc.name not in targeted:
+                    remote = _open(store, rc, result.warnings)
                     if remote is not None:
                         remotes[rc.name] = remote
             pins = unmirrored_pins(store, list(remotes.values()))
@@ -86,9 +91,9 @@ def mirror_and_prune(
     return result
 
 
-def _open(store: Store, rc: RemoteConfig, result: MirrorResult) -> Remote | None:
+def _open(store: Store, rc: RemoteConfig, failures: list[str]) -> Remote | None:
     try:
         return Remote.open(store, rc)
     except (AgentError, ProviderError) as exc:
-        result.problems.append(f"remote {rc.name}: {exc}")
+        failures.append(f"remote {rc.name}: {exc}")
         return None

@@ -47,6 +47,7 @@ def periodic_job(
     data["prune"] = mirror.to_dict()["local_prune"]
     data["remotes"] = [r.to_dict() for r in mirror.reports]
     data["problems"] = problems
+    data["warnings"] = mirror.warnings
     return (EXIT_PROBLEMS if problems else 0), data, lines
 
 
@@ -72,7 +73,7 @@ def run(app, as_json: bool, today: str | None) -> int:  # type: ignore[no-untype
     else:
         for line in lines:
             app.out(line)
-        for problem in data["problems"]:
+        for problem in [*data["problems"], *data["warnings"]]:
             app.warn(problem)
     return code
 

@@ -94,3 +94,15 @@ def test_unreachable_remote_is_reported_not_fatal_for_status(tmp_path, ms):
     assert "unreachable" in res.out
     res = ms(proj.root, "push")
     assert res.code == 1 and "mount it or fix path" in res.err and "Traceback" not in res.err
+
+
+def test_an_unreachable_remote_that_run_does_not_push_to_only_warns(tmp_path, ms, local_settings):
+    """`run` pushes to auto_push remotes; another remote, consulted only so that local retention
+    keeps what it lacks, being offline (an unmounted NAS) is a warning, not a failed cron run."""
+    offline = {"type": "local", "path": str(tmp_path / "not-mounted" / "nas")}
+    proj = SyncProject.create(tmp_path / "proj", local_settings, extra_remotes={"offline": offline})
+    proj.write_model(seed=1)
+    res = ms(proj.root, "run")
+    assert res.code == 0, res.out + res.err
+    assert "remote offline" in res.err
+    assert res.err.count("remote offline") == 1
