@@ -14,8 +14,8 @@ A version kept by several rules lists every reason. On top of the policy, whatev
 - the newest good version is always kept;
 - at least ``minimum`` (2) good versions are kept while that many exist;
 - a pinned candidate (e.g. "not on any remote yet") is kept, with the pin as its reason;
-- a version that is not good (checksum mismatch) is never counted and never deleted here: its
-  bytes may still be needed, so it is left for ``repair`` or for the user to inspect.
+- a version that is not good (checksum mismatch, or its file missing) is never counted and never
+  deleted here: its bytes may still be needed, so it is left for ``repair`` or for inspection.
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ def plan_retention(
         if cand.pin:
             reasons[cand.name].append(cand.pin)
         if not cand.good:
-            reasons[cand.name].append("corrupted: not counted, left for repair or inspection")
+            reasons[cand.name].append(
+                "corrupted or missing: not counted; left for `model-safety repair` or inspection"
+            )
 
     decisions = []
     for cand in ordered:
