@@ -18,6 +18,8 @@ Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), 
 returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5.
 A multipart ETag is never compared with an md5. botocore's own retries are off (one attempt):
 retrying is the job of providers.retry, and a multipart upload resumes from its journal.
+A download resumes too, even in a new process after kill -9: finished ranges are journaled under
+``state_dir/downloads`` (providers.download_journal) next to a deterministic temp file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Self
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_settings, parse_size
+from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
 from providers.s3_download import Partial, download_ranges, remove_quietly, stream_object
 from providers.s3_errors import s3_errors
@@ -98,7 +101,8 @@ class S3Provider:
         self.extra_put_args = dict(extra_put_args or {})
         self.part_checksum = part_checksum
         self.state_dir = state_dir
-        self._partials: dict[tuple[str, Path], Partial] = {}
+        # Downloads whose temp file and journal are kept for the next attempt (see get).
+        self._pending: dict[tuple[str, Path], tuple[DownloadJournal, Path]] = {}
         # A plain (single-part) ETag is the md5 of the bytes, except under SSE-KMS / SSE-C.
         sse = self.extra_put_args.get("ServerSideEncryption")
         self._etag_may_be_md5 = sse in (None, "AES256")
@@ -300,16 +304,25 @@ class S3Provider:
         wanted = {**info.hashes, **expected}
         names = {"sha256"} | {n for n in wanted if n in ("sha256", "md5")}
         dest.parent.mkdir(parents=True, exist_ok=True)
-        slot = (key, dest)
-        partial = self._partials.pop(slot, None)
-        if partial is None or partial.etag != info.etag or partial.size != info.size:
-            if partial is not None:
-                remove_quietly(partial.temp)
-            tag = hashlib.sha256(f"{key}\0{info.etag}".encode()).hexdigest()[:16]
-            rsize = part_size_for(info.size, self.multipart_chunksize)
-            partial = Partial(temp_path_for(dest, tag), info.etag or "", info.size, rsize)
-            remove_quietly(partial.temp)  # a leftover from a killed process: unknown content
-        keep = False
+        dest = Path(os.path.abspath(dest))
+        # The temp name and the journal are deterministic, so a later attempt -- the retry
+        # layer's, or a new process after kill -9 -- finds them and fetches only missing ranges.
+        tag = hashlib.sha256(f"{key}\0{info.etag}".encode()).hexdigest()[:16]
+        temp = temp_path_for(dest, tag)
+        rsize = part_size_for(info.size, self.multipart_chunksize)
+        n_ranges = -(-info.size // rsize)
+        header = {"bucket": self.bucket, "key": self._key(key), "dest": str(dest),
+                  "temp": str(temp), "etag": info.etag or "", "size": info.size,
+                  "range_size": rsize}  # fmt: skip
+        journal = self._journal(key, dest)
+
+        def temp_ok(done: list[int]) -> bool:
+            sized = temp.is_file() and temp.stat().st_size == info.size
+            return sized and all(0 <= i < n_ranges for i in done)
+
+        done = resume_or_start(journal, header, dest, temp_ok)
+        partial = Partial(temp, info.etag or "", info.size, rsize, set(done))
+        self._pending[(key, dest)] = journal, temp
         try:
             download_ranges(
                 self.client,
@@ -323,15 +336,29 @@ class S3Provider:
                 progress=Progress(progress),
                 errors=self._errors,
                 what=what,
+                on_done=journal.mark,
             )
         except TransientError:
-            keep = True  # the retry layer calls again; finished ranges are kept
-            self._partials[slot] = partial
+            journal.close()  # temp and journal stay: the next attempt resumes from them
             raise
-        finally:
-            if not keep:
-                remove_quietly(partial.temp)
+        except Exception:
+            self._discard(key, dest)  # definitive (integrity, not found, a caller's error)
+            raise
+        except BaseException:
+            journal.close()  # interrupted (Ctrl-C, SIGTERM): the next run resumes
+            raise
+        self._discard(key, dest)  # committed: the temp was renamed, the journal is done
         return info
+
+    def _journal(self, key: str, dest: Path) -> DownloadJournal:
+        ident = f"{self.bucket}\0{self._key(key)}\0{dest}"
+        return DownloadJournal(self.state_dir / "downloads", ident)
+
+    def _discard(self, key: str, dest: Path) -> None:
+        journal, temp = self._pending.pop((key, dest), (self._journal(key, dest), None))
+        if temp is not None:
+            remove_quietly(temp)
+        journal.clear()
 
     def stat(self, key: str) -> ObjectInfo:
         return self._head(key)
@@ -446,9 +473,10 @@ class S3Provider:
         return abort_orphans(self.client, self.state_dir / "uploads", self.bucket, self._errors)
 
     def close(self) -> None:
-        for partial in self._partials.values():
-            remove_quietly(partial.temp)
-        self._partials.clear()
+        """Drop the downloads this provider left for a retry that never came (a process killed
+        before close keeps them: its next run resumes)."""
+        for key, dest in list(self._pending):
+            self._discard(key, dest)
 
     def __repr__(self) -> str:
         return f"S3Provider({self.name!r}, bucket={self.bucket!r}, prefix={self.prefix!r})"

@@ -5,7 +5,8 @@ Ranges are fetched by worker threads and written with ``os.pwrite``; a hasher th
 contiguous finished prefix (reading back from the page cache), so the sha256 is ready shortly
 after the last byte arrives instead of costing a second pass. A transient failure keeps the temp
 file and the set of finished ranges (``Partial``), so the retry layer's next ``get`` fetches only
-what is missing.
+what is missing; ``on_done`` lets the caller journal each finished range, so that a later process
+can do the same after kill -9 (providers.download_journal).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def download_ranges(
     progress: Progress,
     errors: Callable[[str], Any],
     what: str,
+    on_done: Callable[[int], None] | None = None,
 ) -> dict[str, str]:
     """Fill ``partial.temp`` with every missing range, hash it in order, verify, commit to
     ``dest``. Raises with ``partial`` updated; the caller decides whether to keep the temp file."""
@@ -79,6 +81,8 @@ def download_ranges(
                         progress(len(chunk))
                     if offset != end + 1:
                         raise TransientError(f"{what}: short read at {offset} of range {start}")
+                if on_done is not None:
+                    on_done(index)  # after the pwrites: the range's bytes are in the file
                 with cond:
                     partial.done.add(index)
                     cond.notify_all()

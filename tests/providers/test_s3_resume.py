@@ -1,5 +1,5 @@
-"""Resume across process death, with real processes: a worker uploads a ~64 MB file to SeaweedFS,
-is killed with SIGKILL after some parts, and a second run sends only what is missing."""
+"""Resume across process death, with real processes: a worker uploads (downloads) a ~64 MB file
+to (from) SeaweedFS, is killed with SIGKILL halfway, and a second run moves only what is missing."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64 * 1024 * 1024 + 12345
 
 
-def start_worker(settings: dict, key: str, src: Path, state: Path, *pause: int) -> subprocess.Popen:
-    args = [sys.executable, "-m", "tests.providers.upload_worker", json.dumps(settings), key]
-    args += [str(src), str(state), *map(str, pause)]
+def start_worker(
+    settings: dict, key: str, src: Path, state: Path, *pause: int, mode: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """The upload worker; ``mode=("get",)`` makes it download ``key`` to ``src`` instead."""
+    args = [sys.executable, "-m", "tests.providers.upload_worker", *mode, json.dumps(settings)]
+    args += [key, str(src), str(state), *map(str, pause)]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
@@ -74,3 +77,51 @@ def test_upload_killed_with_sigkill_resumes_and_sends_only_missing_parts(seaweed
     info = remote.get("m/model.pth", back, expected_hashes={"sha256": sha})
     assert info.size == SIZE
     assert back.read_bytes() == data
+
+
+@pytest.mark.slow
+def test_download_killed_with_sigkill_resumes_and_fetches_only_missing_ranges(
+    seaweedfs, fault_proxy, tmp_path
+):
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    data = random.Random(11).randbytes(SIZE)
+    src = tmp_path / "model.pth"
+    src.write_bytes(data)
+    open_provider("up", settings, state_dir=tmp_path / "up").put("m/model.pth", src)
+    dest = tmp_path / "restore" / "model.pth"
+    state = tmp_path / "state"
+
+    fault_proxy.clear()
+    first = start_worker(settings, "m/model.pth", dest, state, SIZE // 2, mode=("get",))
+    try:
+        paused = int(wait_for(first, "paused").split()[1])
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        first.stdout.close()
+    assert first.returncode == -signal.SIGKILL
+    assert paused >= SIZE // 2
+    assert not dest.exists()
+    assert list((state / "downloads").glob("*.jsonl")), "the killed run left its journal"
+    assert [p.name for p in dest.parent.glob(".model.pth.*.incomplete")], "and its temp file"
+
+    fault_proxy.clear()
+    second = start_worker(settings, "m/model.pth", dest, state, mode=("get",))
+    try:
+        _, received, sha = wait_for(second, "done").split()
+        assert second.wait(timeout=120) == 0
+    finally:
+        if second.poll() is None:
+            os.kill(second.pid, signal.SIGKILL)
+            second.wait(timeout=30)
+        second.stdout.close()
+    # The ranges finished before the kill were not fetched again; at most the ranges in flight
+    # at the kill (one per connection) are.
+    in_flight = settings["max_request_concurrency"] * PART
+    assert fault_proxy.response_bytes < SIZE
+    assert fault_proxy.response_bytes <= SIZE - SIZE // 2 + in_flight
+    assert int(received) < SIZE
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert dest.read_bytes() == data
+    assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
+    assert list((state / "downloads").iterdir()) == []  # and no journal

@@ -1,12 +1,13 @@
-"""A separate process that uploads one file through ``open_provider``, for kill -9 resume tests of
-any backend (S3 on SeaweedFS, gdrive on the emulator).
+"""A separate process that uploads (or downloads) one file through ``open_provider``, for kill -9
+resume tests of any backend (S3 on SeaweedFS, gdrive on the emulator).
 
 Usage: python -m tests.providers.upload_worker SETTINGS_JSON KEY SRC STATE_DIR [PAUSE_AFTER]
+       python -m tests.providers.upload_worker get SETTINGS_JSON KEY DEST STATE_DIR [PAUSE_AFTER]
 
 Prints ``progress <total>`` after every progress callback and ``done <total> <sha256>`` at the
-end (total = bytes this process reported as sent). With PAUSE_AFTER (bytes), the progress
-callback prints ``paused <total>`` and blocks forever once that many bytes were reported, so the
-test can ``kill -9`` the process at a known point instead of racing it.
+end (total = bytes this process reported as sent, or received). With PAUSE_AFTER (bytes), the
+progress callback prints ``paused <total>`` and blocks forever once that many bytes were reported,
+so the test can ``kill -9`` the process at a known point instead of racing it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from providers import open_provider
 
 
 def main(argv: list[str]) -> int:
+    download = argv[0] == "get"
+    if download:
+        argv = argv[1:]
     settings = json.loads(argv[0])
     key, src, state_dir = argv[1], Path(argv[2]), Path(argv[3])
     pause_after = int(argv[4]) if len(argv) > 4 else None
@@ -41,7 +45,10 @@ def main(argv: list[str]) -> int:
 
     provider = open_provider("worker", settings, state_dir=state_dir)
     try:
-        info = provider.put(key, src, progress=progress)
+        if download:
+            info = provider.get(key, src, progress=progress)
+        else:
+            info = provider.put(key, src, progress=progress)
     finally:
         provider.close()
     print(f"done {total} {info.hashes.get('sha256', '')}", flush=True)
