@@ -34,6 +34,7 @@ import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_prov
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_settings, parse_size
+from providers.download_journal import DownloadJournal
 from providers.errors import (
     ConfigError,
     IntegrityError,
@@ -106,6 +107,8 @@ class DriveProvider(DriveIO):
         self.delete_mode = delete_mode
         self._session: DriveSession | None = None
         self._folder_checked = False
+        # Downloads whose temp file and journal are kept for the next attempt (gdrive_io).
+        self._pending_downloads: dict[Path, tuple[DownloadJournal, Path]] = {}
 
     @classmethod
     def from_settings(

@@ -7,6 +7,7 @@ settings), kept apart so each module stays small.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from providers.base import ObjectInfo, ProgressFn
+from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import IntegrityError, PreconditionFailed, TransientError
 from providers.gdrive_upload import upload_file
 from providers.transfer import (
+    CHUNK,
     MultiHasher,
     Progress,
     check_key,
@@ -57,6 +60,8 @@ class DriveIO:
     chunk_retry_wait: float
     folder_id: str
     name: str
+    state_dir: Path
+    _pending_downloads: dict[Path, tuple[DownloadJournal, Path]]
 
     def _translate(self, exc: BaseException, what: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -116,30 +121,84 @@ class DriveIO:
         expected_hashes: Mapping[str, str] | None,
         progress: Progress,
     ) -> None:
-        """Download into a unique temp file beside ``dest``, hashing on the way; checked against
-        Drive's size and md5Checksum and the caller's hashes before the rename; on any failure no
-        file appears at ``dest``."""
+        """Download into a temp file beside ``dest``, hashing on the way; checked against Drive's
+        size and md5Checksum and the caller's hashes before the rename; on any failure no file
+        appears at ``dest``. The temp name is deterministic and the bytes written so far are
+        journaled, so a later attempt -- the retry layer's, or a new process after kill -9 --
+        continues from there (one Range request) as long as Drive still holds the same file
+        version (id, md5Checksum, fileSize)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_path_for(dest)
+        dest = Path(os.path.abspath(dest))
+        md5 = info.hashes.get("md5") or ""
+        tag = hashlib.sha256(f"{file_id}\0{md5}\0{info.size}".encode()).hexdigest()[:16]
+        temp = temp_path_for(dest, tag)
+        header = {"id": file_id, "key": key, "md5": md5, "size": info.size, "dest": str(dest),
+                  "temp": str(temp)}  # fmt: skip
+        journal = DownloadJournal(self.state_dir / "downloads", f"{self.folder_id}\0{key}\0{dest}")
+
+        def temp_ok(marks: list[int]) -> bool:
+            end = max(marks, default=0)
+            return 0 <= end <= info.size and temp.is_file() and temp.stat().st_size >= end
+
+        start = max(resume_or_start(journal, header, dest, temp_ok), default=0)
+        pending = self._pending_downloads
+        pending[dest] = journal, temp
+        what = f"download of {key!r} from remote {self.name!r}"
         try:
-            hasher, count = MultiHasher(("md5", "sha256")), 0
-            with open(temp, "xb") as fh:
-                for chunk in self._chunks(
-                    file_id, key, size=info.size, chunk_size=self.download_chunk_size
-                ):
-                    fh.write(chunk)
-                    hasher.update(chunk)
-                    count += len(chunk)
-                    progress(len(chunk))
-            what = f"download of {key!r} from remote {self.name!r}"
-            got = hasher.hexdigests()
+            got, count = self._fill(temp, start, file_id, key, info.size, journal, progress)
             verify(what, expected_size=info.size, actual_size=count)
             verify(what, expected=info.hashes, actual=got)
             verify(what, expected=expected_hashes, actual=got)
             commit_temp(temp, dest)
+        except TransientError:
+            journal.close()  # temp and journal stay: the next attempt resumes from them
+            raise
+        except Exception:
+            _discard_download(pending, dest)  # definitive: integrity, not found, caller's error
+            raise
+        except BaseException:
+            journal.close()  # interrupted (Ctrl-C, SIGTERM): the next run resumes
+            raise
+        _discard_download(pending, dest)
+
+    def _fill(
+        self,
+        temp: Path,
+        start: int,
+        file_id: str,
+        key: str,
+        size: int,
+        journal: DownloadJournal,
+        progress: Progress,
+    ) -> tuple[dict[str, str], int]:
+        """Write bytes ``start``.. into ``temp``, journaling each chunk after it is written.
+        Returns the md5 and sha256 of the whole file (the first ``start`` bytes are re-read
+        from the temp file: a local read) and its length."""
+        hasher = MultiHasher(("md5", "sha256"))
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, start)  # bytes past the journaled end are of unknown content
+            buf = bytearray(CHUNK)
+            offset = 0
+            while offset < start:
+                n = os.preadv(fd, [memoryview(buf)[: min(CHUNK, start - offset)]], offset)
+                if not n:
+                    break  # cannot happen after ftruncate; the size check below would fail
+                hasher.update(memoryview(buf)[:n])
+                offset += n
+            for chunk in self._chunks(
+                file_id, key, size=size, chunk_size=self.download_chunk_size, start=start
+            ):
+                view = memoryview(chunk)
+                while view:
+                    n = os.pwrite(fd, view, offset)
+                    view, offset = view[n:], offset + n
+                hasher.update(chunk)
+                journal.mark(offset)
+                progress(len(chunk))
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            os.close(fd)
+        return hasher.hexdigests(), offset
 
     def iter_bytes(
         self,
@@ -219,6 +278,10 @@ class DriveIO:
         return self._info(key, res)
 
     def close(self) -> None:
+        # Downloads kept for a retry that never came (a killed process keeps them: it resumes).
+        pending = self._pending_downloads
+        for dest in list(pending):
+            _discard_download(pending, dest)
         session = getattr(self, "_session", None)
         if session is not None:
             for conn in list(getattr(session.auth.http, "connections", {}).values()):
@@ -226,7 +289,12 @@ class DriveIO:
                     conn.close()
 
 
-def _hashes(data: bytes) -> dict[str, str]:
-    import hashlib
+def _discard_download(pending: dict[Path, tuple[DownloadJournal, Path]], dest: Path) -> None:
+    journal, temp = pending.pop(dest)
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    journal.clear()
 
+
+def _hashes(data: bytes) -> dict[str, str]:
     return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}

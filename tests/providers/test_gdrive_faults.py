@@ -117,15 +117,33 @@ def test_connection_resets_mid_transfer_are_survived(
     _round_trip_ok(provider, src, tmp_path)
 
 
-def test_interrupted_download_leaves_no_file(gdrive_emulator_settings, tmp_path, drive_emulator):
+def test_interrupted_download_leaves_no_file_and_the_next_get_resumes(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
     provider = _bare({**gdrive_emulator_settings, "chunk_retries": 1}, tmp_path)
-    provider.put("model.pth", _src(tmp_path, 3 * GDRIVE_TEST_CHUNK))
-    drive_emulator.inject("GET", MEDIA, status=503, times=3)
+    src = _src(tmp_path, 3 * GDRIVE_TEST_CHUNK)
+    provider.put("model.pth", src)
+    # the first chunk arrives, then the second fails more often than the call retries it
+    drive_emulator.inject("GET", MEDIA, status=503, times=3, skip=1)
     dest_dir = tmp_path / "restore"
     dest_dir.mkdir()
     with pytest.raises(TransientError):
         provider.get("model.pth", dest_dir / "model.pth")
-    assert list(dest_dir.iterdir()) == []
+    # nothing under the name; only the hidden temp file a later attempt resumes from
+    assert [p.name.endswith(".incomplete") for p in dest_dir.iterdir()] == [True]
+    drive_emulator.clear_faults()
+    drive_emulator.reset_counters()
+    provider.get("model.pth", dest_dir / "model.pth")
+    assert drive_emulator.counter("media_bytes_sent") == 2 * GDRIVE_TEST_CHUNK
+    assert os.listdir(dest_dir) == ["model.pth"]
+    assert (dest_dir / "model.pth").read_bytes() == src.read_bytes()
+
+    drive_emulator.inject("GET", MEDIA, status=503, times=3)
+    with pytest.raises(TransientError):
+        provider.get("model.pth", tmp_path / "other.pth")
+    provider.close()  # no retry is coming: close drops what was kept for one
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".other.pth")]
+    assert list((tmp_path / "state" / "downloads").iterdir()) == []
 
 
 @pytest.mark.slow
@@ -168,6 +186,43 @@ def test_kill_9_mid_upload_resumes_from_the_journal(
     assert list((state / "gdrive-uploads").iterdir()) == []
     provider = open_provider("drive", settings, state_dir=state)
     _round_trip_ok(provider, src, tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_download_resumes_in_the_next_process(
+    gdrive_emulator_settings, tmp_path, drive_emulator
+):
+    size = 64 * 1024 * 1024 + 777
+    src = _src(tmp_path, size)
+    settings = {**gdrive_emulator_settings, "download_chunk_size": 1024 * 1024, "retry": NO_WAIT}
+    open_provider("up", settings, state_dir=tmp_path / "up").put("model.pth", src)
+    state, dest = tmp_path / "state", tmp_path / "restore" / "model.pth"
+    cmd = [sys.executable, "-m", "tests.providers.upload_worker", "get", json.dumps(settings),
+           "model.pth", str(dest), str(state)]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+
+    worker = subprocess.Popen([*cmd, str(size // 2)], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        for _ in range(10_000):  # bounded: one line per chunk, then "paused"
+            line = worker.stdout.readline()
+            if not line or line.startswith("paused"):
+                break
+        assert line.startswith("paused"), line
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+    assert not dest.exists()
+    assert list((state / "downloads").iterdir())  # the journal survived the kill
+
+    drive_emulator.reset_counters()
+    subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True, timeout=300)
+    # the bytes written before the kill were not fetched again (the paused chunk at most)
+    assert drive_emulator.counter("media_bytes_sent") <= size - size // 2 + 1024 * 1024
+    assert dest.read_bytes() == src.read_bytes()
+    assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
+    assert list((state / "downloads").iterdir()) == []  # and no journal
 
 
 def test_failure_between_upload_and_rename_reuses_the_finished_upload(
