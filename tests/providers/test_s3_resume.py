@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
+from providers.download_journal import DownloadJournal, resume_or_start
+from providers.errors import TransientError
 from tests.servers.seaweed import PART
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,3 +127,51 @@ def test_download_killed_with_sigkill_resumes_and_fetches_only_missing_ranges(
     assert dest.read_bytes() == data
     assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
     assert list((state / "downloads").iterdir()) == []  # and no journal
+
+
+def test_download_kept_for_resume_is_discarded_when_the_object_changed(
+    seaweedfs, fault_proxy, tmp_path
+):
+    """A temp file kept by a failed attempt never mixes with a newer version of the object."""
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url, retry={"attempts": 1})
+    remote = open_provider("r", settings, state_dir=tmp_path / "state")
+    src = tmp_path / "s"
+    src.write_bytes(random.Random(1).randbytes(3 * PART + 5))
+    remote.put("d.pth", src)
+    out = tmp_path / "out"
+    fault_proxy.add("cut", method="GET", limit=1)
+    with pytest.raises(TransientError):
+        remote.get("d.pth", out / "d.pth")
+    (kept,) = out.glob(".d.pth.*.incomplete")
+    assert list((tmp_path / "state" / "downloads").glob("*.jsonl"))
+
+    newer = random.Random(2).randbytes(3 * PART + 5)  # same size, other bytes: a new ETag
+    src.write_bytes(newer)
+    remote.put("d.pth", src)
+    remote.get("d.pth", out / "d.pth")
+    assert (out / "d.pth").read_bytes() == newer
+    assert not kept.exists()
+    assert os.listdir(out) == ["d.pth"]
+    assert list((tmp_path / "state" / "downloads").iterdir()) == []
+
+
+def test_download_journal_ignores_a_torn_line_and_deletes_only_our_temp_files(tmp_path):
+    journal = DownloadJournal(tmp_path / "downloads", "bucket\0key\0dest")
+    dest = tmp_path / "out" / "m.pth"
+    dest.parent.mkdir()
+    header = {"temp": str(dest.parent / ".m.pth.0123456789abcdef.incomplete"), "size": 10}
+    journal.start(header)
+    journal.mark(0)
+    journal.mark(2)
+    journal.close()
+    with open(journal.path, "ab") as f:
+        f.write(b'{"m": 3')  # killed in the middle of an append
+    assert resume_or_start(journal, header, dest, lambda marks: True) == [0, 2]
+
+    # A journal that names some other file (damaged, or hand-edited) never gets it deleted.
+    precious = dest.parent / "m.pth.bak"
+    precious.write_bytes(b"keep me")
+    journal.start({**header, "temp": str(precious)})
+    assert resume_or_start(journal, header, dest, lambda marks: True) == []
+    assert precious.read_bytes() == b"keep me"
+    assert journal.read() == (header, [])
