@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,14 @@ def ms(monkeypatch, capsys):
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def agent_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``model-safety ARGS`` as a separate process in project ``root`` (output captured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

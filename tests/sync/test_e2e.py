@@ -11,6 +11,7 @@ import pytest
 
 from agent import remote_catalog
 from tests.agent.conftest import MODEL_FILE, TOKENIZER
+from tests.sync.conftest import SyncProject, agent_cli
 
 MONDAY = dt.date(2026, 1, 5)
 
@@ -181,8 +182,6 @@ def flip_remote_object(request, kind, settings, name) -> None:
 
 
 def test_unsafe_and_foreign_remote_names_are_skipped(ms, tmp_path):
-    from tests.sync.conftest import SyncProject
-
     nas = tmp_path / "nas"
     proj = SyncProject.create(tmp_path / "p", {"type": "local", "path": str(nas)})
     data = proj.write_model(seed=3)
@@ -206,8 +205,6 @@ def test_unsafe_and_foreign_remote_names_are_skipped(ms, tmp_path):
 def test_pull_without_a_remote_catalog(ms, tmp_path):
     """Files put on a remote by hand (no catalog): pull relies on the names and the provider's
     own checksums."""
-    from tests.sync.conftest import SyncProject
-
     nas = tmp_path / "nas"
     nas.mkdir()
     proj = SyncProject.create(tmp_path / "p", {"type": "local", "path": str(nas)})
@@ -259,8 +256,6 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
 
     import yaml
 
-    from tests.sync.conftest import SyncProject
-
     projects = []
     for i, model in enumerate(["alpha", "beta"]):
         models = [{"name": model, "file": f"{model}.pth"}]
@@ -303,13 +298,7 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
     assert {"alpha.pth", f"alpha_v{today}.pth", "beta.pth", f"beta_v{today}.pth"} <= files
     # each machine verifies its own files and leaves the other's alone
     for p in projects:
-        check = subprocess.run(
-            [sys.executable, "-m", "agent", "verify", "--remote", "r"],
-            cwd=p.root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        check = agent_cli(p.root, "verify", "--remote", "r", timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.agent.conftest import MODEL_FILE
-from tests.sync.conftest import SyncProject
+from tests.sync.conftest import SyncProject, agent_cli
 
 
 def big_checkpoint(path, mb: int = 64) -> bytes:
@@ -45,13 +45,7 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seawe
     assert sent_before_kill < size, "the push finished before it could be killed"
 
     fault_proxy.clear()
-    second = subprocess.run(
-        [sys.executable, "-m", "agent", "push"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    second = agent_cli(root, "push")
     assert second.returncode == 0, second.stderr
     resent = fault_proxy.body_bytes
     # Parts that reached the server before the kill are not sent again; only the parts in flight
@@ -62,13 +56,7 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seawe
 
     other = SyncProject.create(tmp_path / "restored", settings)
     restored = other.root
-    pulled = subprocess.run(
-        [sys.executable, "-m", "agent", "pull"],
-        cwd=restored,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    pulled = agent_cli(restored, "pull")
     assert pulled.returncode == 0, pulled.stderr
     assert (other.models / MODEL_FILE).read_bytes() == data
 
@@ -112,13 +100,7 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     proj.models.mkdir()
     big_checkpoint(proj.models / MODEL_FILE, mb=48)
     (proj.models / "tokenizer.json").write_text("{}")
-    backup = subprocess.run(
-        [sys.executable, "-m", "agent", "backup", "--kind", "version"],
-        cwd=proj.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    backup = agent_cli(proj.root, "backup", "--kind", "version", timeout=120)
     assert backup.returncode == 0, backup.stderr
     (version,) = proj.models.glob("dinesh_ai_model_v*.pth")
     journal = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
@@ -134,13 +116,7 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     assert uploads.get("Uploads"), "the killed push left no multipart upload to clean up"
 
     version.unlink()  # the user deleted that version before the next push
-    second = subprocess.run(
-        [sys.executable, "-m", "agent", "push"],
-        cwd=proj.root,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    second = agent_cli(proj.root, "push")
     assert second.returncode == 0, second.stderr
     assert "aborted 1 abandoned multipart upload(s)" in second.stdout
     uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])

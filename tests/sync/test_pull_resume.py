@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.agent.conftest import MODEL_FILE
-from tests.sync.conftest import SyncProject
+from tests.sync.conftest import SyncProject, agent_cli
 from tests.sync.test_processes import big_checkpoint
 
 
@@ -27,13 +27,7 @@ def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
     data = big_checkpoint(proj.models / MODEL_FILE)
     size = len(data)
     (proj.models / "tokenizer.json").write_text("{}")
-    pushed = subprocess.run(
-        [sys.executable, "-m", "agent", "push"],
-        cwd=proj.root,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    pushed = agent_cli(proj.root, "push")
     assert pushed.returncode == 0, pushed.stderr
     shutil.rmtree(proj.models)  # the disk died
 
@@ -50,13 +44,7 @@ def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
     assert not (proj.models / MODEL_FILE).exists()
 
     fault_proxy.clear()
-    second = subprocess.run(
-        [sys.executable, "-m", "agent", "pull"],
-        cwd=proj.root,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    second = agent_cli(proj.root, "pull")
     assert second.returncode == 0, second.stderr
     refetched = fault_proxy.response_bytes
     # Ranges that arrived before the kill are not fetched again; only those in flight at the
