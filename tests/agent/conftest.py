@@ -125,17 +125,25 @@ def model_safety_cmd() -> list[str]:
     return [sys.executable, "-m", "agent"]
 
 
-def run_subprocess(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for ``model-safety`` in a child process: this checkout importable, no
+    config override from the caller's shell."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **extra}
     env.pop("MODEL_SAFETY_CONFIG", None)
+    return env
+
+
+def run_subprocess(
+    args: list[str], cwd: Path, *, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``model-safety ARGS`` run to completion in a child process, output captured."""
     return subprocess.run(
         [*model_safety_cmd(), *args],
         cwd=cwd,
-        env=env,
+        env=env or cli_env(),
         capture_output=True,
         text=True,
-        timeout=120,
-        **kw,
+        timeout=timeout,
     )
 
 

@@ -12,22 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import MODEL_FILE
+from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess
 
 BIG = 1536 * 1024 * 1024  # big enough that the copy is still running when we signal it
-
-
-def env() -> dict[str, str]:
-    e = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    e.pop("MODEL_SAFETY_CONFIG", None)
-    return e
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "agent", *args],
         cwd=cwd,
-        env=env(),
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -88,14 +82,7 @@ def test_ctrl_c_during_backup_leaves_nothing_partial(project):
 @pytest.mark.slow
 def test_ctrl_c_during_restore_keeps_the_current_file(project):
     samples = make_big_model(project.model())
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "backup"],
-        cwd=project.root,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_subprocess(["backup"], project.root, timeout=300)
     assert done.returncode == 0, done.stderr
     project.model().unlink()
     project.model().write_bytes(b"a different, small current")
@@ -123,35 +110,21 @@ sys.stdin.read()
 def test_second_run_is_told_who_holds_the_lock_and_stale_locks_are_taken_over(project):
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(project.models / ".model-safety")],
-        env=env(),
+        env=cli_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        blocked = subprocess.run(
-            [sys.executable, "-m", "agent", "run"],
-            cwd=project.root,
-            env=env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        blocked = run_subprocess(["run"], project.root)
         assert blocked.returncode == 4
         assert f"pid {holder.pid}" in blocked.stderr and "test holder" in blocked.stderr
         assert not list(project.models.glob("*_v*"))  # the blocked run did nothing
     finally:
         holder.kill()  # SIGKILL: the holder never gets to clean up its note
         holder.wait(timeout=30)
-    after = subprocess.run(
-        [sys.executable, "-m", "agent", "run"],
-        cwd=project.root,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    after = run_subprocess(["run"], project.root)
     assert after.returncode == 0, after.stderr
     assert "stale lock" in after.stderr and str(holder.pid) in after.stderr
     assert list(project.models.glob("dinesh_ai_model_v*.pth"))

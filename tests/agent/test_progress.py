@@ -6,17 +6,10 @@ import os
 import pty
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.agent.conftest import MODEL_FILE
+from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess
 
 BIG = 150 * 1024 * 1024  # over the 100 MB threshold
-
-
-def env() -> dict[str, str]:
-    e = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "COLUMNS": "100"}
-    e.pop("MODEL_SAFETY_CONFIG", None)
-    return e
 
 
 def big_model(project) -> None:
@@ -27,14 +20,7 @@ def big_model(project) -> None:
 
 def test_no_progress_output_when_not_a_terminal(project):
     big_model(project)
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent", "backup"],
-        cwd=project.root,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_subprocess(["backup"], project.root, env=cli_env(COLUMNS="100"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.strip() == "dinesh_ai_model: wrote dinesh_ai_model_backup.pth"
@@ -46,7 +32,7 @@ def test_progress_bar_on_a_terminal(project):
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "backup"],
         cwd=project.root,
-        env=env(),
+        env=cli_env(COLUMNS="100"),
         stdout=subprocess.PIPE,
         stderr=slave,
         stdin=subprocess.DEVNULL,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent.conftest import MODEL_FILE, TOKENIZER, Result, write_checkpoint
+from tests.agent.conftest import MODEL_FILE, TOKENIZER, Result, run_subprocess, write_checkpoint
 
 REMOTE_KINDS = ["local", "s3_seaweedfs", "gdrive_emulator"]
 
@@ -107,10 +106,4 @@ def ms(monkeypatch, capsys):
 
 def agent_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``model-safety ARGS`` as a separate process in project ``root`` (output captured)."""
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_subprocess(list(args), root, timeout=timeout)
