@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,7 @@ import pytest
 from providers import open_provider
 from providers.errors import TransientError
 from providers.gdrive import DriveProvider
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 from tests.servers.drive import GDRIVE_TEST_CHUNK
 
 NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
@@ -155,32 +152,16 @@ def test_kill_9_mid_upload_resumes_from_the_journal(
     settings = {**gdrive_emulator_settings, "chunk_size": 1024 * 1024, "retry": NO_WAIT}
     state = tmp_path / "state"
     # the shared worker of the S3 resume tests: same script, other settings
-    cmd = [sys.executable, "-m", "tests.providers.upload_worker", json.dumps(settings),
-           "model.pth", str(src), str(state)]  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-
     drive_emulator.reset_counters()
-    worker = subprocess.Popen([*cmd, str(size // 2)], cwd=root, stdout=subprocess.PIPE, text=True)
-    try:
-        line = ""
-        for _ in range(10_000):  # bounded: one line per chunk, then "paused"
-            line = worker.stdout.readline()
-            if not line or line.startswith("paused"):
-                break
-        assert line.startswith("paused"), line
-    finally:
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    assert worker.returncode == -signal.SIGKILL
+    kill_when_paused(start_worker(settings, "model.pth", src, state, size // 2))
     first_run = drive_emulator.counter("upload_bytes")
     assert size // 2 <= first_run < size
     assert list((state / "gdrive-uploads").iterdir())  # the journal survived the kill
     assert drive_emulator.open_sessions() >= 1
 
     drive_emulator.reset_counters()
-    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True, timeout=300)
-    sha256 = hashlib.sha256(src.read_bytes()).hexdigest()
-    assert done.stdout.strip().splitlines()[-1].endswith(sha256)
+    _, stored_sha = run_to_done(start_worker(settings, "model.pth", src, state))
+    assert stored_sha == hashlib.sha256(src.read_bytes()).hexdigest()
     assert drive_emulator.counter("POST /upload/drive/v2/files") == 0  # same session continued
     assert drive_emulator.counter("upload_bytes") <= size - first_run
     assert list((state / "gdrive-uploads").iterdir()) == []
@@ -197,27 +178,12 @@ def test_kill_9_mid_download_resumes_in_the_next_process(
     settings = {**gdrive_emulator_settings, "download_chunk_size": 1024 * 1024, "retry": NO_WAIT}
     open_provider("up", settings, state_dir=tmp_path / "up").put("model.pth", src)
     state, dest = tmp_path / "state", tmp_path / "restore" / "model.pth"
-    cmd = [sys.executable, "-m", "tests.providers.upload_worker", "get", json.dumps(settings),
-           "model.pth", str(dest), str(state)]  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-
-    worker = subprocess.Popen([*cmd, str(size // 2)], cwd=root, stdout=subprocess.PIPE, text=True)
-    try:
-        line = ""
-        for _ in range(10_000):  # bounded: one line per chunk, then "paused"
-            line = worker.stdout.readline()
-            if not line or line.startswith("paused"):
-                break
-        assert line.startswith("paused"), line
-    finally:
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    assert worker.returncode == -signal.SIGKILL
+    kill_when_paused(start_worker(settings, "model.pth", dest, state, size // 2, mode=("get",)))
     assert not dest.exists()
     assert list((state / "downloads").iterdir())  # the journal survived the kill
 
     drive_emulator.reset_counters()
-    subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True, timeout=300)
+    run_to_done(start_worker(settings, "model.pth", dest, state, mode=("get",)))
     # the bytes written before the kill were not fetched again (the paused chunk at most)
     assert drive_emulator.counter("media_bytes_sent") <= size - size // 2 + 1024 * 1024
     assert dest.read_bytes() == src.read_bytes()

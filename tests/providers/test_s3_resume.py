@@ -4,41 +4,18 @@ to (from) SeaweedFS, is killed with SIGKILL halfway, and a second run moves only
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from providers import open_provider
 from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import TransientError
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 from tests.servers.seaweed import PART
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64 * 1024 * 1024 + 12345
-
-
-def start_worker(
-    settings: dict, key: str, src: Path, state: Path, *pause: int, mode: tuple[str, ...] = ()
-) -> subprocess.Popen:
-    """The upload worker; ``mode=("get",)`` makes it download ``key`` to ``src`` instead."""
-    args = [sys.executable, "-m", "tests.providers.upload_worker", *mode, json.dumps(settings)]
-    args += [key, str(src), str(state), *map(str, pause)]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-
-
-def wait_for(proc: subprocess.Popen, word: str) -> str:
-    """Read the worker's lines until one starts with ``word`` (bounded by the worker's output)."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(word):
-            return line
-    raise AssertionError(f"worker ended (rc={proc.wait()}) before printing {word!r}")
 
 
 @pytest.mark.slow
@@ -50,27 +27,12 @@ def test_upload_killed_with_sigkill_resumes_and_sends_only_missing_parts(seaweed
     sha = hashlib.sha256(data).hexdigest()
     state = tmp_path / "state"
 
-    first = start_worker(settings, "m/model.pth", src, state, 3 * PART)
-    try:
-        paused = int(wait_for(first, "paused").split()[1])
-    finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
-        first.stdout.close()
-    assert first.returncode == -signal.SIGKILL
+    paused = kill_when_paused(start_worker(settings, "m/model.pth", src, state, 3 * PART))
     assert paused >= 3 * PART
     assert list((state / "uploads").glob("*.jsonl")), "the killed run left its journal"
 
-    second = start_worker(settings, "m/model.pth", src, state)
-    try:
-        _, sent, stored_sha = wait_for(second, "done").split()
-        assert second.wait(timeout=120) == 0
-    finally:
-        if second.poll() is None:
-            os.kill(second.pid, signal.SIGKILL)
-            second.wait(timeout=30)
-        second.stdout.close()
-    assert int(sent) <= SIZE - 3 * PART  # the parts finished before the kill were not resent
+    sent, stored_sha = run_to_done(start_worker(settings, "m/model.pth", src, state))
+    assert sent <= SIZE - 3 * PART  # the parts finished before the kill were not resent
     assert stored_sha == sha
     assert list((state / "uploads").glob("*.jsonl")) == []
 
@@ -95,34 +57,20 @@ def test_download_killed_with_sigkill_resumes_and_fetches_only_missing_ranges(
 
     fault_proxy.clear()
     first = start_worker(settings, "m/model.pth", dest, state, SIZE // 2, mode=("get",))
-    try:
-        paused = int(wait_for(first, "paused").split()[1])
-    finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
-        first.stdout.close()
-    assert first.returncode == -signal.SIGKILL
+    paused = kill_when_paused(first)
     assert paused >= SIZE // 2
     assert not dest.exists()
     assert list((state / "downloads").glob("*.jsonl")), "the killed run left its journal"
     assert [p.name for p in dest.parent.glob(".model.pth.*.incomplete")], "and its temp file"
 
     fault_proxy.clear()
-    second = start_worker(settings, "m/model.pth", dest, state, mode=("get",))
-    try:
-        _, received, sha = wait_for(second, "done").split()
-        assert second.wait(timeout=120) == 0
-    finally:
-        if second.poll() is None:
-            os.kill(second.pid, signal.SIGKILL)
-            second.wait(timeout=30)
-        second.stdout.close()
+    received, sha = run_to_done(start_worker(settings, "m/model.pth", dest, state, mode=("get",)))
     # The ranges finished before the kill were not fetched again; at most the ranges in flight
     # at the kill (one per connection) are.
     in_flight = settings["max_request_concurrency"] * PART
     assert fault_proxy.response_bytes < SIZE
     assert fault_proxy.response_bytes <= SIZE - SIZE // 2 + in_flight
-    assert int(received) < SIZE
+    assert received < SIZE
     assert sha == hashlib.sha256(data).hexdigest()
     assert dest.read_bytes() == data
     assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
