@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,3 +112,18 @@ def ms(monkeypatch, capsys):
 def agent_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``model-safety ARGS`` as a separate process in project ``root`` (output captured)."""
     return run_subprocess(list(args), root, timeout=timeout)
+
+
+def kill_agent_when(root: Path, *args: str, reached: Callable[[], bool]) -> None:
+    """Start ``model-safety ARGS`` in ``root`` and SIGKILL it as soon as ``reached()`` is true
+    (or when it ended by itself, which the caller's asserts then catch). Bounded to 120 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], cwd=root)
+    deadline = time.monotonic() + 120
+    try:
+        while not reached() and proc.poll() is None:
+            assert time.monotonic() < deadline, f"`{' '.join(args)}` made no progress"
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)

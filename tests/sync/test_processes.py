@@ -3,7 +3,6 @@ clean stop on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 import pytest
 
 from tests.agent.conftest import MODEL_FILE
-from tests.sync.conftest import SyncProject, agent_cli
+from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
 
 
 def big_checkpoint(path, mb: int = 64) -> bytes:
@@ -34,13 +33,7 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(tmp_path, seawe
     size = len(data)
     (proj.models / "tokenizer.json").write_text("{}")
 
-    first = subprocess.Popen([sys.executable, "-m", "agent", "push"], cwd=root)
-    deadline = time.monotonic() + 120
-    while fault_proxy.body_bytes < size * 0.6 and first.poll() is None:
-        assert time.monotonic() < deadline, "the first push made no progress"
-        time.sleep(0.01)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
+    kill_agent_when(root, "push", reached=lambda: fault_proxy.body_bytes >= size * 0.6)
     sent_before_kill = fault_proxy.body_bytes
     assert sent_before_kill < size, "the push finished before it could be killed"
 
@@ -104,13 +97,9 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     assert backup.returncode == 0, backup.stderr
     (version,) = proj.models.glob("dinesh_ai_model_v*.pth")
     journal = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
-    first = subprocess.Popen([sys.executable, "-m", "agent", "push"], cwd=proj.root)
-    deadline = time.monotonic() + 120
-    while not (journal.is_dir() and any(journal.glob("*.jsonl"))) and first.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
+    kill_agent_when(
+        proj.root, "push", reached=lambda: journal.is_dir() and any(journal.glob("*.jsonl"))
+    )
     client = seaweedfs.client()
     uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
     assert uploads.get("Uploads"), "the killed push left no multipart upload to clean up"

@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.agent.conftest import MODEL_FILE
-from tests.sync.conftest import SyncProject, agent_cli
+from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
 from tests.sync.test_processes import big_checkpoint
 
 
@@ -32,13 +27,7 @@ def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
     shutil.rmtree(proj.models)  # the disk died
 
     fault_proxy.clear()
-    first = subprocess.Popen([sys.executable, "-m", "agent", "pull"], cwd=proj.root)
-    deadline = time.monotonic() + 120
-    while fault_proxy.response_bytes < size * 0.5 and first.poll() is None:
-        assert time.monotonic() < deadline, "the first pull made no progress"
-        time.sleep(0.002)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
+    kill_agent_when(proj.root, "pull", reached=lambda: fault_proxy.response_bytes >= size * 0.5)
     fetched_before_kill = fault_proxy.response_bytes
     assert fetched_before_kill < size, "the pull finished before it could be killed"
     assert not (proj.models / MODEL_FILE).exists()
