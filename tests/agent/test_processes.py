@@ -1,5 +1,5 @@
-"""Real processes: Ctrl-C (SIGINT) in the middle of a big copy, and lock contention including a
-lock left behind by a process killed with SIGKILL."""
+"""Real processes: Ctrl-C (SIGINT) in the middle of a big copy. Lock contention (two runs, a
+stale lock from kill -9) lives in tests/reliability/test_concurrency.py."""
 
 from __future__ import annotations
 
@@ -95,48 +95,3 @@ def test_ctrl_c_during_restore_keeps_the_current_file(project):
     assert not [p for p in project.models.iterdir() if p.name.endswith(".incomplete")]
     assert not [p for p in project.models.iterdir() if "_replaced-" in p.name]
     assert same_samples(project.models / "dinesh_ai_model_backup.pth", samples)
-
-
-HOLDER = """
-import sys
-from pathlib import Path
-from agent.lock import Lock
-lock = Lock(Path(sys.argv[1]), "test holder").acquire()
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
-
-def test_second_run_is_told_who_holds_the_lock_and_stale_locks_are_taken_over(project):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(project.models / ".model-safety")],
-        env=cli_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        blocked = run_subprocess(["run"], project.root)
-        assert blocked.returncode == 4
-        assert f"pid {holder.pid}" in blocked.stderr and "test holder" in blocked.stderr
-        assert not list(project.models.glob("*_v*"))  # the blocked run did nothing
-    finally:
-        holder.kill()  # SIGKILL: the holder never gets to clean up its note
-        holder.wait(timeout=30)
-    after = run_subprocess(["run"], project.root)
-    assert after.returncode == 0, after.stderr
-    assert "stale lock" in after.stderr and str(holder.pid) in after.stderr
-    assert list(project.models.glob("dinesh_ai_model_v*.pth"))
-
-
-def test_two_overlapping_runs_never_both_write(project):
-    """Two real `run` processes started together: every outcome is either success or the lock
-    exit code, and exactly one dated version exists afterwards."""
-    procs = [start(["run"], project.root) for _ in range(2)]
-    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
-    for p in procs:
-        p.stdout.close()
-        p.stderr.close()
-    assert all(code in (0, 4) for code, _ in results), results
-    assert len(list(project.models.glob("dinesh_ai_model_v*.pth"))) == 1
