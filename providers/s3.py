@@ -2,7 +2,9 @@
 
 Settings (a ``remotes:`` entry): ``bucket`` (required), ``prefix``, ``region``, ``endpoint_url``,
 ``profile`` (a profile of the AWS shared credentials/config files; otherwise boto3's usual chain:
-environment, files, instance role), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``),
+environment, files, instance role), ``aws_access_key_id`` / ``aws_secret_access_key`` /
+``aws_session_token`` (write them as ``${ENV_VAR}`` references, never literally),
+``storage_class``, ``sse`` (``AES256`` or ``aws:kms``),
 ``sse_kms_key_id``, and transfer settings with s3transfer's names: ``multipart_threshold``,
 ``multipart_chunksize`` (both default 8 MiB; sizes may be written "8MiB"),
 ``max_request_concurrency`` (default 10); ``connect_timeout`` / ``read_timeout`` in seconds.
@@ -69,6 +71,11 @@ SETTINGS = (
     "connect_timeout",
     "read_timeout",
     "part_checksum",
+    # Credentials in the config are meant as ${ENV_VAR} references (agent.secrets warns about a
+    # literal secret in a file others can read); without them boto3's usual chain applies.
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
 )
 
 
@@ -156,7 +163,11 @@ class S3Provider:
         )
         try:
             session = boto3.session.Session(
-                profile_name=settings.get("profile"), region_name=settings.get("region")
+                profile_name=settings.get("profile"),
+                region_name=settings.get("region"),
+                aws_access_key_id=settings.get("aws_access_key_id") or None,
+                aws_secret_access_key=settings.get("aws_secret_access_key") or None,
+                aws_session_token=settings.get("aws_session_token") or None,
             )
             client = session.client("s3", endpoint_url=endpoint, config=config)
         except botocore.exceptions.ProfileNotFound as exc:
