@@ -49,7 +49,7 @@ class DownloadJournal:
         """Begin a fresh journal: the header alone, written atomically."""
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.path) as f:
+        with atomic_write(self.path, private=True) as f:
             f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
 
     def mark(self, value: int) -> None:

@@ -79,7 +79,7 @@ class Journal:
         return entry if same else None
 
     def save(self, entry: JournalEntry) -> None:
-        with atomic_write(self.path) as f:
+        with atomic_write(self.path, private=True) as f:
             f.write(json.dumps(asdict(entry)).encode())
 
     def clear(self) -> None:

@@ -123,7 +123,7 @@ class Journal:
 
     def start(self, header: Header) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.path) as f:
+        with atomic_write(self.path, private=True) as f:
             f.write((json.dumps(asdict(header)) + "\n").encode())
 
     def add_part(self, number: int, etag: str, algorithm: str, value: str) -> None:

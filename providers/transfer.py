@@ -48,16 +48,20 @@ def commit_temp(temp: Path, dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(dest: Path) -> Iterator[BinaryIO]:
+def atomic_write(dest: Path, *, private: bool = False) -> Iterator[BinaryIO]:
     """Write ``dest`` through a unique temp file: nobody ever sees a partial ``dest``.
 
     The body writes to the yielded file; on normal exit it is fsynced and renamed into place; on
-    any exception the temp file is removed and ``dest`` is untouched."""
+    any exception the temp file is removed and ``dest`` is untouched. ``private``: the file is
+    created with mode 0600 (journals holding upload session URLs, which are bearer capabilities:
+    whoever reads one can write to the upload)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(dest)
+    mode = 0o600 if private else 0o666  # both still narrowed by the umask
     try:
-        with open(temp, "xb") as f:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with open(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
