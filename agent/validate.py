@@ -1,22 +1,23 @@
 """Structural check of a checkpoint: does it load safely, are its values finite, and does it have
 the same tensors (names and shapes) as a reference? Returns a report, never raises for a bad file.
 
-Checkpoints are never unpickled with arbitrary code: ``.pth``/``.pt`` files go through
-``torch.load(weights_only=True)``; ``.safetensors`` files are read by parsing their JSON header
-(and, when the ``safetensors`` package is installed, their tensors). torch is imported here only.
+Reading goes through ``agent.checkpoint_reader``: nothing in the file is executed and values are
+checked one chunk at a time, so the check of a 2 GB model stays far below 2 GB of memory.
+``python -m agent.validate PATH`` prints ``{"path", "ok", "problems"}`` as one JSON line; the push
+runs it in a child process (``check_in_child``) so the long-running caller never holds torch.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SAFETENSORS_EXT = ".safetensors"
-MAX_HEADER = 100 * 1024 * 1024
+from agent.checkpoint_reader import SAFETENSORS_EXT, CheckpointError, TensorInfo, open_checkpoint
+
+MAX_LISTED = 5  # names listed in one problem line; the count says how many more
 
 
 @dataclass
@@ -39,88 +40,24 @@ class ValidationReport:
         }
 
 
-def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
-    """Tensors of a (possibly nested) state dict, keyed by dotted path."""
+def is_finite(tensor: TensorInfo) -> bool:
+    """No NaN or Inf in a floating tensor (integer tensors always are), read chunk by chunk."""
+    if not tensor.floating:
+        return True
     from agent.torch_import import torch as _torch
 
     torch = _torch()
-
-    if isinstance(obj, torch.Tensor):
-        out[prefix or "<root>"] = obj
-    elif isinstance(obj, Mapping):
-        for key, value in obj.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(obj, list | tuple):
-        for i, value in enumerate(obj):
-            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out)
+    for chunk in tensor.value_chunks():
+        if tensor.dtype.startswith("float8"):
+            chunk = chunk.float()  # isfinite has no float8 kernel; chunk-sized copy
+        if not bool(torch.isfinite(chunk).all()):
+            return False
+    return True
 
 
-def _load_torch(path: Path, report: ValidationReport) -> dict[str, Any] | None:
-    from agent.torch_import import torch as _torch
-
-    torch = _torch()
-
-    try:
-        try:
-            # mmap: tensors stay in the page cache instead of a private copy of a 50 GB model
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
-    except Exception as exc:  # torch raises many types for damaged or unsafe files
-        report.fail(f"cannot load safely (weights_only): {type(exc).__name__}: {exc}"[:300])
-        return None
-    tensors: dict[str, Any] = {}
-    _flatten(obj, "", tensors)
-    if not tensors:
-        report.fail("no tensors found in the checkpoint")
-    return tensors
-
-
-def _load_safetensors(path: Path, report: ValidationReport) -> dict[str, Any] | None:
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        raw = fh.read(8)
-        if len(raw) < 8:
-            report.fail("too short for a safetensors file")
-            return None
-        (length,) = struct.unpack("<Q", raw)
-        if length > min(size - 8, MAX_HEADER):
-            report.fail("safetensors header length is larger than the file (truncated?)")
-            return None
-        try:
-            header = json.loads(fh.read(length))
-        except ValueError:
-            report.fail("safetensors header is not valid JSON")
-            return None
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        report.tensors[name] = tuple(info.get("shape", ()))
-        end = max(end, int(info.get("data_offsets", [0, 0])[1]))
-    if 8 + length + end > size:
-        report.fail(f"file is {size} bytes but its tensors need {8 + length + end} (truncated)")
-        return None
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        return {}  # header checks only; values are checked when safetensors is installed
-    try:
-        return dict(load_file(str(path)))
-    except Exception as exc:
-        report.fail(f"cannot read tensors: {exc}"[:300])
-        return None
-
-
-FINITE_CHUNK = 16 * 1024 * 1024  # elements: bounds the temporary mask to 16 MB
-
-
-def _all_finite(torch: Any, tensor: Any) -> bool:
-    """isfinite over a tensor in slices, so a huge tensor never needs a mask of its full size."""
-    flat = tensor.reshape(-1)
-    return all(bool(torch.isfinite(part).all()) for part in flat.split(FINITE_CHUNK))
+def listed(names: list[str]) -> str:
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
 
 
 def check_checkpoint(
@@ -132,33 +69,31 @@ def check_checkpoint(
     """Check ``path``; with ``reference`` (names -> shapes, e.g. another report's ``tensors``),
     also require the same tensor names and shapes. ``safetensors``: the format, when the file
     name does not say (a temp file); by default, from the suffix."""
-    from agent.torch_import import torch as _torch
-
-    torch = _torch()
-
     path = Path(path)
     report = ValidationReport(str(path))
-    if not path.is_file() or path.stat().st_size == 0:
-        report.fail("missing, empty or not a file")
+    try:
+        ckpt = open_checkpoint(path, safetensors=safetensors)
+    except CheckpointError as exc:
+        report.fail(str(exc))
         return report
-    if safetensors is None:
-        safetensors = path.suffix == SAFETENSORS_EXT
-    loader = _load_safetensors if safetensors else _load_torch
-    tensors = loader(path, report)
-    if tensors is None:
-        return report
-    for name, tensor in tensors.items():
-        report.tensors[name] = tuple(tensor.shape)
-        floating = tensor.is_floating_point() or tensor.is_complex()
-        if floating and not _all_finite(torch, tensor):
-            report.fail(f"tensor {name} has NaN or infinite values")
+    with ckpt:
+        bad = []
+        for tensor in ckpt.tensors:
+            report.tensors[tensor.name] = tensor.shape
+            try:
+                if not is_finite(tensor):
+                    bad.append(tensor.name)
+            except CheckpointError as exc:
+                report.fail(f"tensor {tensor.name}: {exc}")
+        if bad:
+            report.fail(f"NaN or infinite values in {listed(bad)}")
     if reference is not None:
         missing = sorted(set(reference) - set(report.tensors))
         extra = sorted(set(report.tensors) - set(reference))
         if missing:
-            report.fail(f"missing tensors: {', '.join(missing[:5])}")
+            report.fail(f"missing tensors: {listed(missing)}")
         if extra:
-            report.fail(f"unexpected tensors: {', '.join(extra[:5])}")
+            report.fail(f"unexpected tensors: {listed(extra)}")
         for name in sorted(set(reference) & set(report.tensors)):
             if tuple(reference[name]) != report.tensors[name]:
                 report.fail(
@@ -192,6 +127,7 @@ def check_in_child(path: Path, *, timeout: float | None = None) -> tuple[bool, l
 if __name__ == "__main__":
     import sys
 
-    result = check_checkpoint(Path(sys.argv[1])).to_dict()
+    target = Path(sys.argv[1])
+    result = check_checkpoint(target, safetensors=target.suffix == SAFETENSORS_EXT).to_dict()
     result.pop("tensors")
     print(json.dumps(result))

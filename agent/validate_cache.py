@@ -1,11 +1,23 @@
-"""Structural checks remembered by content: a checkpoint whose sha256 passed once need not be
-loaded again (loading a 50 GB model on every overnight push would cost more than the push)."""
+"""What we know about a checkpoint's content, keyed by its sha256: one store for the push's
+structural check and for ``validate``'s results.
+
+``<models_dir>/.model-safety/validated.json`` holds
+``{"format": ..., "records": {sha256: record}}``. A record has ``structural_ok`` (loads
+safely, values finite: what a push needs) and, once
+``validate`` ran, ``passed``, ``score``, ``checks``, ``when``, ``reference`` and ``model``. Keying
+by content means a dated version and the current file with the same bytes share one record, and a
+checkpoint that passed once is never loaded again by a push (loading a 50 GB model on every
+overnight push would cost more than the push). Older files were a plain list of sha256s that
+passed the structural check; they are read as such.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.hashing import atomic_write_bytes
 
@@ -13,30 +25,49 @@ if TYPE_CHECKING:
     from agent.store import Store
 
 FILE = "validated.json"
-MAX_REMEMBERED = 64
+FORMAT = "model-safety/validation"
+MAX_RECORDS = 256
+
+
+def load_records(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """sha256 -> record; an unreadable or damaged file is an empty store (a re-check, no loss)."""
+    try:
+        doc = json.loads((state_dir / FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if isinstance(doc, list):  # the old format: shas that passed the structural check
+        return {str(sha): {"structural_ok": True} for sha in doc}
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), dict):
+        return {}
+    return {str(k): v for k, v in doc["records"].items() if isinstance(v, dict)}
+
+
+def save_record(state_dir: Path, sha256: str, fields: Mapping[str, Any]) -> None:
+    """Merge ``fields`` into the record of ``sha256`` and write the store atomically.
+
+    Re-reads the file first, so two commands writing different records rarely lose one; the
+    loser of a true race only costs a re-check later. The oldest records beyond MAX_RECORDS go.
+    """
+    records = load_records(state_dir)
+    records[sha256] = {**records.get(sha256, {}), **fields}
+    if len(records) > MAX_RECORDS:
+        newest = sorted(records, key=lambda k: str(records[k].get("when") or ""), reverse=True)
+        records = {k: records[k] for k in newest[:MAX_RECORDS]}
+    doc = {"format": FORMAT, "version": 1, "records": records}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(state_dir / FILE, json.dumps(doc, indent=1).encode("utf-8"))
 
 
 def structural_problem(store: Store, path: Path, sha256: str) -> str | None:
     """None when ``path`` (whose content hashes to ``sha256``) loads safely with finite values;
     otherwise why it must not be pushed."""
-    cache_path = store.state_dir / FILE
-    try:
-        passed: list[str] = json.loads(cache_path.read_text(encoding="utf-8"))
-        if not isinstance(passed, list):
-            passed = []
-    except (OSError, ValueError):
-        passed = []
-    if sha256 in passed:
+    if load_records(store.state_dir).get(sha256, {}).get("structural_ok"):
         return None
     from agent.validate import check_in_child
 
     ok, problems = check_in_child(path)
     if not ok:
         return "failed the structural check: " + "; ".join(problems)
-    passed = [*passed[-(MAX_REMEMBERED - 1) :], sha256]
-    try:
-        store.state_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cache_path, json.dumps(passed).encode())
-    except OSError:
-        pass  # a read-only state dir only costs a re-check next time
+    with suppress(OSError):  # a read-only state dir only costs a re-check next time
+        save_record(store.state_dir, sha256, {"structural_ok": True})
     return None
