@@ -35,7 +35,14 @@ TOP_KEYS = (
     "remotes",
 )
 MODEL_KEYS = ("name", "file", "companions")
-VALIDATION_KEYS = ("min_score", "scorer", "command")
+VALIDATION_KEYS = (
+    "min_score",
+    "scorer",
+    "command",
+    "test_prompts",
+    "max_regression",
+    "on_structure_change",
+)
 REMOTE_AGENT_KEYS = ("type", "auto_push", "retry", "retention")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,6 +59,10 @@ class ValidationConfig:
     min_score: float | None = None
     scorer: str | None = None  # "module:function", called with the model path, returns a float
     command: str | None = None  # shell command; "{model}" is replaced; prints the score last
+    # passed to the scorer as its second argument: a list of prompts, or a file's resolved path
+    test_prompts: tuple[str, ...] | str | None = None
+    max_regression: float | None = None  # score points below the previous good version's score
+    on_structure_change: str = "fail"  # removed/reshaped tensors: fail or warn (added: warn)
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,7 @@ def _parse_model(raw: Any, index: int) -> ModelConfig:
     return ModelConfig(name=name, file=file, companions=comps)
 
 
-def _parse_validation(raw: Any) -> ValidationConfig:
+def _parse_validation(raw: Any, base_dir: Path) -> ValidationConfig:
     where = f"{BLOCK}.validation"
     if raw is None:
         return ValidationConfig()
@@ -191,10 +202,35 @@ def _parse_validation(raw: Any) -> ValidationConfig:
     command = raw.get("command")
     if command is not None and not isinstance(command, str):
         raise ConfigError(f"{where}.command: expected a string, got {command!r}")
+    max_regression = raw.get("max_regression")
+    if max_regression is not None and (
+        isinstance(max_regression, bool)
+        or not isinstance(max_regression, int | float)
+        or max_regression < 0
+    ):
+        raise ConfigError(f"{where}.max_regression: expected a number >= 0, got {max_regression!r}")
+    on_change = raw.get("on_structure_change", "fail")
+    if on_change not in ("warn", "fail"):
+        raise ConfigError(f"{where}.on_structure_change: expected warn or fail, got {on_change!r}")
     return ValidationConfig(
         min_score=float(min_score) if min_score is not None else None,
         scorer=scorer,
         command=command,
+        test_prompts=_test_prompts(raw.get("test_prompts"), base_dir, where),
+        max_regression=float(max_regression) if max_regression is not None else None,
+        on_structure_change=on_change,
+    )
+
+
+def _test_prompts(value: Any, base_dir: Path, where: str) -> tuple[str, ...] | str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return str((base_dir / Path(value).expanduser()).resolve())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(
+        f"{where}.test_prompts: expected a list of strings or a file path, got {value!r}"
     )
 
 
@@ -275,7 +311,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     return Config(
         models_dir=models_dir,
         models=models,
-        validation=_parse_validation(block.get("validation")),
+        validation=_parse_validation(block.get("validation"), base_dir),
         remotes=remotes,
         path=path,
         **values,
