@@ -63,10 +63,11 @@ def seaweedfs(directory: Path):  # type: ignore[no-untyped-def]
 class Child:
     code: int
     seconds: float
-    maxrss_mb: float  # this child's own peak RSS (wait4), not the max over all children
+    maxrss_mb: float  # peak RSS of the child and the children it waited for (wait4)
     out: str
     err: str
     killed_at: Any = None  # what kill_when returned when it fired
+    cpu_s: float = 0.0  # user + system CPU seconds of the child and its waited-for children
 
 
 # Runs one command; writes its wall time and peak RSS as JSON to the fd in argv[1]. Why a small
@@ -83,7 +84,7 @@ if pid == 0:
     os.execv(argv[0], argv)
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
-os.write(fd, json.dumps([seconds, usage.ru_maxrss]).encode())
+os.write(fd, json.dumps([seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime]).encode())
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -94,11 +95,13 @@ def run_child(
     cwd: Path,
     kill_when: Callable[[], Any] | None = None,
     timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> Child:
     """Run one process: its wall time from fork to exit and its own peak RSS (wait4). With
     ``kill_when``, poll it every 2 ms and SIGKILL the process (by PID) the first time it returns
-    something truthy; that process is started directly and its RSS is not reported."""
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_SAFETY_CONFIG"}
+    something truthy; that process is started directly and its RSS is not reported. ``env``
+    adds to (or overrides) this process's environment."""
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_SAFETY_CONFIG"} | (env or {})
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         if kill_when is None:
             read_fd, write_fd = os.pipe()
@@ -111,14 +114,14 @@ def run_child(
                 os.close(write_fd)
             with os.fdopen(read_fd, "rb") as report:
                 code = proc.wait(timeout=timeout)
-                seconds, maxrss_kib = json.loads(report.read() or b"[0, 0]")
+                seconds, maxrss_kib, cpu = json.loads(report.read() or b"[0, 0, 0]")
             fired = None
         else:
             start = time.perf_counter()
             proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, env=env)
             fired = _kill_when(proc, kill_when, start + timeout)
             code = proc.wait(timeout=timeout)
-            seconds, maxrss_kib = time.perf_counter() - start, 0
+            seconds, maxrss_kib, cpu = time.perf_counter() - start, 0, 0.0
         out.seek(0)
         err.seek(0)
         return Child(
@@ -128,6 +131,7 @@ def run_child(
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
             fired,
+            cpu,
         )
 
 
@@ -138,6 +142,13 @@ def _kill_when(proc: subprocess.Popen, condition: Callable[[], Any], deadline: f
             return fired
         time.sleep(0.002)
     return None
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process (all its threads) has used so far: the
+    server's share of a transfer is the difference around it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cli(root: Path, *args: str, **kw: Any) -> Child:
