@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.config import Config, config_path, load_config
+from agent.secrets import redact
 
 if TYPE_CHECKING:
     from agent.lock import Lock
@@ -25,18 +26,25 @@ _handler: logging.Handler | None = None
 
 
 def _setup_logging(verbose: int) -> None:
-    """Our log lines go to the current stderr, once; other libraries' loggers are left alone."""
+    """Our log lines (the agent's and the providers') go to the current stderr, once, redacted;
+    other libraries' loggers (botocore, googleapiclient) are left alone, so even -vv never prints
+    their request dumps with signed headers."""
     global _handler
-    logger = logging.getLogger("agent")
-    if _handler is not None:
-        logger.removeHandler(_handler)
+    from agent.secrets import RedactingFilter
+
+    loggers = [logging.getLogger("agent"), logging.getLogger("providers")]
+    for logger in loggers:
+        if _handler is not None:
+            logger.removeHandler(_handler)
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger.addHandler(_handler)
-    logger.propagate = False
-    logger.setLevel(
-        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    )
+    _handler.addFilter(RedactingFilter())
+    for logger in loggers:
+        logger.addHandler(_handler)
+        logger.propagate = False
+        logger.setLevel(
+            logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+        )
 
 
 class App:
@@ -51,7 +59,16 @@ class App:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.config_file)
+        from agent import secrets
+
+        config = load_config(self.config_file)
+        secrets.register_environment()
+        for remote in config.remotes:
+            secrets.register(secrets.secret_values(remote.settings))
+        if config.path is not None:
+            for warning in secrets.config_warnings(config):
+                self.warn(warning)
+        return config
 
     @cached_property
     def store(self) -> Store:
@@ -72,11 +89,13 @@ class App:
             )
         return lock
 
+    # Everything the CLI prints goes through redact(): a secret that slipped into a message (an
+    # SDK error quoting a signed URL, say) is masked before it reaches a terminal or a log file.
     def out(self, text: str = "") -> None:
-        click.echo(text)
+        click.echo(redact(text))
 
     def warn(self, text: str) -> None:
-        click.echo(f"warning: {text}", err=True)
+        click.echo(redact(f"warning: {text}"), err=True)
 
     def out_json(self, data: Any) -> None:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(redact(json.dumps(data, indent=2, default=str)))

@@ -17,6 +17,7 @@ from agent import __version__
 from agent.app import App
 from agent.config import ENV_CONFIG
 from agent.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AgentError
+from agent.secrets import redact
 
 COMMAND_MODULES = [
     "agent.commands.init",
@@ -26,6 +27,9 @@ COMMAND_MODULES = [
     "agent.commands.prune",
     "agent.commands.run",
     "agent.commands.remote",
+    "agent.commands.guard",
+    "agent.commands.validate",
+    "agent.commands.diff",
 ]
 
 
@@ -83,9 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except AgentError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        click.echo(f"error: {_os_error_message(exc)}", err=True)
+        click.echo(redact(f"error: {_os_error_message(exc)}"), err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -124,6 +124,11 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     out = []
     for rc in app.config.remotes:
         entry: dict[str, Any] = {"remote": rc.name, "type": rc.settings.get("type")}
+        if rc.settings.get("type") == "s3":
+            # what every put, multipart create and copy asks the server for (providers/s3.py)
+            sse = rc.settings.get("sse")
+            kms = rc.settings.get("sse_kms_key_id")
+            entry["encryption"] = f"{sse} (key {kms})" if sse and kms else (sse or "none")
         try:
             with opened(app, rc.name) as remote:
                 objects = remote.objects
@@ -165,6 +170,7 @@ def print_remote_status(app, remotes: list[dict[str, Any]]) -> None:  # type: ig
             f"remote {r['remote']} ({r['type']}): {len(r['versions'])} version(s), "
             f"{r['files']} file(s), {human_size(r['bytes'])}; "
             f"last verified {r['last_verified'] or 'never'}; retention {r['retention']}"
+            + (f"; encryption: {r['encryption']}" if "encryption" in r else "")
         )
         if r["would_push"]:
             app.out(

@@ -1,0 +1,255 @@
+"""Security (issue 6 §2): secrets stay out of every output and file, loose permissions on a
+config holding a literal secret are warned about, journals holding bearer URLs are private, and
+S3 server-side encryption is honoured and shown. Hostile remotes are in test_hostile_remotes.py.
+
+Everything runs through the real CLI (in-process ``ms``) against the real test servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from providers.errors import TransientError
+from tests.servers.drive import make_service_account
+from tests.servers.seaweed import PART
+from tests.sync import conftest as sync_conftest
+from tests.sync.conftest import SyncProject
+
+ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
+
+SECRET_ENV = "MS_TEST_AWS_SECRET"
+
+
+def s3_with_env_secret(seaweedfs, **extra) -> dict:
+    """The session's SeaweedFS remote, credentials given in the config as an ${ENV} reference."""
+    settings = seaweedfs.settings(**extra)
+    settings.pop("profile")
+    settings["aws_access_key_id"] = seaweedfs.access_key
+    settings["aws_secret_access_key"] = "${" + SECRET_ENV + "}"
+    return settings
+
+
+def state_files(root: Path) -> dict[str, bytes]:
+    state = root / "models" / ".model-safety"
+    return {str(p): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+
+
+def pem_fragments(pem: bytes) -> list[str]:
+    """Pieces of a private key's base64 body: any of them in an output means the key leaked."""
+    body = [line for line in pem.decode().splitlines() if not line.startswith("-----")]
+    return [body[1], body[len(body) // 2], body[-2]]
+
+
+def assert_absent(secrets: dict[str, str], **haystacks: str | bytes) -> None:
+    for where, text in haystacks.items():
+        data = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        for what, secret in secrets.items():
+            assert secret not in data, f"{what} leaked into {where}"
+
+
+def test_secrets_never_appear_in_output_logs_state_or_catalog(
+    seaweedfs,
+    drive_emulator,
+    gdrive_emulator_settings,
+    tmp_path,
+    ms,
+    monkeypatch,
+):
+    wrong_sa = tmp_path / "wrong-sa.json"
+    wrong_pem = make_service_account(wrong_sa, drive_emulator.token_uri, "intruder@example.iam")
+    good_pem_file = json.loads(Path(gdrive_emulator_settings["service_account_file"]).read_text())
+    good_pem = good_pem_file["private_key"].encode()
+    proj = SyncProject.create(
+        tmp_path / "proj",
+        s3_with_env_secret(seaweedfs),
+        extra_remotes={"d": {**gdrive_emulator_settings, "service_account_file": str(wrong_sa)}},
+    )
+    proj.write_model(seed=3)
+    wrong_secret = "wrong" + seaweedfs.secret_key[5:]
+    secrets = {"the S3 secret": seaweedfs.secret_key, "the wrong S3 secret": wrong_secret}
+    for i, frag in enumerate(pem_fragments(good_pem) + pem_fragments(wrong_pem)):
+        secrets[f"a service-account key fragment {i}"] = frag
+    outputs: dict[str, str] = {}
+
+    # failing runs: a wrong S3 secret, a Drive key the server does not know
+    monkeypatch.setenv(SECRET_ENV, wrong_secret)
+    for remote in ("r", "d"):
+        for extra in ((), ("--json",)):
+            res = ms(proj.root, "-vv", "push", "--remote", remote, *extra)
+            assert res.code == 1, res
+            assert res.err.count("error:") == 1
+            outputs[f"failed push {remote} {extra}: stdout"] = res.out
+            outputs[f"failed push {remote} {extra}: stderr"] = res.err
+    assert "check the credentials for remote 'r'" in outputs["failed push r (): stderr"]
+
+    # succeeding runs with the right credentials
+    monkeypatch.setenv(SECRET_ENV, seaweedfs.secret_key)
+    proj.remote = {**proj.remote}
+    proj.write_config(extra_remotes={"d": gdrive_emulator_settings})
+    for args in (
+        ("push", "--all", "--json"),
+        ("push", "--all"),
+        ("status", "--json"),
+        ("status",),
+        ("list", "--remote", "r", "--json"),
+        ("verify", "--remote", "d", "--deep"),
+        ("pull", "--remote", "d", "--json"),
+    ):
+        res = ms(proj.root, "-vv", *args)
+        assert res.code == 0, (args, res)
+        outputs[f"{args}: stdout"] = res.out
+        outputs[f"{args}: stderr"] = res.err
+    assert "uploaded dinesh_ai_model.pth to r" in outputs["('push', '--all', '--json'): stdout"]
+    # every access token the emulator issued is a secret too
+    with drive_emulator.state.lock:
+        tokens = list(drive_emulator.state.tokens)
+    assert tokens
+    secrets |= {f"Drive access token {t[:12]}": t for t in tokens}
+
+    catalogs = {
+        "S3 catalog": seaweedfs.client()
+        .get_object(
+            Bucket=seaweedfs.bucket, Key=f"{proj.remote['prefix']}/.model-safety/catalog.json"
+        )["Body"]
+        .read(),
+        "Drive catalog": next(
+            f.data
+            for f in drive_emulator.files_in(gdrive_emulator_settings["folder_id"])
+            if f.title == ".model-safety/catalog.json"
+        ),
+    }
+    assert_absent(secrets, **outputs, **catalogs, **state_files(proj.root))
+
+
+def test_literal_secret_in_a_readable_config_is_warned_about(
+    seaweedfs,
+    tmp_path,
+    ms,
+    monkeypatch,
+):
+    settings = s3_with_env_secret(seaweedfs)
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.write_model(seed=1)
+    monkeypatch.setenv(SECRET_ENV, seaweedfs.secret_key)
+
+    # a ${ENV} reference is not a literal secret, whatever the file's mode
+    proj.config.chmod(0o644)
+    res = ms(proj.root, "status", "--local")
+    assert res.code == 0 and "chmod" not in res.err
+
+    # the secret written literally, the file readable by group and others
+    proj.remote = {**settings, "aws_secret_access_key": seaweedfs.secret_key}
+    proj.write_config()
+    proj.config.chmod(0o644)
+    res = ms(proj.root, "status", "--local")
+    assert res.code == 0
+    (line,) = [x for x in res.err.splitlines() if "literal secret" in x]
+    assert str(proj.config) in line and f"chmod 600 {proj.config}" in line
+    assert "aws_secret_access_key" in line
+    assert seaweedfs.secret_key not in res.err + res.out
+
+    # fixed as told: no warning any more, and the remote still works
+    proj.config.chmod(0o600)
+    res = ms(proj.root, "push")
+    assert res.code == 0 and "chmod" not in res.err, res
+
+
+def test_readable_credential_files_are_warned_about(
+    gdrive_emulator_settings,
+    tmp_path,
+    ms,
+):
+    sa = tmp_path / "sa.json"
+    sa.write_bytes(Path(gdrive_emulator_settings["service_account_file"]).read_bytes())
+    proj = SyncProject.create(
+        tmp_path / "proj", {**gdrive_emulator_settings, "service_account_file": str(sa)}
+    )
+    proj.write_model(seed=1)
+    sa.chmod(0o640)
+    res = ms(proj.root, "status", "--local")
+    assert f"service_account_file {sa} holds credentials" in res.err
+    assert f"chmod 600 {sa}" in res.err
+    sa.chmod(0o600)
+    assert "chmod" not in ms(proj.root, "status", "--local").err
+
+
+def private(path: Path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+
+def test_journals_holding_upload_sessions_are_private(
+    gdrive_emulator_settings, seaweedfs, fault_proxy, tmp_path, drive_emulator
+):
+    old = os.umask(0o022)  # a usual umask: files default to 0644
+    try:
+        # Drive: the upload finished under its temp title, the rename fails: the journal with the
+        # session URL stays for the retry
+        settings = {**gdrive_emulator_settings, "retry": {"attempts": 1}}
+        drive = open_provider("d", settings, state_dir=tmp_path / "drive-state")
+        src = tmp_path / "model.pth"
+        src.write_bytes(os.urandom(3 * 256 * 1024))
+        drive_emulator.inject("PATCH", r"^/drive/v2/files/", status=503)
+        with pytest.raises(TransientError):
+            drive.put("model.pth", src)
+        journals = [p for p in (tmp_path / "drive-state").rglob("*") if p.is_file()]
+        assert journals and all(private(p) for p in journals)
+        assert any("upload_id" in p.read_text() for p in journals)
+
+        # S3: a multipart upload whose completion fails keeps its journal; a download cut
+        # mid-way keeps its range journal
+        s3_settings = seaweedfs.settings(endpoint_url=fault_proxy.url, retry={"attempts": 1})
+        s3 = open_provider("s", s3_settings, state_dir=tmp_path / "s3-state")
+        big = tmp_path / "big.pth"
+        big.write_bytes(os.urandom(2 * PART + 1))
+        fault_proxy.add("503", method="POST", path_contains="uploadId=", limit=1)
+        with pytest.raises(TransientError):
+            s3.put("big.pth", big)
+        s3.put("big.pth", big)  # resumes from the journal
+        fault_proxy.add("cut", method="GET", limit=1)
+        with pytest.raises(TransientError):
+            s3.get("big.pth", tmp_path / "back" / "big.pth")
+        journals = [p for p in (tmp_path / "s3-state").rglob("*") if p.is_file()]
+        assert journals and all(private(p) for p in journals)
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("server", ["seaweedfs", "moto"])
+def test_sse_is_sent_on_put_multipart_and_copy_and_shown_in_status(
+    server,
+    request,
+    tmp_path,
+    ms,
+):
+    if server == "seaweedfs":
+        weed = request.getfixturevalue("seaweedfs")
+        settings, client = weed.settings(sse="AES256"), weed.client()
+    else:
+        import boto3
+
+        settings = {**request.getfixturevalue("s3_moto_settings"), "sse": "AES256"}
+        client = boto3.session.Session(profile_name="moto").client(
+            "s3", endpoint_url=settings["endpoint_url"], region_name="us-east-1"
+        )
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.write_model(seed=1)
+    (proj.models / "tokenizer.json").write_bytes(b"{}" + b" " * (PART + 10))  # multipart
+    assert ms(proj.root, "backup").code == 0  # a version: same bytes as current -> a copy
+    res = ms(proj.root, "push")
+    assert res.code == 0, res
+    assert "copied" in res.out and "uploaded dinesh_ai_model.pth" in res.out
+    listed = client.list_objects_v2(Bucket=settings["bucket"], Prefix=settings["prefix"])
+    keys = [o["Key"] for o in listed["Contents"]]
+    assert len(keys) >= 5
+    for key in keys:
+        head = client.head_object(Bucket=settings["bucket"], Key=key)
+        assert head.get("ServerSideEncryption") == "AES256", key
+    res = ms(proj.root, "status")
+    assert "encryption: AES256" in res.out
+    doc = json.loads(ms(proj.root, "status", "--json").out)
+    assert doc["remotes"][0]["encryption"] == "AES256"
