@@ -95,7 +95,8 @@ OUR_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX))
 
 def remove_stale_temps(directory: Path, max_age_s: float = 600) -> list[str]:
     """Delete our temp files that nobody has written to for ``max_age_s`` (left by kill -9 or a
-    power cut). A copy in progress keeps its temp's mtime fresh, so it is never touched."""
+    power cut). A copy in progress keeps its temp's mtime fresh, so it is never touched.
+    ``max_age_s <= 0``: all of them (the caller knows no copy is in progress)."""
     removed = []
     now = time.time()
     try:
@@ -104,7 +105,7 @@ def remove_stale_temps(directory: Path, max_age_s: float = 600) -> list[str]:
         return removed
     for path in candidates:
         with suppress(OSError):
-            if now - path.stat().st_mtime > max_age_s:
+            if max_age_s <= 0 or now - path.stat().st_mtime > max_age_s:
                 path.unlink()
                 removed.append(path.name)
     return removed

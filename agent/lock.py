@@ -18,6 +18,15 @@ from typing import Any
 
 from agent.errors import LockHeld
 
+# State dirs whose lock this process holds. While we hold it no other model-safety process writes
+# in that models dir, so every temp file of ours found there is a leftover (see
+# Store.remove_stale_temps).
+_held: set[Path] = set()
+
+
+def held_by_us(state_dir: Path) -> bool:
+    return Path(state_dir).resolve() in _held
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -80,11 +89,13 @@ class Lock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(note).encode("utf-8"), 0)
         self.fd = fd
+        _held.add(self.path.parent.resolve())
         return self
 
     def release(self) -> None:
         if self.fd is None:
             return
+        _held.discard(self.path.parent.resolve())
         try:
             # Leave an empty note: a note that survives only when the holder died is what
             # identifies a stale lock.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.errors import AgentError, NothingToRestore
+from agent.faultpoints import crash_point
 from agent.naming import replaced_name
 from agent.remote import Remote, RemoteObject
 from agent.sync import remote_good
@@ -119,6 +120,7 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
         store.check_space(needed)
         for obj in chosen:
             _fetch(store, remote, obj, report)
+            crash_point("pull-fetched")  # test-only: one file in place, local catalog not saved
         store.save()
         if not store.path(m.file).exists():
             model_copy = next(o for o in reversed(chosen) if o.ident.companion is None)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.faultpoints import crash_point
 from providers import SmallObjects
 from providers.base import Provider
 from providers.errors import NotFound, PreconditionFailed
@@ -117,6 +118,7 @@ def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteC
         before = {name: dict(entry) for name, entry in catalog.files.items()}
         edit(catalog)
         data = catalog.to_bytes()
+        crash_point("remote-catalog-write")  # test-only: objects pushed, catalog not written
         try:
             if not conditional:
                 info = provider.put_bytes(CATALOG_KEY, data)

@@ -18,6 +18,7 @@ from pathlib import Path
 from agent.catalog import Entry, entry_for_file
 from agent.config import ModelConfig
 from agent.errors import NothingToRestore
+from agent.faultpoints import crash_point
 from agent.hashing import HashMismatch, fsync_dir
 from agent.naming import identify, replaced_name
 from agent.store import Store, _Planned
@@ -193,6 +194,7 @@ def _switch(
                 )
             )
         kept.append(aside.name)
+    crash_point("restore-switch")  # test-only: current files set aside, copies not yet in place
     for p in planned:
         os.replace(p.temp, p.dest)
         store.cache.remember(p.dest, p.sha256)

@@ -23,6 +23,7 @@ from agent import progress
 from agent.catalog import Catalog, Entry, entry_for_file, link_companions, load_catalog, now_utc
 from agent.config import Config, ModelConfig
 from agent.errors import AgentError, ModelFileError, NotEnoughSpace
+from agent.faultpoints import crash_point
 from agent.hashing import HashCache, copy_to_temp, fsync_dir, remove_stale_temps
 from agent.naming import backup_name, identify, version_name
 from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
@@ -207,6 +208,7 @@ class Store:
                 self.cache.remember(src, sha, st)
             if previous is not None and self._same_content(previous, planned):
                 return self._unchanged(m.name, kind, cat_kind, previous, warnings)
+            crash_point("backup-copied")  # test-only: temps written, nothing renamed yet
             entries = self._commit(m, planned, cat_kind, date, seq, note, source)
         finally:
             for p in planned:
@@ -218,8 +220,16 @@ class Store:
         )
 
     def remove_stale_temps(self) -> list[str]:
-        """Remove temp files a killed copy left behind (see hashing.remove_stale_temps)."""
-        removed = remove_stale_temps(self.models_dir)
+        """Remove temp files a killed copy left behind (see hashing.remove_stale_temps), in the
+        models dir and the state dir. Under our lock no other writer exists, so every one of our
+        temps is a leftover whatever its age; without it only those idle for 10 minutes are."""
+        from agent.lock import held_by_us
+
+        max_age = 0 if held_by_us(self.state_dir) else 600
+        removed = [
+            *remove_stale_temps(self.models_dir, max_age),
+            *remove_stale_temps(self.state_dir, max_age),
+        ]
         for name in removed:
             log.info("removed %s, left behind by an interrupted copy", name)
         return removed
@@ -298,6 +308,7 @@ class Store:
         entries = []
         for p in planned:
             os.replace(p.temp, p.dest)
+            crash_point("backup-commit")  # test-only: between two renames, catalog not saved
             st = p.dest.stat()
             self.cache.remember(p.dest, p.sha256, st)
             entries.append(
@@ -381,18 +392,26 @@ class Store:
             plan = plan_retention(cands, policy, minimum=2)
             decisions.extend(plan)
             if not dry_run:
-                for d in plan:
-                    if not d.keep:
-                        self._delete_version(self.catalog.entries[d.name])
+                self._delete_versions([self.catalog.entries[d.name] for d in plan if not d.keep])
         self.save()
         return decisions
 
-    def _delete_version(self, entry: Entry) -> None:
-        for name in (*entry.companions.values(), entry.name):
-            with suppress(FileNotFoundError):
-                self.path(name).unlink()
+    def _delete_versions(self, entries: list[Entry]) -> None:
+        """Forget the versions in the saved catalog first, then delete their files. A kill in
+        between leaves whole files the next catalog load finds again (as good versions that the
+        next prune deletes); the other order would leave a version whose companion is gone, seen
+        as corrupted and kept forever."""
+        names = [name for e in entries for name in (*e.companions.values(), e.name)]
+        if not names:
+            return
+        for name in names:
             self.catalog.remove(name)
             self.cache.forget(name)
+        self.save()
+        for name in names:
+            with suppress(FileNotFoundError):
+                self.path(name).unlink()
+            crash_point("prune-delete")  # test-only: some files of a version gone
 
     # -- files obtained elsewhere ----------------------------------------------------------
     def adopt(

@@ -165,6 +165,10 @@ def test_temps_left_by_a_killed_copy_are_cleaned_but_not_fresh_or_foreign_ones(c
     old = time.time() - 3600
     os.utime(stale, (old, old))
     os.utime(foreign, (old, old))
+    # Without the lock a fresh temp may be a copy in progress: only the stale one goes.
+    Store(load_config(project.config)).remove_stale_temps()
+    assert not stale.exists() and fresh.exists()
+    # backup holds the lock, so no copy of ours can be in progress: the fresh one goes too
+    # (left by a kill -9 a moment ago). A provider's resumable partial download is kept.
     assert cli("backup").code == 0
-    assert not stale.exists()
-    assert fresh.exists() and foreign.exists()
+    assert not fresh.exists() and foreign.exists()

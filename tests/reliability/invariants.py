@@ -10,6 +10,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from agent.hashing import OUR_TEMP_RE
 from providers import Provider
@@ -88,10 +89,19 @@ def lost_bytes(
     before: Mapping[str, Mapping[str, str]],
     after: Mapping[str, Mapping[str, str]],
     sizes: Mapping[str, int],
+    *,
+    by: Literal["name", "content"] = "name",
 ) -> int:
     """Bytes of every (name, sha256) that existed on some side before and is intact on no side
     after. ``before``/``after`` map a side ("local", "remote", ...) to a snapshot; ``sizes``
-    maps a name to its size (a name missing from ``sizes`` is an error: unmeasured is not 0)."""
+    maps a name to its size (a name missing from ``sizes`` is an error: unmeasured is not 0).
+
+    ``by="content"``: only the sha256 must survive, under any name (a restore keeps the file it
+    replaces under a new name); ``sizes`` then maps sha256 -> size."""
+    if by == "content":
+        had = {sha for side in before.values() for sha in side.values()}
+        kept = {sha for side in after.values() for sha in side.values()}
+        return sum(sizes[sha] for sha in had - kept)
     existed = {(name, sha) for side in before.values() for name, sha in side.items()}
     intact = {(name, sha) for side in after.values() for name, sha in side.items()}
     return sum(sizes[name] for name, _ in existed - intact)
