@@ -28,6 +28,7 @@ import json
 import math
 import pickle
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -156,7 +157,10 @@ def _flatten(obj: Any, prefix: str, out: dict[str, Any], torch: Any) -> None:
 def _torch_load(path: Path, *, mmap: bool) -> Any:
     torch = _torch()
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():
+            # a legacy pickle's protocol note is noise: the restricted loader still decides
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         # weights_only refused a global: the file wants to build arbitrary objects (or run code)
         first = str(exc).strip().splitlines()
