@@ -239,7 +239,7 @@ def test_sse_is_sent_on_put_multipart_and_copy_and_shown_in_status(
     proj = SyncProject.create(tmp_path / "proj", settings)
     proj.write_model(seed=1)
     (proj.models / "tokenizer.json").write_bytes(b"{}" + b" " * (PART + 10))  # multipart
-    assert ms(proj.root, "backup").code == 0  # a version: same bytes as current -> a copy
+    assert ms(proj.root, "backup", "--kind", "version").code == 0  # same bytes: a copy
     res = ms(proj.root, "push")
     assert res.code == 0, res
     assert "copied" in res.out and "uploaded dinesh_ai_model.pth" in res.out

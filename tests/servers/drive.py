@@ -46,6 +46,7 @@ def make_service_account(path: Path, token_uri: str, email: str) -> bytes:
         "token_uri": token_uri,
     }
     path.write_text(json.dumps(info), encoding="utf-8")
+    path.chmod(0o600)  # a key file kept as it should be (the agent warns about a readable one)
     return pem
 
 
