@@ -6,7 +6,9 @@ untrusted names out of ``models_dir`` live here (DESIGN.md §5.6).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -98,6 +100,20 @@ class Remote:
             # them, reports them to the user
             log.info("remote %s: skipped %s", self.name, line)
         return found
+
+
+@contextlib.contextmanager
+def opened_remote(store: Store, config: RemoteConfig) -> Iterator[Remote]:
+    """The remote, with provider errors turned into one-line agent errors that name it."""
+    remote = None
+    try:
+        remote = Remote.open(store, config)
+        yield remote
+    except ProviderError as exc:
+        raise AgentError(f"remote {config.name}: {exc}") from exc
+    finally:
+        if remote is not None:
+            remote.close()
 
 
 def unsafe_name(name: str, models_dir: Path) -> str | None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import click
 from click import UsageError
 
 from agent.commands import human_size, json_option, model_argument, pass_app
 from agent.errors import EXIT_PROBLEMS, AgentError
-from agent.remote import Remote
 
 remote_option = click.option("--remote", "remote_name", metavar="NAME", help="Remote to use.")
 all_option = click.option("--all", "all_remotes", is_flag=True, help="Every configured remote.")
@@ -30,20 +28,11 @@ def chosen_remotes(app, remote_name: str | None, all_remotes: bool = False) -> l
     raise UsageError(f"several remotes are configured ({', '.join(names)}): use --remote or --all")
 
 
-@contextlib.contextmanager
-def opened(app, name: str) -> Iterator[Remote]:  # type: ignore[no-untyped-def]
+def opened(app, name: str):  # type: ignore[no-untyped-def]
     """The remote, with provider errors turned into one-line agent errors naming it."""
-    from providers.errors import ProviderError
+    from agent.remote import opened_remote
 
-    remote = None
-    try:
-        remote = Remote.open(app.store, app.config.remote(name))
-        yield remote
-    except ProviderError as exc:
-        raise AgentError(f"remote {name}: {exc}") from exc
-    finally:
-        if remote is not None:
-            remote.close()
+    return opened_remote(app.store, app.config.remote(name))
 
 
 def _print_sync(app, report, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
