@@ -1,5 +1,6 @@
-"""Disaster recovery under a real kill: ``model-safety pull`` killed with -9 mid-download, then
-``pull`` again fetches only what is missing and brings back the same bytes."""
+"""kill -9 of a real CLI process in the middle of a transfer, chosen by byte count on a loopback
+proxy in front of SeaweedFS: a multipart push (5 MiB parts) and a pull after the disk died. The
+same command run again sends/fetches only what is missing and the bytes come out identical."""
 
 from __future__ import annotations
 
@@ -7,42 +8,132 @@ import shutil
 
 import pytest
 
+from providers import open_provider
 from tests.agent.conftest import MODEL_FILE
+from tests.reliability.invariants import (
+    leftover_journals,
+    lost_bytes,
+    sizes_dir,
+    snapshot_dir,
+    snapshot_remote,
+    stray_temps,
+)
 from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
 from tests.sync.test_processes import big_checkpoint
+
+# 5 MiB parts, 4 in flight: the push needs more than 4 parts done at 60% to show a resume.
+PUSH_MB, PULL_MB = 64, 32
+
+
+def remote_snapshot(settings: dict, tmp_path) -> dict[str, str]:
+    provider = open_provider("r", settings, state_dir=tmp_path / "check-state")
+    try:
+        return snapshot_remote(provider)
+    finally:
+        provider.close()
+
+
+@pytest.mark.slow
+def test_kill_9_during_push_then_push_sends_only_what_is_missing(
+    ledger, tmp_path, seaweedfs, fault_proxy
+):
+    with ledger.case(
+        fault="kill -9 during a multipart push",
+        where="agent process, SIGKILL after 60% of the bytes reached the S3 server (SeaweedFS)",
+        user_sees="the process dies; the next `push` resumes the upload, sending only the "
+        "parts that had not arrived",
+    ) as case:
+        settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        root = proj.root
+        proj.models.mkdir()
+        data = big_checkpoint(proj.models / MODEL_FILE, mb=PUSH_MB)
+        size = len(data)
+        (proj.models / "tokenizer.json").write_text("{}")
+        before = {"local": snapshot_dir(proj.models)}
+        sizes = sizes_dir(proj.models)
+
+        kill_agent_when(root, "push", reached=lambda: fault_proxy.body_bytes >= size * 0.6)
+        sent_before_kill = fault_proxy.body_bytes
+        assert sent_before_kill < size, "the push finished before it could be killed"
+
+        fault_proxy.clear()
+        second = agent_cli(root, "push")
+        assert second.returncode == 0, second.stderr
+        case.transfers_completed += 1
+        resent = fault_proxy.body_bytes
+        # Parts that reached the server before the kill are not sent again; only the parts in
+        # flight at the kill (at most max_request_concurrency of them) may have to be.
+        in_flight = settings["max_request_concurrency"] * settings["multipart_chunksize"]
+        assert resent < size, (resent, size)
+        assert resent <= size - sent_before_kill + in_flight + 64 * 1024, (resent, sent_before_kill)
+
+        direct = seaweedfs.settings(prefix=settings["prefix"])
+        remote = remote_snapshot(direct, tmp_path)
+        assert remote == before["local"]
+        uploads = seaweedfs.client().list_multipart_uploads(
+            Bucket=settings["bucket"], Prefix=settings["prefix"]
+        )
+        assert not uploads.get("Uploads"), "the resumed upload left a multipart upload open"
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+
+        other = SyncProject.create(tmp_path / "restored", settings)
+        pulled = agent_cli(other.root, "pull")
+        assert pulled.returncode == 0, pulled.stderr
+        case.transfers_completed += 1
+        assert (other.models / MODEL_FILE).read_bytes() == data
+        case.lost_bytes = lost_bytes(before, {"remote": remote}, sizes)
+        assert case.lost_bytes == 0
+        case.verified = (
+            f"remote == local ({len(remote)} objects, sha256); re-sent {resent >> 20} of "
+            f"{size >> 20} MiB; no open multipart upload, journal or temp; a fresh pull matches"
+        )
 
 
 @pytest.mark.slow
 def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
-    tmp_path, seaweedfs, fault_proxy
+    ledger, tmp_path, seaweedfs, fault_proxy
 ):
-    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
-    proj = SyncProject.create(tmp_path / "proj", settings)
-    proj.models.mkdir()
-    data = big_checkpoint(proj.models / MODEL_FILE)
-    size = len(data)
-    (proj.models / "tokenizer.json").write_text("{}")
-    pushed = agent_cli(proj.root, "push")
-    assert pushed.returncode == 0, pushed.stderr
-    shutil.rmtree(proj.models)  # the disk died
+    with ledger.case(
+        fault="kill -9 during a pull (disaster recovery)",
+        where="agent process, SIGKILL after 50% of the bytes came back from S3 (SeaweedFS)",
+        user_sees="the process dies; the next `pull` fetches only the missing ranges",
+    ) as case:
+        settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        proj.models.mkdir()
+        data = big_checkpoint(proj.models / MODEL_FILE, mb=PULL_MB)
+        size = len(data)
+        (proj.models / "tokenizer.json").write_text("{}")
+        pushed = agent_cli(proj.root, "push")
+        assert pushed.returncode == 0, pushed.stderr
+        direct = seaweedfs.settings(prefix=settings["prefix"])
+        before = {"remote": remote_snapshot(direct, tmp_path)}
+        sizes = sizes_dir(proj.models)
+        shutil.rmtree(proj.models)  # the disk died
 
-    fault_proxy.clear()
-    kill_agent_when(proj.root, "pull", reached=lambda: fault_proxy.response_bytes >= size * 0.5)
-    fetched_before_kill = fault_proxy.response_bytes
-    assert fetched_before_kill < size, "the pull finished before it could be killed"
-    assert not (proj.models / MODEL_FILE).exists()
+        fault_proxy.clear()
+        kill_agent_when(proj.root, "pull", reached=lambda: fault_proxy.response_bytes >= size / 2)
+        fetched_before_kill = fault_proxy.response_bytes
+        assert fetched_before_kill < size, "the pull finished before it could be killed"
+        assert not (proj.models / MODEL_FILE).exists()
 
-    fault_proxy.clear()
-    second = agent_cli(proj.root, "pull")
-    assert second.returncode == 0, second.stderr
-    refetched = fault_proxy.response_bytes
-    # Ranges that arrived before the kill are not fetched again; only those in flight at the
-    # kill (at most one per connection) may be.
-    in_flight = settings["max_request_concurrency"] * settings["multipart_chunksize"]
-    assert refetched < size, (refetched, size)
-    assert refetched <= size - fetched_before_kill + in_flight + 64 * 1024, refetched
-    assert (proj.models / MODEL_FILE).read_bytes() == data
-    leftovers = [p.name for p in proj.models.iterdir() if p.name.endswith(".incomplete")]
-    assert leftovers == []
-    downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
-    assert not downloads.exists() or list(downloads.iterdir()) == []
+        fault_proxy.clear()
+        second = agent_cli(proj.root, "pull")
+        assert second.returncode == 0, second.stderr
+        case.transfers_completed += 1
+        refetched = fault_proxy.response_bytes
+        # Ranges that arrived before the kill are not fetched again; only those in flight at
+        # the kill (at most one per connection) may be.
+        in_flight = settings["max_request_concurrency"] * settings["multipart_chunksize"]
+        assert refetched < size, (refetched, size)
+        assert refetched <= size - fetched_before_kill + in_flight + 64 * 1024, refetched
+        assert (proj.models / MODEL_FILE).read_bytes() == data
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+        after = {"local": snapshot_dir(proj.models), "remote": remote_snapshot(direct, tmp_path)}
+        case.lost_bytes = lost_bytes(before, after, sizes)
+        assert case.lost_bytes == 0
+        case.verified = (
+            f"pulled file sha256 equal; re-fetched {refetched >> 20} of {size >> 20} MiB; "
+            "no temp or download journal left"
+        )
