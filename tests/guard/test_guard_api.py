@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from agent import ModelSafety, UpdateRejected
 from tests.agent.conftest import cli_env, run_subprocess
 from tests.guard.conftest import GuardProject
 from tests.guard.finetune import finetune
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def finetune_in_process(path, mode: str) -> None:
@@ -88,3 +91,25 @@ def test_a_killed_training_process_is_rolled_back_by_the_next_guard(gproject: Gu
     assert len(kept) == 1 and (gproject.models / kept[0]).stat().st_size == 1000
     state = torch.load(gproject.model, weights_only=True)
     assert state["0.weight"].shape == (64, 32)
+
+
+def test_the_readme_example_runs_as_written(gproject):
+    example = (ROOT / "examples" / "guarded_finetune.py").read_text()
+    body = example[example.index("import sys") :]
+    assert body.strip() in (ROOT / "README.md").read_text()  # the README shows this very code
+    config = gproject.root / "config.yaml"
+    config.write_text(config.read_text() + "  remotes:\n    nas: {type: local, path: nas}\n")
+    (gproject.root / "nas").mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "guarded_finetune.py")],
+        cwd=gproject.root,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "accepted: score 0." in proc.stdout
+    assert "nas: " in proc.stdout
+    pushed = {p.name for p in (gproject.root / "nas").iterdir()}
+    assert {"dinesh_ai_model.pth", "dinesh_ai_model_backup.pth"} <= pushed
