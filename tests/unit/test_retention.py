@@ -141,3 +141,50 @@ def test_policy_default_keep_last():
     assert RetentionPolicy.from_mapping({"keep_monthly": 6}, default_keep_last=4) == (
         RetentionPolicy(keep_last=4, keep_monthly=6)
     )
+
+
+# -- more properties: input order, any floor, real names whose string order misleads -----------
+def real_cand(day: int, seq: int, good: bool) -> Candidate:
+    """A candidate under the name the agent builds: ``.10`` sorts before ``.9`` as a string."""
+    from agent.naming import version_name
+
+    date = DAY0 + dt.timedelta(days=day)
+    return Candidate(version_name("m.pth", date, seq), date, seq, good)
+
+
+real_st = st.lists(
+    st.builds(real_cand, day=st.integers(0, 3), seq=st.integers(1, 12), good=st.booleans()),
+    min_size=1,
+    max_size=25,
+    unique_by=lambda c: c.name,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(candidates_st, policy_st, st.integers(1, 5), st.randoms(use_true_random=False))
+def test_decisions_do_not_depend_on_input_order_and_respect_any_floor(cands, policy, minimum, rnd):
+    decisions = plan_retention(cands, policy, minimum=minimum)
+    shuffled = list(cands)
+    rnd.shuffle(shuffled)
+    assert plan_retention(shuffled, policy, minimum=minimum) == decisions
+    good = [c for c in cands if c.good]
+    kept = {d.name for d in decisions if d.keep}
+    assert sum(c.name in kept for c in good) >= min(minimum, len(good))
+    # idempotent with this floor too
+    survivors = [c for c in cands if c.name in kept]
+    assert all(d.keep for d in plan_retention(survivors, policy, minimum=minimum))
+
+
+@settings(max_examples=200, deadline=None)
+@given(real_st, st.integers(0, 4))
+def test_newest_is_chosen_by_date_and_sequence_never_by_name(cands, keep_last):
+    decisions = plan_retention(cands, RetentionPolicy(keep_last=keep_last))
+    by_name = {d.name: d for d in decisions}
+    good = sorted((c for c in cands if c.good), key=lambda c: (c.date, c.seq), reverse=True)
+    if good:
+        assert "newest good version" in by_name[good[0].name].reasons
+    for c in good[:keep_last]:
+        assert by_name[c.name].keep
+    assert [d.name for d in decisions] == [
+        c.name for c in sorted(cands, key=lambda c: (c.date, c.seq), reverse=True)
+    ]
