@@ -11,7 +11,22 @@ from agent.errors import EXIT_PROBLEMS
 from agent.store import CopyState
 
 
-def _state_dict(s: CopyState) -> dict[str, Any]:
+def _validation(records: dict[str, dict[str, Any]], sha256: str | None) -> dict[str, Any] | None:
+    """What `validate` recorded for this content: passed and score, or None when never run."""
+    rec = records.get(sha256 or "")
+    if not rec or "passed" not in rec:
+        return None
+    return {"passed": rec.get("passed"), "score": rec.get("score"), "when": rec.get("when")}
+
+
+def _score_cell(val: dict[str, Any] | None) -> str:
+    if val is None:
+        return ""
+    score = f" {val['score']:.3g}" if isinstance(val.get("score"), int | float) else ""
+    return ("passed" if val["passed"] else "FAILED") + score
+
+
+def _state_dict(s: CopyState, records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     e = s.entry
     return {
         "name": e.name,
@@ -26,6 +41,7 @@ def _state_dict(s: CopyState) -> dict[str, Any]:
         "note": e.note,
         "source": e.source,
         "companions": dict(e.companions),
+        "validation": _validation(records or {}, e.sha256),
     }
 
 
@@ -52,8 +68,13 @@ def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int
     if current.is_file():
         cur.update(size=current.stat().st_size, sha256=store.sha256(current), state="present")
     states = store.versions(m.name)
+    from agent.validate_cache import load_records
+
+    records = load_records(store.state_dir)
+    cur["validation"] = _validation(records, cur.get("sha256"))
     if as_json:
-        app.out_json({"model": m.name, "current": cur, "copies": [_state_dict(s) for s in states]})
+        copies = [_state_dict(s, records) for s in states]
+        app.out_json({"model": m.name, "current": cur, "copies": copies})
         return 0
     rows = [
         (
@@ -63,13 +84,15 @@ def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int
             human_size(cur.get("size", 0)),
             str(cur.get("sha256", ""))[:12],
             cur["state"],
+            _score_cell(cur["validation"]),
         )
     ]
     for s in states:
         e = s.entry
         when = e.date.isoformat() if e.date else e.created.strftime("%Y-%m-%d %H:%M")
-        rows.append((e.name, e.kind, when, human_size(e.size), e.sha256[:12], s.state))
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        val = _score_cell(_validation(records, e.sha256))
+        rows.append((e.name, e.kind, when, human_size(e.size), e.sha256[:12], s.state, val))
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for r in rows:
         app.out("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for s in states:
@@ -98,7 +121,10 @@ def verify(app, model: str | None, remote_name: str | None, deep: bool, as_json:
     states = app.store.verify(model)
     bad = [s for s in states if s.state != "ok"]
     if as_json:
-        app.out_json({"ok": not bad, "copies": [_state_dict(s) for s in states]})
+        from agent.validate_cache import load_records
+
+        records = load_records(app.store.state_dir)
+        app.out_json({"ok": not bad, "copies": [_state_dict(s, records) for s in states]})
     else:
         for s in states:
             app.out(f"{s.state:9}  {s.entry.name}")

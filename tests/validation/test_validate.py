@@ -41,6 +41,9 @@ def test_good_model_passes_then_a_degraded_finetune_fails_on_regression(project,
     assert record["passed"] is True and record["score"] == good_score
 
     assert cli("backup", "--kind", "version").code == 0
+    listing = json.loads(cli("list", "--json").out)
+    version_validation = listing["copies"][0]["validation"]
+    assert version_validation["passed"] is True and version_validation["score"] == good_score
     model = scoring.build()
     model.load_state_dict(good_model)
     save(scoring.train(model, 20, lr=0.2, wrong=True).state_dict(), project.model())
@@ -54,6 +57,8 @@ def test_good_model_passes_then_a_degraded_finetune_fails_on_regression(project,
     assert "more than max_regression 0.05 below dinesh_ai_model_v" in quality
     assert "same 4 tensors as" in res.out  # structure still compared, and unchanged
     assert "FAILED quality" in res.out.splitlines()[-1]
+    current_row = cli("list").out.splitlines()[0].split()
+    assert current_row[0] == "dinesh_ai_model.pth" and current_row[-2] == "FAILED"
 
 
 def test_regression_gate_scores_a_reference_that_was_never_validated(project, cli, good_model):
