@@ -28,7 +28,7 @@ from agent.config import Config, load_config
 from agent.errors import AgentError
 
 if TYPE_CHECKING:
-    from agent.guard import GuardResult
+    from agent.guard_result import GuardResult
     from agent.lock import Lock
     from agent.pull import PullReport
     from agent.remote import Remote
@@ -129,7 +129,8 @@ class ModelSafety:
         """Back up, run the block, validate: keep the update, or roll back and raise
         ``UpdateRejected`` (``raise_on_reject=False``: look at ``update.result`` instead).
         An exception or Ctrl-C in the block rolls back a changed model and is re-raised."""
-        from agent.guard import Guard, UpdateRejected
+        from agent.guard import Guard
+        from agent.guard_result import UpdateRejected
 
         with self.locked(f"guard {model or ''}".strip()):
             g = Guard(

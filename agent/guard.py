@@ -22,81 +22,26 @@ import datetime as dt
 import json
 import logging
 import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agent.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, AgentError
+from agent.errors import AgentError
+from agent.guard_result import (
+    ACCEPTED,
+    INTERRUPTED,
+    NOT_CHANGED_FAILED,
+    ROLLED_BACK,
+    UNCHANGED,
+    GuardResult,
+    signals_ignored,
+)
 from agent.hashing import atomic_write_bytes, fsync_dir
 
 if TYPE_CHECKING:
     from agent.catalog import Entry
     from agent.store import Store
-    from agent.validation import ValidationResult
 
 log = logging.getLogger(__name__)
-
-ACCEPTED = "accepted"  # changed and validated: the new model stays
-UNCHANGED = "unchanged"  # the update left the model as it was
-ROLLED_BACK = "rolled-back"  # rejected: the previous model is back
-NOT_CHANGED_FAILED = "update-failed"  # the update failed before touching the model
-INTERRUPTED = "interrupted"
-
-
-class UpdateRejected(AgentError):
-    """A guarded update was rolled back; ``result`` says why and where the rejected model is."""
-
-    exit_code = EXIT_PROBLEMS
-
-    def __init__(self, result: GuardResult) -> None:
-        super().__init__(result.message)
-        self.result = result
-
-
-@dataclass
-class GuardResult:
-    model: str
-    outcome: str
-    message: str
-    backup: str | None = None  # the copy a rollback restores from
-    version: str | None = None  # the dated version made after a pass
-    kept_aside: tuple[str, ...] = ()
-    command_exit: int | None = None
-    validation: ValidationResult | None = None
-    warnings: list[str] = field(default_factory=list)
-    could_not_validate: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        if self.outcome == INTERRUPTED:
-            return EXIT_INTERRUPTED
-        if self.could_not_validate:
-            return EXIT_ERROR
-        return EXIT_OK if self.outcome in (ACCEPTED, UNCHANGED) else EXIT_PROBLEMS
-
-    @property
-    def score(self) -> float | None:
-        return self.validation.score if self.validation is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "outcome": self.outcome,
-            "message": self.message,
-            "backup": self.backup,
-            "version": self.version,
-            "kept_aside": list(self.kept_aside),
-            "command_exit": self.command_exit,
-            "score": self.score,
-            "validation": self.validation.to_dict() if self.validation is not None else None,
-            "warnings": self.warnings,
-            "exit_code": self.exit_code,
-        }
-
 
 Fingerprint = dict[str, tuple[int, int, int] | None]  # file name -> (size, mtime_ns, inode)
 
@@ -386,18 +331,3 @@ def _backup_name(store: Store, model: str) -> str:
 def _score_note(result: GuardResult) -> str:
     score = result.score
     return "accepted by guard" + (f"; score {score:.4g}" if score is not None else "")
-
-
-@contextmanager
-def signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C must not cut a rollback short: each step is atomic, but the rollback as a
-    whole should finish and say where everything is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from typing import IO
 
 from agent.errors import AgentError
-from agent.guard import Guard, GuardResult, signals_ignored
+from agent.guard import Guard
+from agent.guard_result import GuardResult, signals_ignored
 
 ENV_MODEL_PATH = "MODEL_SAFETY_MODEL_PATH"  # tells the command which file it is updating
 GRACE_SECONDS = 30.0  # how long an interrupted command gets to exit before SIGTERM, then SIGKILL
