@@ -109,12 +109,15 @@ class LocalProvider:
         expected_hashes: Mapping[str, str] | None,
         progress: ProgressFn | None,
         expected_size: int | None = None,
+        *,
+        to_local: bool = False,
     ) -> tuple[dict[str, str], int]:
-        """Copy ``src`` to ``dest`` atomically, hashing on the way; verify before the rename."""
+        """Copy ``src`` to ``dest`` atomically, hashing on the way; verify before the rename.
+        ``to_local``: ``dest`` is the caller's disk (a get), not the remote's."""
         report = Progress(progress)
         hasher = MultiHasher(HASHES)
         size = 0
-        with _translate(what), open(src, "rb") as fin:
+        with _translate(what, to_local=to_local), open(src, "rb") as fin:
             if expected_size is None:
                 expected_size = os.fstat(fin.fileno()).st_size
             with atomic_write(dest) as fout:
@@ -161,7 +164,15 @@ class LocalProvider:
         # Compare against both: the stored hash proves the remote copy, the expected one proves
         # it is the version the caller asked for.
         verify(f"get {key}", expected=expected_hashes, actual=info.hashes)
-        self._copy_in(f"get {key}", self._path(key), Path(dest_path), wanted, progress, info.size)
+        self._copy_in(
+            f"get {key}",
+            self._path(key),
+            Path(dest_path),
+            wanted,
+            progress,
+            info.size,
+            to_local=True,
+        )
         return info
 
     def stat(self, key: str) -> ObjectInfo:
@@ -285,8 +296,10 @@ class LocalProvider:
 
 
 @contextlib.contextmanager
-def _translate(what: str) -> Iterator[None]:
-    """The error table of this backend: OSError subclasses become provider errors."""
+def _translate(what: str, *, to_local: bool = False) -> Iterator[None]:
+    """The error table of this backend: OSError subclasses become provider errors. A full disk
+    while writing to the caller's side (``to_local``) stays an OSError: it is the local disk that
+    is full, as with every other backend, not the remote."""
     try:
         yield
     except ProviderError:
@@ -296,6 +309,6 @@ def _translate(what: str) -> Iterator[None]:
     except PermissionError as exc:
         raise PermissionDenied(f"{what}: no permission for {exc.filename}") from exc
     except OSError as exc:
-        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+        if exc.errno in (28, 122) and not to_local:  # ENOSPC, EDQUOT
             raise QuotaExceeded(f"{what}: the remote disk is full ({exc})") from exc
         raise
