@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -38,6 +39,7 @@ from typing import Any
 from agent.torch_import import torch as _torch
 
 CHUNK_BYTES = 4 * 1024 * 1024
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 SAFETENSORS_EXT = ".safetensors"
 
@@ -162,12 +164,13 @@ def _torch_load(path: Path, *, mmap: bool) -> Any:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        # weights_only refused a global: the file wants to build arbitrary objects (or run code)
-        first = str(exc).strip().splitlines()
-        why = next((line for line in first if "GLOBAL" in line or "global" in line), first[0])
+        # weights_only refused: the file wants to build arbitrary objects (or run code). torch's
+        # message advises weights_only=False or allow-listing the global: not advice to relay.
+        found = _GLOBAL_RE.search(str(exc))
+        wants = f"it asks for {found.group(1)}" if found else "it is not a plain state dict"
         raise UnsafeCheckpoint(
             "refused: the checkpoint needs arbitrary pickled objects, which could run code; "
-            f"nothing was executed ({why.strip()[:200]}). Save a plain state_dict instead"
+            f"nothing was executed ({wants}). Save a plain state_dict (or safetensors) instead"
         ) from None
     except Exception as exc:  # torch raises many types for damaged files
         raise CheckpointError(f"cannot load: {type(exc).__name__}: {exc}"[:300]) from None
