@@ -181,7 +181,7 @@ def main() -> None:
             if not args.no_extra:
                 from _peers_extra import run_extra
 
-                extra = run_extra(server, tmp, peers, b.env)
+                extra = run_extra(server, tmp, peers, b.env, args.reps)
             versions = {MS: _ms_version(), **{p.name: p.version for p in peers}}
         load_end = os.getloadavg()[0]
         head = describe_machine(versions, load, load_end)
