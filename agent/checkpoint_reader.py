@@ -274,12 +274,14 @@ def _view_chunks(tensor: Any) -> Callable[[int], Iterator[Any]]:
 
     def chunks(chunk_bytes: int) -> Iterator[Any]:
         torch = _torch()
-        flat = tensor.reshape(-1)
+        # contiguous() so every part has stride 1 (a 1-element slice of a strided view keeps its
+        # stride, and view(uint8) refuses it); a copy of this one tensor at most
+        flat = tensor.reshape(-1).contiguous()
         if flat.numel() == 0:
             return
         per = max(1, chunk_bytes // flat.element_size())
         for part in flat.split(per):
-            yield part.contiguous().view(torch.uint8)
+            yield part.view(torch.uint8)
 
     return chunks
 
