@@ -303,7 +303,7 @@ def read_safetensors_header(path: Path) -> tuple[int, dict[str, Any]]:
             raise CheckpointError("safetensors header is longer than the file (truncated?)")
         try:
             header = json.loads(fh.read(length))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[[..." nests past the stack
             raise CheckpointError("safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise CheckpointError("safetensors header is not a JSON object")

@@ -3,10 +3,14 @@ torch.save produces: shared storages and views, legacy files, empty and non-floa
 
 from __future__ import annotations
 
+import json
+import math
 import struct
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.checkpoint_reader import CheckpointError, open_checkpoint
 from agent.validate import check_checkpoint
@@ -68,3 +72,36 @@ def test_safetensors_values_and_truncation(tmp_path):
     path.write_bytes(struct.pack("<Q", 1 << 40) + header)
     with pytest.raises(CheckpointError, match="limit 100 MB"):
         open_checkpoint(path)
+    nested = b"[" * 200_000
+    path.write_bytes(struct.pack("<Q", len(nested)) + nested)
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        open_checkpoint(path)
+
+
+_entry = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["F32", "F16", "I64", "U8", "BOOL", "X9", 3]),
+        "shape": st.one_of(st.lists(st.integers(-2, 6), max_size=3), st.text(max_size=2)),
+        "data_offsets": st.one_of(st.lists(st.integers(-4, 80), min_size=0, max_size=3), st.none()),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    header=st.dictionaries(st.text(min_size=1, max_size=3), _entry, max_size=4),
+    data_len=st.integers(0, 64),
+)
+def test_any_safetensors_header_is_either_refused_or_readable(tmp_path_factory, header, data_len):
+    """Untrusted header: every claim is checked, so a header either raises CheckpointError or
+    describes tensors that can all be read from the file as stated."""
+    path = tmp_path_factory.mktemp("st") / "h.safetensors"
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(range(data_len)))
+    try:
+        ck = open_checkpoint(path)
+    except CheckpointError:
+        return
+    with ck:
+        for info in ck.tensors:
+            assert _read_all(info, 5).numel() == math.prod(info.shape)
