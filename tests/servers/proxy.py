@@ -5,7 +5,8 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 ``every``-th matching request, at most ``limit`` times. Kinds:
 - ``reset``: close the client connection with a TCP RST before answering;
 - ``500`` / ``503``: answer that status with an S3 XML error body (``InternalError`` /
-  ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``;
+  ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``; ``quota`` / ``denied``: 403
+  with ``QuotaExceeded`` / ``AccessDenied`` (permanent errors);
 - ``cut``: forward, then send the response headers and half the body and reset (a download
   interrupted mid-stream);
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
@@ -32,6 +33,8 @@ import pytest
 _HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te"}
 _CODES = {"500": (500, "InternalError"), "503": (503, "ServiceUnavailable")}
 _CODES["slowdown"] = (503, "SlowDown")
+_CODES["quota"] = (403, "QuotaExceeded")  # permanent: a full account or bucket quota
+_CODES["denied"] = (403, "AccessDenied")  # permanent: e.g. a key that may list but not write
 
 
 @dataclass
