@@ -115,7 +115,7 @@ def validate_model(
             + ("; restore it with `model-safety restore`" if model_name else "")
         )
     sha = _sha256(store, target)
-    ref = _reference(store, model_name, sha, reference)
+    ref = _reference(store, target, model_name, sha, reference)
     result = ValidationResult(model_name, str(target), sha, reference=ref.name if ref else None)
     try:
         ckpt = open_checkpoint(target)
@@ -160,14 +160,19 @@ def _target(store: Store, model: str | None, path: Path | None) -> tuple[Path, s
     return path, ident.model if ident and ident.companion is None else None
 
 
-def previous_good(store: Store, model: str, exclude_sha256: str | None) -> Entry | None:
-    """The newest intact copy of ``model`` (not ``exclude_sha256``) that passed validation; when
-    none is recorded as passed, the newest one not recorded as failed."""
+def previous_good(
+    store: Store, model: str, exclude_sha256: str | None, *, older_than: Entry | None = None
+) -> Entry | None:
+    """The newest intact copy of ``model`` (not ``exclude_sha256``; older than ``older_than``
+    when validating a copy) that passed validation; when none is recorded as passed, the newest
+    one not recorded as failed."""
     records = load_records(store.state_dir)
     copies = [
         e
         for e in store.catalog.of_model(model)
-        if e.kind in ("version", "backup") and e.sha256 != exclude_sha256
+        if e.kind in ("version", "backup")
+        and e.sha256 != exclude_sha256
+        and (older_than is None or e.sort_key < older_than.sort_key)
     ]
     for wanted in (lambda r: r.get("passed") is True, lambda r: r.get("passed") is not False):
         for entry in copies:
@@ -177,7 +182,7 @@ def previous_good(store: Store, model: str, exclude_sha256: str | None) -> Entry
 
 
 def _reference(
-    store: Store, model: str | None, sha: str, explicit: str | None
+    store: Store, target: Path, model: str | None, sha: str, explicit: str | None
 ) -> _Reference | None:
     if explicit is not None:
         entry = store.catalog.get(explicit)
@@ -189,7 +194,9 @@ def _reference(
         return _Reference(str(path), path, None)
     if model is None:
         return None
-    entry = previous_good(store, model, sha)
+    inside = target.resolve().parent == store.models_dir.resolve()
+    copy = store.catalog.get(target.name) if inside else None
+    entry = previous_good(store, model, sha, older_than=copy)
     return _Reference(entry.name, store.path(entry.name), entry.sha256) if entry else None
 
 

@@ -57,7 +57,7 @@ def test_classification_and_relative_change_by_hand(tmp_path):
 
 def test_cli_diff_names_versions_current_and_paths(project, cli, tmp_path):
     assert cli("backup", "--kind", "version").code == 0
-    version = next(p.name for p in project.models.iterdir() if "_v" in p.name)
+    (version,) = (p.name for p in project.models.glob("dinesh_ai_model_v*.pth"))
     state = torch.load(project.model(), weights_only=True)
     state["2.bias"] = state["2.bias"] * 2  # ||2b - b|| / ||b|| = 1
     save(state, project.model())

@@ -260,3 +260,16 @@ def test_command_score_gets_the_model_path(project, cli, good_model):
     res = cli("validate", "--json")
     assert res.code == 0, res.err
     assert json.loads(res.out)["results"][0]["score"] == 0.25
+
+
+def test_a_version_is_compared_with_an_older_copy_only(project, cli, good_model):
+    assert cli("backup", "--kind", "version").code == 0
+    save(dict(good_model, extra=torch.ones(2)), project.model())
+    assert cli("backup", "--kind", "version").code == 0
+    copies = json.loads(cli("list", "--json").out)["copies"]
+    second, first = (c["name"] for c in copies if c["kind"] == "version")  # newest first
+    res = cli("validate", first, "--json")
+    assert json.loads(res.out)["results"][0]["reference"] is None
+    res = cli("validate", second, "--json")
+    assert json.loads(res.out)["results"][0]["reference"] == first
+    assert checks_of(res)["structure"]["detail"] == f"vs {first}: added extra"
