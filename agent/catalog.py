@@ -87,6 +87,9 @@ class Catalog:
         self.state_dir = state_dir
         self.entries: dict[str, Entry] = dict(entries or {})
         self.rebuilt = False  # True when the file was missing or damaged this time
+        # Set when the saved file existed but could not be read (rebuilt from the files: notes
+        # and creation times are lost); ``verify`` reports it as a problem.
+        self.damaged: str | None = None
         # Only a changed catalog is written, so read-only commands (list, verify, status) running
         # beside a `run` never write back a catalog older than the one `run` just saved.
         self.dirty = False
@@ -178,6 +181,8 @@ def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache
     was_lost = catalog is None
     if catalog is None:
         catalog = Catalog(state_dir)
+        if (state_dir / Catalog.FILE).exists():
+            catalog.damaged = f"{state_dir / Catalog.FILE} was unreadable; rebuilt from the files"
     source = "rebuilt" if was_lost else "found"
     changed = False
     try:

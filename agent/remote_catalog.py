@@ -46,6 +46,8 @@ class RemoteCatalog:
     # by policy, which local retention must tell apart from versions never pushed.
     expired: dict[str, str] = field(default_factory=dict)
     etag: str | None = None  # of the object this was read from; None when there was none
+    # Why the stored catalog could not be read (it is then treated as empty); None when fine.
+    damaged: str | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes, etag: str | None) -> RemoteCatalog:
@@ -103,7 +105,7 @@ def load(provider: Provider) -> RemoteCatalog:
         log.warning(
             "remote %s: catalog is damaged (%s); rebuilding it from the files", provider.name, exc
         )
-        return RemoteCatalog(etag=info.etag)
+        return RemoteCatalog(etag=info.etag, damaged=str(exc))
 
 
 def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteCatalog:

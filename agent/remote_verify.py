@@ -8,6 +8,7 @@ remote, and re-uploads a corrupted or missing remote copy from a good local one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent import progress
 from agent.naming import identify
 from agent.remote import Remote, unsafe_name
-from agent.remote_catalog import RemoteCatalog, now_iso
+from agent.remote_catalog import CATALOG_KEY, RemoteCatalog, now_iso
 from agent.sync import _remote_entry
 from agent.sync_plan import compare_hashes
 from providers import Streamer
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RemoteCheck:
     name: str
-    state: str  # ok | corrupted | missing | unrecorded | unverified
+    state: str  # ok | corrupted | missing | unrecorded | unverified | damaged (the catalog)
     detail: str = ""
     verified_at: str | None = None
 
@@ -46,7 +47,7 @@ class RemoteVerifyReport:
 
     @property
     def problems(self) -> list[RemoteCheck]:
-        return [c for c in self.checks if c.state in ("corrupted", "missing")]
+        return [c for c in self.checks if c.state in ("corrupted", "missing", "damaged")]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,14 @@ def verify_remote(
     copies found intact."""
     started = time.monotonic()
     report = RemoteVerifyReport(remote.name, deep=deep)
+    if remote.catalog.damaged:
+        report.checks.append(
+            RemoteCheck(
+                CATALOG_KEY,
+                "damaged",
+                f"unreadable ({remote.catalog.damaged}); `repair` or the next push rewrites it",
+            )
+        )
     recorded = remote.catalog.files
     objects = remote.objects
     verified: list[str] = []
@@ -145,6 +154,18 @@ def verify_remote(
     return report
 
 
+def _without_md5(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "md5"}
+
+
+def _local_sha(store: Store, name: str) -> str | None:
+    path = store.path(name)
+    try:
+        return store.sha256(path, fresh=True) if path.is_file() else None
+    except OSError:
+        return None
+
+
 def quarantine(store: Store, name: str) -> Path:
     """Move a damaged local file out of the way (never delete bytes): into
     ``.model-safety/quarantine/``, on the same filesystem, so it is a rename."""
@@ -184,6 +205,11 @@ def repair(store: Store, remote: Remote, *, deep: bool = False) -> RepairReport:
             obj = remote.objects.get(part_name)
             good_there = obj is not None and remote_state.get(part_name) in ("ok", "unverified")
             rec_sha = (obj.recorded or {}).get("sha256") if obj else None
+            if rec_sha and rec_sha != entry.sha256 and _local_sha(store, part_name) == rec_sha:
+                # The file holds exactly what was pushed: its local catalog entry is damaged.
+                store.catalog.add(dataclasses.replace(entry, sha256=rec_sha))
+                report.done.append(f"{part_name}: its local catalog entry was damaged; corrected")
+                continue
             if not good_there or (rec_sha and rec_sha != entry.sha256):
                 report.problems.append(
                     f"{part_name}: damaged here and no good copy on {remote.name}"
@@ -202,25 +228,47 @@ def repair(store: Store, remote: Remote, *, deep: bool = False) -> RepairReport:
             report.done.append(f"{part_name}: healed from {remote.name}")
     store.save()
     # remote side: re-upload what is damaged or missing there from a good local copy
+    from agent.sync import local_files
+
+    # name -> the catalog record of a good local copy (dated copies and the current files)
+    good_here = {lf.name: entry for lf, entry in local_files(store) if lf.ok}
     healed: dict[str, dict[str, Any]] = {}
+    if remote.catalog.damaged:
+        # Rewrite it for every remote copy that checked intact against a good local copy.
+        for c in check.checks:
+            obj = remote.objects.get(c.name)
+            here = good_here.get(c.name)
+            if obj is None or here is None or c.state not in ("ok", "unrecorded"):
+                continue
+            # an unrecorded copy (a current file) counts only if the backend vouches for it
+            hashes = dict(remote.provider.stat(c.name).hashes)
+            if c.state == "ok" or compare_hashes(hashes, here):
+                healed[c.name] = _remote_entry(_without_md5(here), hashes)
+        report.done.append(f"{CATALOG_KEY}: damaged on {remote.name}, rewritten from the files")
     for c in check.problems:
-        entry = store.catalog.get(c.name)
+        if c.name == CATALOG_KEY:
+            continue
+        here = good_here.get(c.name)
         rec = remote.catalog.files.get(c.name) or {}
-        if entry is None or store.state_of(entry).state != "ok":
+        if here is None:
             report.problems.append(f"{c.name}: {c.state} on {remote.name} and no good local copy")
             continue
-        if rec.get("sha256") and rec["sha256"] != entry.sha256:
+        obj = remote.objects.get(c.name)
+        if rec.get("sha256") and rec["sha256"] != here["sha256"]:
+            if obj is not None and _stream_sha256(remote, c.name, obj.info.size) == here["sha256"]:
+                # The object holds the local bytes: its remote catalog entry is what is damaged.
+                healed[c.name] = _remote_entry(_without_md5(here), obj.info.hashes)
+                report.done.append(f"{c.name}: its remote catalog entry was damaged; rewritten")
+                continue
             report.problems.append(
                 f"{c.name}: the remote catalog records other content than the local copy; "
                 "left alone (inspect by hand)"
             )
             continue
         info = remote.provider.put(
-            c.name, store.path(c.name), expected_hashes={"sha256": entry.sha256}
+            c.name, store.path(c.name), expected_hashes={"sha256": here["sha256"]}
         )
-        data = entry.to_dict()
-        data.pop("md5", None)
-        healed[c.name] = _remote_entry(data, info.hashes)
+        healed[c.name] = _remote_entry(_without_md5(here), info.hashes)
         report.done.append(f"{c.name}: re-uploaded to {remote.name} ({c.state} there)")
     if healed:
         from agent.sync import _record

@@ -120,19 +120,28 @@ def verify(app, model: str | None, remote_name: str | None, deep: bool, as_json:
         raise click.UsageError("--deep needs --remote NAME (local verify always reads every byte)")
     states = app.store.verify(model)
     bad = [s for s in states if s.state != "ok"]
+    damaged = app.store.catalog.damaged
     if as_json:
         from agent.validate_cache import load_records
 
         records = load_records(app.store.state_dir)
-        app.out_json({"ok": not bad, "copies": [_state_dict(s, records) for s in states]})
+        app.out_json(
+            {
+                "ok": not bad and not damaged,
+                "catalog_damaged": damaged,
+                "copies": [_state_dict(s, records) for s in states],
+            }
+        )
     else:
         for s in states:
             app.out(f"{s.state:9}  {s.entry.name}")
             for p in s.problems:
                 if not p.startswith(s.entry.name + ":"):
                     app.out(f"           {p}")
+        if damaged:
+            app.out(f"{'damaged':9}  {damaged}")
         app.out(f"{len(states)} copies checked, {len(bad)} with problems")
-    return EXIT_PROBLEMS if bad else 0
+    return EXIT_PROBLEMS if bad or damaged else 0
 
 
 @click.command()
