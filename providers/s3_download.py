@@ -1,8 +1,9 @@
 """Parallel ranged download into a preallocated temp file next to the destination, then a check of
 size and hashes, fsync and rename. Nothing ever appears under the destination name unverified.
 
-Ranges are fetched by worker threads and written with ``os.pwrite``; a hasher thread follows the
-contiguous finished prefix (reading back from the page cache), so the sha256 is ready shortly
+Runs of consecutive ranges are fetched by worker threads, one GET each (``stretches``), and
+written with ``os.pwrite``; a range is done once its last byte is written; a hasher thread follows
+the contiguous finished prefix (reading back from the page cache), so the sha256 is ready shortly
 after the last byte arrives instead of costing a second pass. A transient failure keeps the temp
 file and the set of finished ranges (``Partial``), so the retry layer's next ``get`` fetches only
 what is missing; ``on_done`` lets the caller journal each finished range, so that a later process
@@ -22,6 +23,9 @@ from typing import Any
 
 from providers.errors import TransientError
 from providers.transfer import CHUNK, MultiHasher, Progress, commit_temp, verify
+
+MAX_GET = 32 * 1024 * 1024  # the most one ranged GET asks for (see stretches)
+HASH_READ = 4 * 1024 * 1024  # the hasher's read size: fewer GIL hand-offs than 1 MiB reads
 
 
 @dataclass
@@ -63,36 +67,44 @@ def download_ranges(
         todo = [i for i in range(n_ranges) if i not in partial.done]
         hasher = MultiHasher(hash_names)
 
-        def fetch(index: int) -> None:
+        def finished(index: int) -> None:
+            if on_done is not None:
+                on_done(index)  # after the pwrites: the range's bytes are in the file
+            with cond:
+                partial.done.add(index)
+                cond.notify_all()
+
+        def fetch(stretch: list[int]) -> None:
             if failed:
                 return
-            start = index * rsize
-            end = min(size, start + rsize) - 1
+            start = stretch[0] * rsize
+            end = min(size, (stretch[-1] + 1) * rsize) - 1
             try:
                 with errors(f"{what} bytes {start}-{end}"):
                     resp = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
                     if resp["ETag"].strip('"') != partial.etag:
                         raise TransientError(f"{what}: the object changed during the download")
                     body = resp["Body"]
-                    offset = start
+                    offset, pending = start, iter(stretch)
+                    index = next(pending)
                     while chunk := body.read(CHUNK):
                         os.pwrite(fd, chunk, offset)
                         offset += len(chunk)
                         progress(len(chunk))
+                        # Each range of the stretch counts as done as soon as its last byte is
+                        # written, so the hasher follows and a kill loses at most one range.
+                        while index is not None and offset >= min(size, (index + 1) * rsize):
+                            finished(index)
+                            index = next(pending, None)
                     if offset != end + 1:
                         raise TransientError(f"{what}: short read at {offset} of range {start}")
-                if on_done is not None:
-                    on_done(index)  # after the pwrites: the range's bytes are in the file
-                with cond:
-                    partial.done.add(index)
-                    cond.notify_all()
             except BaseException as exc:
                 with cond:
                     failed.append(exc)
                     cond.notify_all()
 
         def hash_in_order() -> None:
-            buf = bytearray(CHUNK)
+            buf = bytearray(HASH_READ)
             for index in range(n_ranges):
                 with cond:
                     while index not in partial.done and not failed:
@@ -101,14 +113,14 @@ def download_ranges(
                         return
                 offset, stop = index * rsize, min(size, (index + 1) * rsize)
                 while offset < stop:
-                    n = os.preadv(fd, [memoryview(buf)[: min(CHUNK, stop - offset)]], offset)
+                    n = os.preadv(fd, [memoryview(buf)[: min(HASH_READ, stop - offset)]], offset)
                     hasher.update(memoryview(buf)[:n])
                     offset += n
 
         hasher_thread = threading.Thread(target=hash_in_order, name="s3-hash", daemon=True)
         hasher_thread.start()
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-get") as pool:
-            list(pool.map(fetch, todo))
+            list(pool.map(fetch, stretches(todo, rsize, concurrency)))
         hasher_thread.join()
         if failed:
             raise failed[0]
@@ -119,6 +131,23 @@ def download_ranges(
     verify(what, expected=expected, actual=actual)
     commit_temp(partial.temp, dest)
     return actual
+
+
+def stretches(todo: list[int], rsize: int, concurrency: int) -> list[list[int]]:
+    """The missing ranges grouped into one GET per run of consecutive ranges, each at most
+    MAX_GET bytes, and about three GETs per connection. Why not one GET per range: each request
+    costs ~2 ms of CPU in botocore (signing, hooks, parsing), which on a small machine competes
+    with the server and the hashing (8 MiB ranges: ~0.1 s of a 400 MB pull's 0.55 s CPU). Why
+    not bigger: the hasher can only follow the lowest unfinished range, so the bytes in flight
+    (connections x GET size) are what it hashes after the last byte has arrived."""
+    per = max(1, min(MAX_GET // rsize, -(-len(todo) // (3 * max(1, concurrency)))))
+    runs: list[list[int]] = []
+    for index in todo:
+        if runs and index == runs[-1][-1] + 1 and len(runs[-1]) < per:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
 
 
 def stream_object(

@@ -15,10 +15,10 @@ on SeaweedFS does not return them; ListParts is still asked on resume, and a par
 when the server lists it with the ETag we recorded.
 
 Memory stays bounded for any file size and part size: no part is ever held in memory. The main
-thread reads the file in order for the whole-file sha256 (which must be sequential) while workers
-stream their part from the file (``_FileSlice``), computing its checksum first. Re-reading comes
-from the page cache; measured here, holding 8 MiB part buffers instead pushed peak RSS to ~200 MB
-with no throughput gain, since uploads are bound by the server.
+thread reads the file once, in order, for the whole-file sha256 (which must be sequential) and
+each part's checksum in the same pass; workers then stream their part from the file
+(``_FileSlice``). Re-reading comes from the page cache; measured here, holding 8 MiB part buffers
+instead pushed peak RSS to ~200 MB with no throughput gain, since uploads are bound by the server.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.errors import IntegrityError, NotFound, TransientError
-from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, hash_file
+from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +61,6 @@ def checksum_args(algorithm: str, value: str) -> dict[str, str]:
     if algorithm == "crc32":
         return {"ChecksumCRC32": value}
     return {"ContentMD5": base64.b64encode(bytes.fromhex(value)).decode()}
-
-
-def file_checksum(path: Path, start: int, length: int, algorithm: str) -> str:
-    """Checksum of ``length`` bytes of ``path`` from ``start``, in ``checksum_args``'s form."""
-    if algorithm == "md5":
-        return hash_file(path, ("md5",), start=start, length=length)["md5"]
-    crc, buf = 0, bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        f.seek(start)
-        remaining = length
-        while remaining:
-            n = f.readinto(view[: min(CHUNK, remaining)])
-            if not n:
-                raise IntegrityError(f"{path} shrank while uploading (short read at {start})")
-            crc = zlib.crc32(view[:n], crc)  # releases the GIL for large buffers
-            remaining -= n
-    return crc32_b64(crc)
 
 
 def part_size_for(size: int, chunksize: int) -> int:
@@ -241,10 +223,9 @@ def upload_multipart(
     etags: dict[int, str] = {n: rec["etag"] for n, rec in finished.items()}
     sums: dict[int, str] = {n: rec["checksum"] for n, rec in finished.items()}
 
-    def send(number: int, start: int, length: int) -> None:
+    def send(number: int, start: int, length: int, value: str) -> None:
         body: _FileSlice | None = None
         try:
-            value = file_checksum(src, start, length, checksum)
             body = _FileSlice(src, start, length)
             with errors(f"upload part {number}"):
                 resp = client.upload_part(
@@ -268,18 +249,20 @@ def upload_multipart(
     futures: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part") as pool:
         try:
+            buf = memoryview(bytearray(CHUNK))
             with open(src, "rb", buffering=0) as f:
                 for number in range(1, n_parts + 1):
                     start = (number - 1) * part_size
                     length = min(part_size, size - start)
-                    _read_hashing(f, start, length, hasher)
-                    if number in finished:
+                    algo = None if number in finished else checksum
+                    value = _read_part(f, start, length, hasher, algo, buf)
+                    if value is None:
                         continue
                     # Polls failures while waiting so a dead upload does not keep reading.
                     while not slots.acquire(timeout=0.5):
                         _raise_first(futures)
                     _raise_first(futures)
-                    futures.append(pool.submit(send, number, start, length))
+                    futures.append(pool.submit(send, number, start, length, value))
             wait(futures, return_when=FIRST_EXCEPTION)
             _raise_first(futures)
         except NotFound as exc:
@@ -321,16 +304,29 @@ def upload_multipart(
     return resp
 
 
-def _read_hashing(f: Any, start: int, length: int, hasher: MultiHasher) -> None:
-    """Feed one part, in file order, to the whole-file hash."""
+def _read_part(
+    f: Any, start: int, length: int, hasher: MultiHasher, checksum: str | None, buf: memoryview
+) -> str | None:
+    """Read one part, in file order, into the whole-file hash, and return its ``checksum``
+    (None: no checksum wanted, a part already on the server). One read serves both: the server
+    verifies the part against this checksum, so the bytes it stores are the bytes hashed here."""
     f.seek(start)
+    crc, md5 = 0, hashlib.md5() if checksum == "md5" else None
     remaining = length
     while remaining:
-        chunk = f.read(min(CHUNK, remaining))
-        if not chunk:
+        n = f.readinto(buf[: min(len(buf), remaining)])
+        if not n:
             raise IntegrityError(f"the file shrank while uploading (short read at {start})")
+        chunk = buf[:n]
         hasher.update(chunk)
-        remaining -= len(chunk)
+        if checksum == "crc32":
+            crc = zlib.crc32(chunk, crc)  # releases the GIL for large buffers
+        elif md5 is not None:
+            md5.update(chunk)
+        remaining -= n
+    if checksum is None:
+        return None
+    return crc32_b64(crc) if md5 is None else md5.hexdigest()
 
 
 def _raise_first(futures: list[Future[None]]) -> None:
