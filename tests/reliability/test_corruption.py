@@ -5,6 +5,7 @@ catalog and in the remote catalog. ``verify`` finds each (exit 3, a line naming 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,13 +53,33 @@ def ok(root: Path, *args: str) -> str:
     return out
 
 
-@pytest.fixture
-def mirrored(tmp_path, local_settings) -> SyncProject:
-    """A project with one dated version, pushed to a local remote: every file on both sides."""
-    proj = SyncProject.create(tmp_path / "proj", local_settings)
+@pytest.fixture(scope="module")
+def mirrored_template(tmp_path_factory) -> SyncProject:
+    """Built once: a project with one dated version, pushed to a local remote."""
+    base = tmp_path_factory.mktemp("mirrored")
+    (base / "nas").mkdir()
+    proj = SyncProject.create(
+        base / "proj", {"type": "local", "path": str(base / "nas" / "model-backups")}
+    )
     proj.write_model(seed=4)
     ok(proj.root, "backup", "--kind", "version")
     ok(proj.root, "push")
+    return proj
+
+
+@pytest.fixture
+def mirrored(mirrored_template, tmp_path) -> SyncProject:
+    """A fresh copy of the template (project and remote), every file on both sides."""
+    src = mirrored_template
+    shutil.copytree(src.root, tmp_path / "proj")
+    shutil.copytree(Path(src.remote["path"]).parent, tmp_path / "nas")
+    proj = SyncProject(
+        tmp_path / "proj",
+        tmp_path / "proj" / "models",
+        tmp_path / "proj" / "config.yaml",
+        {"type": "local", "path": str(tmp_path / "nas" / "model-backups")},
+    )
+    proj.write_config()
     return proj
 
 
