@@ -66,7 +66,7 @@ def apply(steps: list[Step], local: list[LocalFile], remote: dict[str, RemoteFil
             )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(local_st, remote_st(), st.booleans())
 def test_push_plan_safety(local, remote, can_copy):
     steps = plan_push(local, remote, can_copy=can_copy)
@@ -94,7 +94,7 @@ def test_push_plan_safety(local, remote, can_copy):
             assert common or (there.recorded or {}).get("sha256") == lf.sha256
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(local_st, remote_st(), st.booleans())
 def test_applying_the_plan_makes_the_next_one_a_no_op(local, remote, can_copy):
     before = dict(remote)
