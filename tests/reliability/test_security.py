@@ -239,3 +239,29 @@ def test_sse_is_sent_on_put_multipart_and_copy_and_shown_in_status(seaweedfs, tm
     assert "encryption: AES256" in res.out
     doc = json.loads(ms(proj.root, "status", "--json").out)
     assert doc["remotes"][0]["encryption"] == "AES256"
+
+
+def test_redaction_masks_secrets_in_printed_lines_and_logs(capsys):
+    """The net under the tests above: a secret that reaches a message anyway (an SDK error
+    quoting a session URI, a token, a key) is masked in every line the CLI prints or logs."""
+    import logging
+
+    from agent import secrets
+    from agent.app import App
+
+    app = App(None, verbose=2)
+    secrets.register(["s3cr3t-from-config-xyz"])
+    session = "http://h/upload/drive/v2/files?uploadType=resumable&upload_id=AbC123sessionXYZ"
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----"
+    )
+    app.warn(f"put failed: {session}")
+    app.out_json({"detail": f"Bearer ya29.a0AfH6SMBx-token and s3cr3t-from-config-xyz {pem}"})
+    logging.getLogger("providers.retry").warning("retrying %s", session)
+    logging.getLogger("agent.sync").debug("aws_secret_access_key = s3cr3t-from-config-xyz")
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    for secret in ("AbC123sessionXYZ", "ya29.a0AfH6SMBx", "s3cr3t-from-config-xyz", "MIIEvQ"):
+        assert secret not in text
+    assert text.count("upload_id=***") == 2 and "Bearer ***" in text
+    assert "retrying" in text  # the line itself is kept, only the secret is masked
