@@ -296,10 +296,23 @@ def upload_multipart(
     if checksum == "crc32":  # S3 requires each part's checksum of an upload created with one
         for part in parts:
             part["ChecksumCRC32"] = sums[part["PartNumber"]]
-    with errors("complete multipart upload"):
-        resp = client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=header.upload_id, MultipartUpload={"Parts": parts}
-        )
+    try:
+        with errors("complete multipart upload"):
+            resp = client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=header.upload_id, MultipartUpload={"Parts": parts}
+            )
+    except IntegrityError as exc:
+        if not finished:
+            raise
+        # A part record taken from the journal (a damaged line: its checksum no longer matches
+        # the part on the server) made the server refuse the list. The bytes on the server are
+        # not in doubt, the journal is: drop both and let the retry layer start afresh.
+        _abort(client, bucket, key, header.upload_id, errors)
+        journal.remove()
+        raise TransientError(
+            f"put {key}: the server refused the parts recorded by an earlier run ({exc}); "
+            "restarting the upload"
+        ) from exc
     journal.remove()
     return resp
 

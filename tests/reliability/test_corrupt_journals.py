@@ -1,0 +1,133 @@
+"""Damaged resume journals: a push or a pull killed with -9 leaves a journal (S3 multipart upload,
+ranged download); a bit flip or a truncation in it must never produce a wrong object. The next
+run completes and the result's sha256 is right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from providers import open_provider
+from tests.agent.conftest import MODEL_FILE
+from tests.reliability.invariants import (
+    leftover_journals,
+    lost_bytes,
+    sizes_dir,
+    snapshot_dir,
+    snapshot_remote,
+    stray_temps,
+)
+from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
+from tests.sync.test_processes import big_checkpoint
+
+MB = 24  # five 5 MiB parts / ranges: some done at the kill, some not
+
+
+def lines_in(directory: Path) -> int:
+    files = list(directory.glob("*.jsonl")) if directory.is_dir() else []
+    return sum(f.read_bytes().count(b"\n") for f in files)
+
+
+def the_journal(directory: Path) -> Path:
+    (journal,) = directory.glob("*.jsonl")
+    return journal
+
+
+def flip_part_value(journal: Path, field: str) -> str:
+    """Bit flip in the first recorded part/range line: one bit of one character of ``field``
+    (a character of the part's checksum, or the range index), keeping the line valid JSON."""
+    lines = journal.read_text().splitlines(keepends=True)
+    rec = json.loads(lines[1])
+    if field == "m":
+        rec["m"] ^= 1  # range 0 <-> 1: claims a range that may never have been written
+    else:
+        value = rec[field]
+        rec[field] = chr(ord(value[0]) ^ 1) + value[1:]
+    lines[1] = json.dumps(rec) + "\n"
+    journal.write_text("".join(lines))
+    return f"{field} of line 2"
+
+
+def cut_mid_line(journal: Path) -> str:
+    data = journal.read_bytes()
+    journal.write_bytes(data[: len(data) * 2 // 3])
+    return "cut at 2/3, mid-line"
+
+
+def direct_snapshot(seaweedfs, settings: dict, tmp_path: Path) -> dict[str, str]:
+    provider = open_provider(
+        "r", seaweedfs.settings(prefix=settings["prefix"]), state_dir=tmp_path / "chk"
+    )
+    try:
+        return snapshot_remote(provider)
+    finally:
+        provider.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["bit flip", "truncation"])
+def test_damaged_upload_journal(ledger, tmp_path, seaweedfs, damage):
+    with ledger.case(
+        fault=f"{damage} in an S3 multipart upload journal",
+        where="state dir remotes/r/uploads/*.jsonl after kill -9 mid-push",
+        user_sees="the next `push` exits 0; damaged part records are sent again",
+    ) as case:
+        settings = seaweedfs.settings()
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        proj.models.mkdir()
+        big_checkpoint(proj.models / MODEL_FILE, mb=MB)
+        (proj.models / "tokenizer.json").write_text("{}")
+        before = {"local": snapshot_dir(proj.models)}
+        sizes = sizes_dir(proj.models)
+        uploads = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
+        kill_agent_when(proj.root, "push", reached=lambda: lines_in(uploads) >= 3)
+        journal = the_journal(uploads)  # the kill left it: the upload never completed
+        how = flip_part_value(journal, "crc32") if damage == "bit flip" else cut_mid_line(journal)
+        case.faults_injected += 1  # the kill, then the damage
+        second = agent_cli(proj.root, "push")
+        assert second.returncode == 0, second.stderr
+        case.transfers_completed += 1
+        remote = direct_snapshot(seaweedfs, settings, tmp_path)
+        assert remote == before["local"], "the resumed upload produced a different object"
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+        case.lost_bytes = lost_bytes(before, {"remote": remote}, sizes)
+        assert case.lost_bytes == 0
+        case.verified = f"journal {how}; the object's sha256 equals the file's; no journal left"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["bit flip", "truncation"])
+def test_damaged_download_journal(ledger, tmp_path, seaweedfs, damage):
+    with ledger.case(
+        fault=f"{damage} in an S3 download journal",
+        where="state dir remotes/r/downloads/*.jsonl after kill -9 mid-pull",
+        user_sees="the next `pull` exits 0 with the right bytes (a range it cannot trust is "
+        "fetched again)",
+    ) as case:
+        settings = seaweedfs.settings()
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        proj.models.mkdir()
+        data = big_checkpoint(proj.models / MODEL_FILE, mb=MB)
+        (proj.models / "tokenizer.json").write_text("{}")
+        assert agent_cli(proj.root, "push").returncode == 0
+        before = {"remote": direct_snapshot(seaweedfs, settings, tmp_path)}
+        sizes = sizes_dir(proj.models)
+        for p in proj.models.iterdir():
+            if p.is_file():
+                p.unlink()  # the disk died
+        downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
+        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 3)
+        journal = the_journal(downloads)
+        how = flip_part_value(journal, "m") if damage == "bit flip" else cut_mid_line(journal)
+        case.faults_injected += 1
+        second = agent_cli(proj.root, "pull")
+        assert second.returncode == 0, second.stderr
+        case.transfers_completed += 1
+        assert (proj.models / MODEL_FILE).read_bytes() == data
+        after = {"local": snapshot_dir(proj.models)}
+        case.lost_bytes = lost_bytes(before, after, sizes)
+        assert case.lost_bytes == 0
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+        case.verified = f"journal {how}; the pulled file's sha256 is right; no temp left"
