@@ -26,7 +26,7 @@ from typing import Any
 from agent.faultpoints import crash_point
 from providers import SmallObjects
 from providers.base import Provider
-from providers.errors import NotFound, PreconditionFailed
+from providers.errors import IntegrityError, NotFound, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,17 @@ def load(provider: Provider) -> RemoteCatalog:
         data, info = provider.get_bytes(CATALOG_KEY)
     except NotFound:
         return RemoteCatalog()
+    except IntegrityError as exc:
+        # Its bytes no longer match the sha256 stored with it (bit rot, a hand edit): as damaged
+        # as unparsable JSON. The etag lets the next write replace it conditionally.
+        log.warning(
+            "remote %s: catalog is damaged (%s); rebuilding it from the files", provider.name, exc
+        )
+        try:
+            etag = provider.stat(CATALOG_KEY).etag
+        except NotFound:
+            return RemoteCatalog()
+        return RemoteCatalog(etag=etag, damaged=f"its checksum does not match: {exc}")
     try:
         return RemoteCatalog.from_bytes(data, info.etag)
     except (ValueError, UnicodeDecodeError) as exc:

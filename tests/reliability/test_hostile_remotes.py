@@ -180,3 +180,35 @@ def test_lying_safetensors_header_is_reported(tmp_path, ms):
     res = ms(proj.root, "validate")
     assert res.code == 3 and "m.safetensors" in res.out
     assert snapshot_dir(proj.models) == before  # reported, nothing changed
+
+
+def test_catalog_failing_its_own_checksum_does_not_block_a_pull(
+    ledger, gdrive_emulator_settings, drive_emulator, tmp_path, ms
+):
+    """The catalog is a convenience, never the truth: one whose bytes no longer match the sha256
+    stored with it (bit rot, or a hand edit) is reported and rebuilt, and pull still works."""
+    with ledger.case(
+        fault="bit flip in the remote catalog of a backend that stores its sha256 (Drive)",
+        where="Drive emulator: one byte of .model-safety/catalog.json flipped behind the agent",
+        user_sees="a warning that the catalog is damaged; pull exits 0; repair rewrites it",
+    ) as case:
+        folder = gdrive_emulator_settings["folder_id"]
+        good = SyncProject.create(tmp_path / "good", gdrive_emulator_settings)
+        good.write_model(seed=4)
+        assert ms(good.root, "push").code == 0
+        (cat,) = [f for f in drive_emulator.files_in(folder) if f.title == CATALOG]
+        drive_emulator.flip_byte(folder, CATALOG, len(cat.data) // 2)
+
+        fresh = SyncProject.create(tmp_path / "fresh", gdrive_emulator_settings)
+        res = ms(fresh.root, "pull")
+        assert res.code == 0, res
+        assert "catalog" in res.err and "damaged" in res.err
+        case.transfers_completed += 1
+        assert snapshot_dir(fresh.models) == snapshot_dir(good.models)
+        res = ms(good.root, "repair")
+        assert res.code == 0, res
+        (cat,) = [f for f in drive_emulator.files_in(folder) if f.title == CATALOG]
+        assert json.loads(cat.data)["files"]
+        assert "damaged" not in ms(fresh.root, "verify", "--remote", "r").err
+        case.lost_bytes = 0
+        case.verified = "pull restored identical bytes (sha256); repair rewrote a valid catalog"
