@@ -352,8 +352,18 @@ class S3Provider:
         except TransientError:
             journal.close()  # temp and journal stay: the next attempt resumes from them
             raise
+        except IntegrityError as exc:
+            self._discard(key, dest)
+            if not done:
+                raise  # definitive: a fresh download of this object does not hash right
+            # Resumed from an earlier run's journal: a damaged record (a range marked done that
+            # never was) is the likelier cause. Both are gone now; the retry starts afresh.
+            raise TransientError(
+                f"{what}: the download resumed from an earlier run came out wrong ({exc}); "
+                "restarting it from the beginning"
+            ) from exc
         except Exception:
-            self._discard(key, dest)  # definitive (integrity, not found, a caller's error)
+            self._discard(key, dest)  # definitive (not found, a caller's error)
             raise
         except BaseException:
             journal.close()  # interrupted (Ctrl-C, SIGTERM): the next run resumes

@@ -41,7 +41,7 @@ def flip_part_value(journal: Path, field: str) -> str:
     lines = journal.read_text().splitlines(keepends=True)
     rec = json.loads(lines[1])
     if field == "m":
-        rec["m"] ^= 1  # range 0 <-> 1: claims a range that may never have been written
+        rec["m"] ^= 4  # e.g. range 0 -> 4, the last: claims a range not yet written
     else:
         value = rec[field]
         rec[field] = chr(ord(value[0]) ^ 1) + value[1:]
