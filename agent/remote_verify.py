@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,10 +25,13 @@ from agent.remote_catalog import CATALOG_KEY, RemoteCatalog, now_iso
 from agent.sync import _remote_entry
 from agent.sync_plan import compare_hashes
 from providers import Streamer
-from providers.errors import IntegrityError, ProviderError
+from providers.errors import IntegrityError, PermissionDenied, ProviderError, QuotaExceeded
 
 if TYPE_CHECKING:
     from agent.store import Store
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,12 @@ def verify_remote(
             for n in verified:
                 catalog.mark_verified(n, when)
 
-        remote_catalog.update(remote.provider, edit)
+        try:
+            remote_catalog.update(remote.provider, edit)
+        except (PermissionDenied, QuotaExceeded) as exc:
+            # a read-only key (an auditor's, say) may still check the copies; only the
+            # verified_at stamps are lost
+            log.warning("remote %s: could not record the verification: %s", remote.name, exc)
         remote.refresh()
     report.seconds = time.monotonic() - started
     return report
