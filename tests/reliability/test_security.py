@@ -265,3 +265,48 @@ def test_redaction_masks_secrets_in_printed_lines_and_logs(capsys):
         assert secret not in text
     assert text.count("upload_id=***") == 2 and "Bearer ***" in text
     assert "retrying" in text  # the line itself is kept, only the secret is masked
+
+
+def test_oauth_token_file_stays_private_and_its_tokens_never_print(
+    drive_emulator, gdrive_emulator_settings, tmp_path, ms
+):
+    """An OAuth token file (refresh token + client secret): the expired access token is
+    refreshed and written back by oauth2client; the file stays 0600 and no token is printed."""
+    refresh, client_secret = "1//rt-" + os.urandom(12).hex(), "cs-" + os.urandom(12).hex()
+    drive_emulator.add_refresh_token(refresh)
+    token_file = tmp_path / "token.json"
+    token_file.write_text(
+        json.dumps(
+            {
+                "_module": "oauth2client.client",
+                "_class": "OAuth2Credentials",
+                "access_token": "ya29.expired-" + os.urandom(8).hex(),
+                "client_id": "123.apps.googleusercontent.com",
+                "client_secret": client_secret,
+                "refresh_token": refresh,
+                "token_expiry": "2000-01-01T00:00:00Z",
+                "token_uri": drive_emulator.token_uri,
+                "user_agent": None,
+                "invalid": False,
+            }
+        )
+    )
+    token_file.chmod(0o600)
+    settings = {k: v for k, v in gdrive_emulator_settings.items() if k != "service_account_file"}
+    proj = SyncProject.create(tmp_path / "proj", {**settings, "oauth_token_file": str(token_file)})
+    proj.write_model(seed=5)
+    outputs = []
+    for args in (("-vv", "push", "--json"), ("-vv", "status", "--json"), ("-vv", "pull")):
+        res = ms(proj.root, *args)
+        assert res.code == 0, (args, res)
+        outputs += [res.out, res.err]
+    stored = json.loads(token_file.read_text())
+    assert not stored["access_token"].startswith("ya29.expired-"), "the refresh was not saved"
+    assert private(token_file)
+    secrets = {
+        "refresh token": refresh,
+        "client secret": client_secret,
+        "access token": stored["access_token"],
+    }
+    assert_absent(secrets, **{f"output {i}": text for i, text in enumerate(outputs)})
+    assert_absent(secrets, **state_files(proj.root))
