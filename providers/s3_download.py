@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from providers.errors import TransientError
-from providers.transfer import CHUNK, MultiHasher, Progress, commit_temp, verify
+from providers.transfer import (
+    CHUNK,
+    MultiHasher,
+    Progress,
+    commit_temp,
+    start_writeback,
+    verify,
+)
 
 MAX_GET = 32 * 1024 * 1024  # the most one ranged GET asks for (see stretches)
 HASH_READ = 4 * 1024 * 1024  # the hasher's read size: fewer GIL hand-offs than 1 MiB reads
@@ -116,6 +123,7 @@ def download_ranges(
                     n = os.preadv(fd, [memoryview(buf)[: min(HASH_READ, stop - offset)]], offset)
                     hasher.update(memoryview(buf)[:n])
                     offset += n
+                start_writeback(fd, index * rsize, stop - index * rsize)
 
         hasher_thread = threading.Thread(target=hash_in_order, name="s3-hash", daemon=True)
         hasher_thread.start()

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
@@ -34,6 +34,29 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_sync_file_range: Any = None  # libc's, loaded on first use; False where there is none
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now, without
+    waiting (Linux sync_file_range, SYNC_FILE_RANGE_WRITE). A download calls it on the bytes it
+    has verified, so the fsync before the rename finds most of the file already on disk instead
+    of writing all of it then (~0.12 s per 400 MB here). A no-op where it is not available."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            func = libc.sync_file_range
+            func.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+            _sync_file_range = func
+        except (OSError, AttributeError):
+            _sync_file_range = False
+    if _sync_file_range:
+        _sync_file_range(fd, offset, length, 2)  # 2 = SYNC_FILE_RANGE_WRITE; errors ignored
 
 
 def commit_temp(temp: Path, dest: Path) -> None:
