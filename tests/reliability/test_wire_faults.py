@@ -54,7 +54,7 @@ def test_s3_push_and_pull_survive_resets_cuts_and_5xx(ledger, tmp_path, seaweedf
     with ledger.case(
         fault="S3 wire faults: TCP resets, responses cut mid-body, 500 / 503 / SlowDown",
         where="loopback proxy in front of SeaweedFS, on a share of every request of a push "
-        "(multipart + server-side copy) and of a pull",
+        "(multipart + server-side copy), a `verify --deep` and a pull",
         user_sees="retry warnings on stderr; push and pull exit 0",
     ) as case:
         settings = {**seaweedfs.settings(endpoint_url=fault_proxy.url), "retry": NO_WAIT}
@@ -87,6 +87,16 @@ def test_s3_push_and_pull_survive_resets_cuts_and_5xx(ledger, tmp_path, seaweedf
         assert not uploads.get("Uploads"), "an interrupted upload was left open"
         assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
 
+        # a deep verify streams every object back: broken streams resume where they broke
+        fault_proxy.clear()
+        fault_proxy.add("cut", method="GET", every=2, limit=2)
+        fault_proxy.add("reset", method="HEAD", every=3, limit=1)
+        deep = agent_cli(proj.root, "verify", "--remote", "r", "--deep")
+        assert deep.returncode == 0, deep.stderr
+        assert deep.stdout.count("sha256 matches") == len(before["local"]), deep.stdout
+        verify_faults = fault_proxy.faults
+        assert verify_faults == 3
+
         fault_proxy.clear()
         fault_proxy.add("cut", method="GET", every=2, limit=3)  # downloads broken mid-stream
         fault_proxy.add("reset", method="GET", every=3, limit=2)
@@ -101,12 +111,13 @@ def test_s3_push_and_pull_survive_resets_cuts_and_5xx(ledger, tmp_path, seaweedf
         restored = snapshot_dir(other.models)
         assert restored == before["local"]
         assert stray_temps(other.models) == [] and leftover_journals(other.models) == []
-        case.faults_injected = push_faults + pull_faults
+        case.faults_injected = push_faults + verify_faults + pull_faults
         after = {"remote": remote, "restored": restored}
         case.lost_bytes = lost_bytes(before, after, sizes)
         assert case.lost_bytes == 0
         case.verified = (
-            f"{push_faults} faults in the push, {pull_faults} in the pull; remote and restored "
+            f"{push_faults} faults in the push, {verify_faults} in a deep verify (every object "
+            f"re-hashed: ok), {pull_faults} in the pull; remote and restored "
             f"dir == source ({len(remote)} files, sha256); no open multipart upload, journal "
             "or temp file"
         )
