@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ def mirror_and_prune(
     dry_run: bool = False,
     force: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
+    today: dt.date | None = None,
 ) -> MirrorResult:
     """Push to each target and apply its retention; then local retention, which keeps every
     version that no configured remote holds yet (unless ``force``)."""
@@ -65,7 +67,7 @@ def mirror_and_prune(
                 report = push(store, remote, dry_run=dry_run, should_stop=should_stop)
                 if not report.problems:
                     # never thin a remote while it lacks something we meant to send
-                    report.decisions = prune_remote(store, remote, dry_run=dry_run)
+                    report.decisions = prune_remote(store, remote, dry_run=dry_run, today=today)
                 else:
                     report.problems.append(f"{rc.name}: retention skipped until the push is clean")
             except ProviderError as exc:
@@ -84,7 +86,7 @@ def mirror_and_prune(
                     if remote is not None:
                         remotes[rc.name] = remote
             pins = unmirrored_pins(store, list(remotes.values()))
-        result.local_decisions = store.prune(dry_run=dry_run, pins=pins)
+        result.local_decisions = store.prune(dry_run=dry_run, pins=pins, today=today)
     finally:
         for remote in remotes.values():
             remote.close()

@@ -15,7 +15,10 @@ A version kept by several rules lists every reason. On top of the policy, whatev
 - at least ``minimum`` (2) good versions are kept while that many exist;
 - a pinned candidate (e.g. "not on any remote yet") is kept, with the pin as its reason;
 - a version that is not good (checksum mismatch, or its file missing) is never counted and never
-  deleted here: its bytes may still be needed, so it is left for ``repair`` or for inspection.
+  deleted here: its bytes may still be needed, so it is left for ``repair`` or for inspection;
+- a version dated after ``today`` (a copy from a machine with a wrong clock, or our own clock set
+  back) is kept and not counted either: by date it would be "the newest" and push the really
+  newest versions out of ``keep_last``.
 """
 
 from __future__ import annotations
@@ -100,14 +103,20 @@ def _calendar_rule(
 
 
 def plan_retention(
-    candidates: Sequence[Candidate], policy: RetentionPolicy, *, minimum: int = 2
+    candidates: Sequence[Candidate],
+    policy: RetentionPolicy,
+    *,
+    minimum: int = 2,
+    today: dt.date | None = None,
 ) -> list[Decision]:
-    """Decide keep/delete for each candidate; the result is sorted newest first."""
+    """Decide keep/delete for each candidate; the result is sorted newest first. ``today``:
+    versions dated after it are kept and not counted (see the module docstring)."""
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise ValueError("retention candidates must have unique names")
     ordered = sorted(candidates, key=lambda c: (c.date, c.seq, c.name), reverse=True)
-    good = [c for c in ordered if c.good]
+    future = {c.name for c in ordered if today is not None and c.date > today}
+    good = [c for c in ordered if c.good and c.name not in future]
     reasons: dict[str, list[str]] = {c.name: [] for c in ordered}
 
     for index, cand in enumerate(good[: policy.keep_last]):
@@ -141,6 +150,10 @@ def plan_retention(
     for cand in ordered:
         if cand.pin:
             reasons[cand.name].append(cand.pin)
+        if cand.name in future:
+            reasons[cand.name].append(
+                f"dated after today ({today}): the clock or the name is wrong; kept, not counted"
+            )
         if not cand.good:
             reasons[cand.name].append(
                 "corrupted or missing: not counted; left for `model-safety repair` or inspection"

@@ -37,13 +37,19 @@ class RunReport:
         }
 
 
-def newest_version_date(store: Store, m: ModelConfig) -> dt.date | None:
-    versions = store.catalog.of_model(m.name, "version")
-    return versions[0].date if versions else None
+def newest_version_date(
+    store: Store, m: ModelConfig, today: dt.date | None = None
+) -> dt.date | None:
+    """The newest version's date; with ``today``, the newest not dated after it (a version
+    from the future must not postpone every new version until long after its date)."""
+    dates = [e.date for e in store.catalog.of_model(m.name, "version") if e.date is not None]
+    if today is not None:
+        dates = [d for d in dates if d <= today]
+    return max(dates, default=None)
 
 
 def next_due(store: Store, m: ModelConfig, today: dt.date) -> dt.date:
-    newest = newest_version_date(store, m)
+    newest = newest_version_date(store, m, today)
     if newest is None:
         return today
     return newest + dt.timedelta(days=store.config.backup_interval_days)
@@ -74,7 +80,7 @@ def run_job(store: Store, *, today: dt.date | None = None, prune: bool = True) -
         report.actions.extend(result.warnings)
     if not prune:
         return report
-    report.decisions = store.prune()
+    report.decisions = store.prune(today=today)
     for d in report.decisions:
         if not d.keep:
             report.actions.append(f"deleted {d.name}: {'; '.join(d.reasons)}")

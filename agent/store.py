@@ -66,6 +66,19 @@ class _Planned:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+def warn_future(plan: list[Decision], today: dt.date, where: str) -> None:
+    """Say which versions retention left alone because they are dated after today."""
+    future = [d.name for d in plan if any(r.startswith("dated after today") for r in d.reasons)]
+    if future:
+        log.warning(
+            "%s: %s dated after today (%s): kept and not counted by retention; check the system "
+            "clock, or rename/remove copies made by a machine whose clock was wrong",
+            where,
+            ", ".join(future),
+            today,
+        )
+
+
 def check_source(path: Path, what: str = "model file") -> os.stat_result:
     """The stat of a file we are about to copy, or a ModelFileError that says what is wrong."""
     try:
@@ -370,10 +383,14 @@ class Store:
         *,
         dry_run: bool = False,
         pins: Mapping[str, str] | None = None,
+        today: dt.date | None = None,
     ) -> list[Decision]:
         """Keep the newest ``max_backups`` dated versions (never fewer than 2, never the backup
-        slot or the current file); ``pins`` maps version names to a reason they must stay."""
+        slot or the current file); ``pins`` maps version names to a reason they must stay.
+        Versions dated after ``today`` (default: the system date) are kept, not counted, and
+        warned about: the clock or their names are wrong."""
         pins = pins or {}
+        today = today or dt.date.today()
         policy = RetentionPolicy(keep_last=self.config.max_backups)
         models = [self.config.model(model)] if model else list(self.config.models)
         decisions: list[Decision] = []
@@ -389,7 +406,8 @@ class Store:
                 )
                 for e in versions
             ]
-            plan = plan_retention(cands, policy, minimum=2)
+            plan = plan_retention(cands, policy, minimum=2, today=today)
+            warn_future(plan, today, "models_dir")
             decisions.extend(plan)
             if not dry_run:
                 self._delete_versions([self.catalog.entries[d.name] for d in plan if not d.keep])

@@ -278,8 +278,14 @@ def remote_good(remote: Remote, name: str) -> bool:
     return compare_hashes(obj.info.hashes, rec) is not False
 
 
-def prune_remote(store: Store, remote: Remote, *, dry_run: bool = False) -> list[Decision]:
-    """Apply the remote's own retention to its dated versions (with their companion copies)."""
+def prune_remote(
+    store: Store, remote: Remote, *, dry_run: bool = False, today: dt.date | None = None
+) -> list[Decision]:
+    """Apply the remote's own retention to its dated versions (with their companion copies);
+    versions dated after ``today`` are kept and not counted (agent.retention)."""
+    from agent.store import warn_future
+
+    today = today or dt.date.today()
     decisions: list[Decision] = []
     forgotten: list[str] = []
     for m in store.config.models:
@@ -292,7 +298,8 @@ def prune_remote(store: Store, remote: Remote, *, dry_run: bool = False) -> list
             Candidate(o.name, o.ident.date or dt.date.min, o.ident.seq, remote_good(remote, o.name))
             for o in versions
         ]
-        plan = plan_retention(cands, remote.config.retention, minimum=2)
+        plan = plan_retention(cands, remote.config.retention, minimum=2, today=today)
+        warn_future(plan, today, f"remote {remote.name}")
         decisions.extend(plan)
         for d in plan:
             if d.keep or dry_run:

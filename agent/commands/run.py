@@ -25,7 +25,7 @@ def periodic_job(
     with app.lock("run"):
         report = run_job(store, today=today, prune=False)
         targets = [r for r in app.config.remotes if r.auto_push]
-        mirror = mirror_and_prune(store, targets, should_stop=should_stop)
+        mirror = mirror_and_prune(store, targets, should_stop=should_stop, today=today)
     lines = list(report.actions)
     for r in mirror.reports:
         lines.extend(r.done)
