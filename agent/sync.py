@@ -223,7 +223,7 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
         log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
         return
     if aborted:
-        report.done.append(f"aborted {aborted} abandoned multipart upload(s) on {remote.name}")
+        report.done.append(f"aborted {aborted} abandoned upload(s) on {remote.name}")
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,9 @@ from providers.errors import (
 from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, check_key, verify
 
 META_DIR = ".ms-hashes"  # sidecars and lock files; never listed, never a valid key
+# providers.transfer.temp_path_for names (uuid4 hex); STALE_TEMP_S: idle that long, it is a leftover
+_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{32}\.incomplete")
+STALE_TEMP_S = 600
 HASHES = ("sha256", "md5")
 
 
@@ -287,6 +292,24 @@ class LocalProvider:
         lock_path = self._meta(key).with_suffix(".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(lock_path, timeout=60)
+
+    def abort_incomplete_uploads(self, max_age_s: float = STALE_TEMP_S) -> int:
+        """Remove the temp copies (``.<name>.<32 hex>.incomplete``, sidecars included) that
+        nobody has written to for ``max_age_s``: left by a push killed with -9 or a power cut.
+        A fresh one may be another machine's push in progress, so it stays (a copy in progress
+        keeps its mtime fresh). Returns how many were removed."""
+        removed = 0
+        now = time.time()
+        for dirpath, _dirs, files in os.walk(self.root):
+            for fn in files:
+                if not _TEMP_RE.fullmatch(fn):
+                    continue
+                path = os.path.join(dirpath, fn)
+                with contextlib.suppress(OSError):
+                    if now - os.stat(path).st_mtime > max_age_s:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
     def close(self) -> None:
         pass

@@ -4,7 +4,9 @@ that existed before is lost, the same command run again completes, and no temp f
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from pathlib import Path
 
 from agent.faultpoints import ENV
@@ -216,3 +218,42 @@ def _same_version(name: str, model_version: str) -> bool:
     """tokenizer_v2026-01-02.2.json belongs to dinesh_ai_model_v2026-01-02.2.pth."""
     tag = model_version.removeprefix("dinesh_ai_model").removesuffix(".pth")
     return name in (model_version, f"tokenizer{tag}.json")
+
+
+def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_path):
+    from tests.sync.conftest import kill_agent_when
+    from tests.sync.test_processes import big_checkpoint
+
+    (tmp_path / "nas").mkdir()
+    settings = {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
+    remote_dir = Path(settings["path"])
+    with ledger.case(
+        fault="kill -9 during a push to a local (NAS) remote",
+        where="agent process, SIGKILL while it writes its temp copy on the remote",
+        user_sees="the process dies; a later push completes and removes the temp it left once "
+        "idle for 10 minutes (a fresh one may be another machine's push)",
+    ) as case:
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        proj.models.mkdir()
+        big_checkpoint(proj.models / MODEL_FILE, mb=48)
+        (proj.models / TOKENIZER).write_text("{}")
+        before = {"local": snapshot_dir(proj.models)}
+        sizes = sizes_dir(proj.models)
+
+        def copying() -> bool:
+            return remote_dir.is_dir() and bool(stray_temps(remote_dir))
+
+        kill_agent_when(proj.root, "push", reached=copying)
+        left = stray_temps(remote_dir)
+        assert left, "the push finished before it could be killed"
+        for name in left:  # as if the next push came 20 minutes later
+            os.utime(remote_dir / name, (time.time() - 1200, time.time() - 1200))
+        out = ok(proj.root, "push")
+        case.transfers_completed += 1
+        assert stray_temps(remote_dir) == [], out
+        remote = remote_snapshot(tmp_path, settings)
+        assert remote == before["local"]
+        case.lost_bytes = lost_bytes(before, {"remote": remote}, sizes)
+        assert case.lost_bytes == 0
+        assert stray_temps(proj.models) == []
+        case.verified = f"remote == local ({len(remote)} files); {len(left)} remote temp removed"

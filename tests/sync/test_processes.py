@@ -77,6 +77,6 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     version.unlink()  # the user deleted that version before the next push
     second = agent_cli(proj.root, "push")
     assert second.returncode == 0, second.stderr
-    assert "aborted 1 abandoned multipart upload(s)" in second.stdout
+    assert "aborted 1 abandoned upload(s)" in second.stdout
     uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
     assert not uploads.get("Uploads")
