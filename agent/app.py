@@ -39,9 +39,11 @@ def _setup_logging(verbose: int) -> None:
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     _handler.addFilter(RedactingFilter())
+    # The agent's lines go to our handler only; the providers' also propagate, so a host that
+    # logs (a training script using agent.api, pytest's caplog) still receives them, redacted.
+    loggers[0].propagate = False
     for logger in loggers:
         logger.addHandler(_handler)
-        logger.propagate = False
         logger.setLevel(
             logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
         )
