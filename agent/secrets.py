@@ -74,6 +74,14 @@ def register(values: Iterable[Any]) -> None:
                 _known.add(value.strip())
 
 
+def forget(values: Iterable[Any]) -> None:
+    """Stop masking these values (tests; a long-lived process whose config changed)."""
+    with _lock:
+        for value in values:
+            if isinstance(value, str):
+                _known.discard(value.strip())
+
+
 def secret_values(settings: Any) -> list[str]:
     """The values of every secret key in ``settings`` (nested mappings and lists included)."""
     found: list[str] = []

@@ -12,6 +12,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import TransientError
@@ -259,6 +261,7 @@ def test_redaction_masks_secrets_in_printed_lines_and_logs(capsys):
     app.out_json({"detail": f"Bearer ya29.a0AfH6SMBx-token and s3cr3t-from-config-xyz {pem}"})
     logging.getLogger("providers.retry").warning("retrying %s", session)
     logging.getLogger("agent.sync").debug("aws_secret_access_key = s3cr3t-from-config-xyz")
+    secrets.forget(["s3cr3t-from-config-xyz"])
     captured = capsys.readouterr()
     text = captured.out + captured.err
     for secret in ("AbC123sessionXYZ", "ya29.a0AfH6SMBx", "s3cr3t-from-config-xyz", "MIIEvQ"):
@@ -310,3 +313,24 @@ def test_oauth_token_file_stays_private_and_its_tokens_never_print(
     }
     assert_absent(secrets, **{f"output {i}": text for i, text in enumerate(outputs)})
     assert_absent(secrets, **state_files(proj.root))
+
+
+secret_text = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="*"),
+    min_size=6,
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret_text, st.text(max_size=30), st.text(max_size=30))
+def test_a_registered_secret_never_survives_redaction(secret, before, after):
+    from agent import secrets
+
+    secrets.register([secret])
+    try:
+        masked = secrets.redact(f"{before}{secret}{after}")
+        assert secret not in masked
+        assert secrets.redact(masked) == masked  # masking is stable: nothing new to find
+    finally:
+        secrets.forget([secret])  # a random string must not mask later tests' output
