@@ -138,7 +138,7 @@ def plot(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_results(text: str, data: dict) -> Path:
+def write_results(text: str, data: dict, *, quiet: bool = False) -> Path:
     stem = f"{dt.date.today().isoformat()}-{socket.gethostname()}"
     RESULTS.mkdir(exist_ok=True)
     png = RESULTS / f"{stem}.png"
@@ -146,5 +146,6 @@ def write_results(text: str, data: dict) -> Path:
     shutil.copyfile(png, DOCS_PNG) if DOCS_PNG.parent.is_dir() else None
     md = RESULTS / f"{stem}.md"
     md.write_text(text + f"\n![throughput per tool]({png.name})\n")
-    print(f"wrote {md} and {png}")
+    if not quiet:
+        print(f"wrote {md} and {png}")
     return md

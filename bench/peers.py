@@ -170,26 +170,34 @@ def main() -> None:
         with seaweedfs(tmp / "seaweedfs") as server:
             peers = find_peers(server, set(args.peers.split(",")), skipped)
             b = Bench(server, tmp, args.settle, peers, peer_env(server))
-            firsts = []
+            versions = {MS: _ms_version(), **{p.name: p.version for p in peers}}
+            firsts: list[dict[str, Any]] = []
+            extra: list[str] = []
+
+            def report(final: bool) -> None:
+                """The results so far: written after every part, so an interrupted run still
+                leaves what it measured (marked partial)."""
+                head = describe_machine(versions, load, os.getloadavg()[0])
+                body = table(b.samples, firsts, args.reps, skipped)
+                mark = [] if final else ["**partial run: the parts below are all it measured**"]
+                text = "\n".join([head, "", *mark, body, "", *extra, ""])
+                if final:
+                    print(text)
+                if not args.no_write:
+                    write_results(text, b.samples, quiet=not final)
+
             for mb in (int(s) for s in args.sizes.split(",")):
                 src = tmp / "src" / f"checkpoint-{mb}.pth"
                 make_checkpoint(src, mb, seed=mb)
                 firsts.append(bench_size(b, src, args.reps))
                 src.unlink()
                 reclaim(server)
-            extra: list[str] = []
+                report(final=False)
             if not args.no_extra:
                 from _peers_extra import run_extra
 
                 extra = run_extra(server, tmp, peers, b.env, args.reps)
-            versions = {MS: _ms_version(), **{p.name: p.version for p in peers}}
-        load_end = os.getloadavg()[0]
-        head = describe_machine(versions, load, load_end)
-        body = table(b.samples, firsts, args.reps, skipped)
-        text = "\n".join([head, "", body, "", *extra, ""])
-        print(text)
-        if not args.no_write:
-            write_results(text, b.samples)
+            report(final=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
