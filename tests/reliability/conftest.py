@@ -3,7 +3,9 @@ at the end to $MS_RELIABILITY_REPORT or, if unset, to pytest's cache dir."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,13 @@ def report_path(config: pytest.Config) -> Path:
     return Path(config.cache.makedir("reliability")) / "last-run.json"
 
 
+_STARTED = time.monotonic()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _LEDGER.cases:
-        _LEDGER.write(report_path(session.config))
+        _LEDGER.write(
+            report_path(session.config),
+            generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            seconds=round(time.monotonic() - _STARTED, 1),
+        )

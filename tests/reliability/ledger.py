@@ -63,13 +63,13 @@ class Ledger:
     def to_dict(self) -> dict:
         return {"totals": self.totals(), "cases": [asdict(c) for c in self.cases]}
 
-    def write(self, path: Path) -> None:
+    def write(self, path: Path, **extra: object) -> None:
         """Atomic write of the JSON report (temp in the same dir, fsync, rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
+                json.dump({**extra, **self.to_dict()}, fh, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
