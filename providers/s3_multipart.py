@@ -191,7 +191,13 @@ def upload_multipart(
         if same and header.bucket == bucket and header.key == key:
             try:
                 server_parts = _list_parts(client, bucket, key, header.upload_id, errors)
-            except NotFound:  # completed or aborted meanwhile: start over
+            except NotFound:  # completed or aborted meanwhile
+                # Completed, with its answer lost on the way back: the object is this file
+                # (same size, same sha256 in its metadata), so nothing is sent again.
+                stored = _stored_object(client, bucket, key, size, sha256, errors)
+                if stored is not None:
+                    journal.remove()
+                    return stored
                 header = None
         else:
             # An upload of ours for an older file (or other part size or checksum) is an orphan.
@@ -346,6 +352,19 @@ def _raise_first(futures: list[Future[None]]) -> None:
     for fut in futures:
         if fut.done() and fut.exception() is not None:
             raise fut.exception()  # type: ignore[misc]
+
+
+def _stored_object(
+    client: Any, bucket: str, key: str, size: int, sha256: str, errors: Any
+) -> dict[str, Any] | None:
+    """HEAD of ``key`` when it holds exactly ``size`` bytes with ``sha256`` in its metadata."""
+    try:
+        with errors("stat after an upload vanished"):
+            head = client.head_object(Bucket=bucket, Key=key)
+    except NotFound:
+        return None
+    same = head.get("ContentLength") == size and head.get("Metadata", {}).get("sha256") == sha256
+    return head if same else None
 
 
 def _list_parts(client: Any, bucket: str, key: str, upload_id: str, errors: Any) -> dict[int, str]:

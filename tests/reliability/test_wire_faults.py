@@ -10,6 +10,8 @@ config), so the figures, not the clock, show the retries."""
 
 from __future__ import annotations
 
+import hashlib
+
 from providers import open_provider
 from tests.agent.conftest import MODEL_FILE
 from tests.reliability.invariants import (
@@ -176,4 +178,34 @@ def test_drive_push_and_pull_survive_503_mid_chunk_rate_limits_and_html_502(
             f"{push_faults} faults in the push, {pull_faults} in the pull; Drive folder and "
             f"restored dir == source ({len(remote)} files, sha256); no temp title, journal or "
             "temp file"
+        )
+
+
+def test_s3_completion_whose_answer_was_lost_is_not_uploaded_again(
+    ledger, tmp_path, seaweedfs, fault_proxy
+):
+    with ledger.case(
+        fault="S3 CompleteMultipartUpload answer lost (the server completed the upload)",
+        where="loopback proxy: the completion is forwarded, its response cut mid-body",
+        user_sees="nothing: the retry finds the finished object and sends no part again",
+    ) as case:
+        settings = {**seaweedfs.settings(endpoint_url=fault_proxy.url), "retry": NO_WAIT}
+        provider = open_provider("r", settings, state_dir=tmp_path / "state")
+        src = tmp_path / MODEL_FILE
+        data = big_checkpoint(src, mb=12)  # 3 parts
+        fault_proxy.add("cut", method="POST", path_contains="uploadId=", limit=1)
+        info = provider.put(MODEL_FILE, src)
+        assert fault_proxy.faults == 1
+        case.transfers_completed += 1
+        # every part crossed the wire once; the completion's small XML body may go twice
+        assert fault_proxy.body_bytes < len(data) + 64 * 1024, fault_proxy.body_bytes
+        direct = seaweedfs.settings(prefix=settings["prefix"])
+        assert remote_snapshot(direct, tmp_path) == {MODEL_FILE: hashlib.sha256(data).hexdigest()}
+        assert info.size == len(data)
+        assert not list((tmp_path / "state").rglob("*.json*"))  # no journal left
+        case.faults_injected = 1
+        case.lost_bytes = 0
+        case.verified = (
+            f"{fault_proxy.body_bytes >> 20} MiB sent for a {len(data) >> 20} MiB file; "
+            "the object's sha256 equals the file's; no journal left"
         )
