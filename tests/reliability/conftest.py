@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def report_path(config: pytest.Config) -> Path:
     env = os.environ.get("MS_RELIABILITY_REPORT")
     if env:
         return Path(env)
-    return Path(config.cache.makedir("reliability")) / "last-run.json"
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    if cache is None:
+        return Path(tempfile.gettempdir()) / "model-safety-reliability-last-run.json"
+    return Path(cache.makedir("reliability")) / "last-run.json"
 
 
 _STARTED = time.monotonic()
