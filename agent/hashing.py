@@ -27,6 +27,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from agent.faultpoints import crash_point
+
 ProgressFn = Callable[[int], None]
 
 CHUNK = 8 * 1024 * 1024
@@ -126,6 +128,7 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        crash_point("state-write")  # test-only: a state file's temp written, not renamed
         os.replace(tmp, dest)
         fsync_dir(dest.parent)
     finally:

@@ -257,3 +257,29 @@ def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_p
         assert case.lost_bytes == 0
         assert stray_temps(proj.models) == []
         case.verified = f"remote == local ({len(remote)} files); {len(left)} remote temp removed"
+
+
+def test_kill_while_saving_the_state_leaves_no_temp_in_the_state_dir(ledger, project):
+    state = project.models / ".model-safety"
+    with ledger.case(
+        fault="kill -9 while the catalog is being saved",
+        where="`backup --kind version`, crash point state-write (the state file's temp is "
+        "written, not yet renamed)",
+        user_sees="the process dies; the next backup sees the version, saves the catalog and "
+        "removes the temp",
+    ) as case:
+        before = {"local": snapshot_dir(project.models)}
+        sizes = sizes_dir(project.models)
+        crash(project.root, "state-write", "backup", "--kind", "version")
+        left = stray_temps(state)
+        assert left, "the kill left no temp in the state dir"
+        out = ok(project.root, "backup", "--kind", "version")
+        case.transfers_completed += 1
+        assert stray_temps(project.models) == [], out
+        after = snapshot_dir(project.models)
+        (version,) = versions(project.models)  # the killed run's version, found and kept
+        assert after[version] == before["local"][MODEL_FILE]
+        case.lost_bytes = lost_bytes(before, {"local": after}, sizes)
+        assert case.lost_bytes == 0
+        ok(project.root, "verify")
+        case.verified = f"{len(left)} state-dir temp removed; {version} catalogued; verify exit 0"
