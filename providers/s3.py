@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -135,6 +136,7 @@ class S3Provider:
                 f"remote {name!r}: part_checksum must be {' or '.join(PART_CHECKSUMS)}, "
                 f"not {settings['part_checksum']!r}"
             )
+        _import_botocore_without_pyopenssl()
         import boto3  # lazily: only an opened s3 remote needs boto3
         import botocore.config
         import botocore.exceptions
@@ -501,6 +503,23 @@ class S3Provider:
 
     def __repr__(self) -> str:
         return f"S3Provider({self.name!r}, bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+
+def _import_botocore_without_pyopenssl() -> None:
+    """Import botocore.httpsession without urllib3.contrib.pyopenssl: botocore imports it only to
+    get back the standard library's ``ssl.SSLContext`` (its fallback, urllib3.util.ssl_, gives
+    the same class), and where pyOpenSSL is installed (pydrive2 brings it) that import loads
+    pyOpenSSL and cryptography: ~30 ms of the start-up of every command that opens an s3 remote.
+    The block is lifted at once, so anything else may still import the module."""
+    name = "urllib3.contrib.pyopenssl"
+    if "botocore.httpsession" in sys.modules or name in sys.modules:
+        return
+    sys.modules[name] = None  # type: ignore[assignment]  # makes `import` raise ImportError
+    try:
+        import botocore.httpsession  # noqa: F401
+    finally:
+        if sys.modules.get(name, 0) is None:
+            del sys.modules[name]
 
 
 def _sha256_file(path: Path) -> str:
