@@ -158,6 +158,13 @@ def copy_to_temp(
                 f"{expected_sha256[:12]}; the source changed or is damaged"
             )
         return tmp, digests
+    except OSError as exc:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        if exc.errno == errno.ENOSPC and not exc.filename:
+            # name the full file system in the message (the CLI prints the filename)
+            raise OSError(exc.errno, exc.strerror, str(dest.parent)) from exc
+        raise
     except BaseException:
         with suppress(FileNotFoundError):
             tmp.unlink()

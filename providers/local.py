@@ -122,7 +122,7 @@ class LocalProvider:
         report = Progress(progress)
         hasher = MultiHasher(HASHES)
         size = 0
-        with _translate(what, to_local=to_local), open(src, "rb") as fin:
+        with _translate(what, to_local=dest if to_local else None), open(src, "rb") as fin:
             if expected_size is None:
                 expected_size = os.fstat(fin.fileno()).st_size
             with atomic_write(dest) as fout:
@@ -319,10 +319,10 @@ class LocalProvider:
 
 
 @contextlib.contextmanager
-def _translate(what: str, *, to_local: bool = False) -> Iterator[None]:
+def _translate(what: str, *, to_local: Path | None = None) -> Iterator[None]:
     """The error table of this backend: OSError subclasses become provider errors. A full disk
     while writing to the caller's side (``to_local``) stays an OSError: it is the local disk that
-    is full, as with every other backend, not the remote."""
+    is full, as with every other backend, not the remote. ``to_local``: the local file written."""
     try:
         yield
     except ProviderError:
@@ -332,6 +332,9 @@ def _translate(what: str, *, to_local: bool = False) -> Iterator[None]:
     except PermissionError as exc:
         raise PermissionDenied(f"{what}: no permission for {exc.filename}") from exc
     except OSError as exc:
-        if exc.errno in (28, 122) and not to_local:  # ENOSPC, EDQUOT
+        if exc.errno in (28, 122) and to_local is not None:
+            # the caller's disk: an OSError naming its directory, as with every other backend
+            raise OSError(exc.errno, exc.strerror, exc.filename or str(to_local.parent)) from exc
+        if exc.errno in (28, 122):  # ENOSPC, EDQUOT
             raise QuotaExceeded(f"{what}: the remote disk is full ({exc})") from exc
         raise

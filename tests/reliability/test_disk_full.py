@@ -70,6 +70,7 @@ def test_disk_full_during_backup(ledger, tmpfs, project):
         assert full.returncode == 1, (full.returncode, full.stderr)
         lines = full.stderr.strip().splitlines()
         assert len(lines) == 1 and "disk full" in lines[0], full.stderr
+        assert str(small) in lines[0], "the message names the full file system"
         assert "Traceback" not in full.stderr
         untouched = snapshot_dir(small)
         untouched.pop("filler.bin")
@@ -83,7 +84,8 @@ def test_disk_full_during_backup(ledger, tmpfs, project):
         case.lost_bytes = lost_bytes(before, after, sizes)
         assert case.lost_bytes == 0
         assert stray_temps(small) == []
-        case.verified = f"files unchanged, no temp; said: {lines[0][:70]}; next backup exit 0"
+        said = lines[0].replace(str(small), "<models_dir>")
+        case.verified = f"files unchanged, no temp; said: {said}; next backup exit 0"
 
 
 def test_disk_full_during_pull(ledger, tmpfs, tmp_path, local_settings):
@@ -110,6 +112,7 @@ def test_disk_full_during_pull(ledger, tmpfs, tmp_path, local_settings):
         assert full.returncode == 1, (full.returncode, full.stdout, full.stderr)
         lines = [line for line in full.stderr.strip().splitlines() if line.strip()]
         assert len(lines) == 1 and "disk full" in lines[0], full.stderr
+        assert str(small) in lines[0], "the message names the full file system"
         assert "Traceback" not in full.stderr
         assert snapshot_remote(provider) == remote_before
         assert stray_temps(small) == [] and leftover_journals(small) == []
@@ -123,7 +126,8 @@ def test_disk_full_during_pull(ledger, tmpfs, tmp_path, local_settings):
         case.lost_bytes = lost_bytes({"remote": remote_before}, after, sizes)
         assert case.lost_bytes == 0
         assert stray_temps(small) == []
-        case.verified = f"remote unchanged, no temp; said: {lines[0][:70]}; next pull exit 0"
+        said = lines[0].replace(str(small), "<models_dir>")
+        case.verified = f"remote unchanged, no temp; said: {said}; next pull exit 0"
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
