@@ -79,3 +79,16 @@ class Ledger:
 
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def said(output: str, *roots: Path | str, limit: int = 100) -> str:
+    """The first telling line of a command's output, for a ledger row: the 'took over a stale
+    lock' warning every command prints after a kill is skipped, test dirs become <dir>."""
+    for line in output.splitlines():
+        line = line.strip()
+        if not line or "took over a stale lock" in line:
+            continue
+        for root in roots:
+            line = line.replace(str(root), "<dir>")
+        return line if len(line) <= limit else line[: limit - 1].rsplit(" ", 1)[0] + " …"
+    return ""

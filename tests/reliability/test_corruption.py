@@ -21,6 +21,7 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
+from tests.reliability.ledger import said
 from tests.sync.conftest import SyncProject
 
 
@@ -127,7 +128,7 @@ def test_damaged_local_version(ledger, mirrored, tmp_path, damage):
         assert any(version in line for line in out.splitlines()), out
         repaired = ok(proj.root, "repair")
         case.transfers_completed += 1
-        finish(case, proj, tmp_path, before, sizes, "repair: " + repaired.strip()[:60])
+        finish(case, proj, tmp_path, before, sizes, "repair: " + said(repaired, proj.root))
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -147,7 +148,7 @@ def test_damaged_remote_object(ledger, mirrored, tmp_path, damage):
         assert any(version in line for line in out.splitlines()), out
         repaired = ok(proj.root, "repair", "--deep")
         case.transfers_completed += 1
-        finish(case, proj, tmp_path, before, sizes, "repair --deep: " + repaired.strip()[:50])
+        finish(case, proj, tmp_path, before, sizes, "repair --deep: " + said(repaired, proj.root))
 
 
 def flip_in_sha(catalog: Path, name: str, remote: bool) -> None:
@@ -193,7 +194,7 @@ def test_damaged_local_catalog(ledger, mirrored, tmp_path, damage):
         assert any(word in line for line in out.splitlines()), out
         healed = ok(proj.root, heal)
         case.transfers_completed += 1
-        finish(case, proj, tmp_path, before, sizes, f"{heal}: " + healed.strip()[:50])
+        finish(case, proj, tmp_path, before, sizes, f"{heal}: " + said(healed, proj.root))
 
 
 @pytest.mark.parametrize("damage", CATALOG_DAMAGE)
@@ -223,4 +224,4 @@ def test_damaged_remote_catalog(ledger, mirrored, tmp_path, damage):
         case.transfers_completed += 1
         code, out = cli(proj.root, "verify", "--remote", "r")
         assert code == 0 and "unrecorded" not in out, out
-        finish(case, proj, tmp_path, before, sizes, "repair: " + healed.strip()[:50])
+        finish(case, proj, tmp_path, before, sizes, "repair: " + said(healed, proj.root))

@@ -20,6 +20,7 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
+from tests.reliability.ledger import said
 from tests.sync.conftest import SyncProject
 
 
@@ -150,10 +151,8 @@ def test_kill_before_the_remote_catalog_write(ledger, tmp_path, local_settings):
         assert case.lost_bytes == 0
         assert stray_temps(proj.models) == [] and stray_temps(remote_dir) == []
         assert leftover_journals(proj.models) == []
-        case.verified = (
-            f"remote == local ({len(remote)} files), all catalogued; push said: "
-            + (out.strip().splitlines()[-1][:80])
-        )
+        summary = said("\n".join(ln for ln in out.splitlines() if "file(s)" in ln))
+        case.verified = f"remote == local ({len(remote)} files), all catalogued; push: {summary}"
 
 
 def test_kill_during_a_pull_between_two_files(ledger, tmp_path, local_settings):
