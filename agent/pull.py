@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import logging
 import os
 import time
@@ -153,12 +154,18 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
     if path.exists():
         _keep_aside(store, obj, report)
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:
-        info = remote.provider.get(
-            obj.name,
-            path,
-            expected_hashes={"sha256": expected} if expected else None,
-            progress=advance,
-        )
+        try:
+            info = remote.provider.get(
+                obj.name,
+                path,
+                expected_hashes={"sha256": expected} if expected else None,
+                progress=advance,
+            )
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC and not exc.filename:
+                # whatever the backend, the message names the file system that is full
+                raise OSError(exc.errno, exc.strerror, str(store.models_dir)) from exc
+            raise
     sha = expected or store.sha256(path, fresh=True)
     _register(store, remote, obj, sha)
     report.files += 1

@@ -88,21 +88,23 @@ def test_disk_full_during_backup(ledger, tmpfs, project):
         case.verified = f"files unchanged, no temp; said: {said}; next backup exit 0"
 
 
-def test_disk_full_during_pull(ledger, tmpfs, tmp_path, local_settings):
+@pytest.mark.parametrize("kind", ["local", "s3_seaweedfs"])
+def test_disk_full_during_pull(ledger, tmpfs, tmp_path, request, kind):
+    settings = request.getfixturevalue(f"{kind}_settings")
     small = tmpfs("12m", "small")
-    proj = SyncProject.create(tmp_path / "proj", local_settings)
+    proj = SyncProject.create(tmp_path / "proj", settings)
     proj.models = small
     proj.write_config()
     cfg = proj.config.read_text().replace("models_dir: models", f"models_dir: {small}")
     proj.config.write_text(cfg)
     free = write_sources(small, seed=3)
     with ledger.case(
-        fault="disk full during a pull",
+        fault=f"disk full during a pull from a {kind.split('_')[0]} remote",
         where="tmpfs with room for the model's bytes but not its last page plus the tokenizer",
         user_sees="exit 1, one line 'disk full ...'; the remote untouched",
     ) as case:
         assert run_subprocess(["push"], proj.root).returncode == 0
-        provider = open_provider("r", local_settings, state_dir=tmp_path / "check")
+        provider = open_provider("r", settings, state_dir=tmp_path / "check")
         remote_before = snapshot_remote(provider)
         sizes = sizes_dir(small)
         for name in (MODEL_FILE, TOKENIZER):
@@ -129,5 +131,3 @@ def test_disk_full_during_pull(ledger, tmpfs, tmp_path, local_settings):
         said = lines[0].replace(str(small), "<models_dir>")
         case.verified = f"remote unchanged, no temp; said: {said}; next pull exit 0"
 
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
