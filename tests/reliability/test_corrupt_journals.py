@@ -82,7 +82,7 @@ def test_damaged_upload_journal(ledger, tmp_path, seaweedfs, damage):
         before = {"local": snapshot_dir(proj.models)}
         sizes = sizes_dir(proj.models)
         uploads = proj.models / ".model-safety" / "remotes" / "r" / "uploads"
-        kill_agent_when(proj.root, "push", reached=lambda: lines_in(uploads) >= 3)
+        kill_agent_when(proj.root, "push", reached=lambda: lines_in(uploads) >= 2)
         journal = the_journal(uploads)  # the kill left it: the upload never completed
         how = flip_part_value(journal, "crc32") if damage == "bit flip" else cut_mid_line(journal)
         case.faults_injected += 1  # the kill, then the damage
@@ -118,7 +118,7 @@ def test_damaged_download_journal(ledger, tmp_path, seaweedfs, damage):
             if p.is_file():
                 p.unlink()  # the disk died
         downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
-        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 3)
+        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
         journal = the_journal(downloads)
         how = flip_part_value(journal, "m") if damage == "bit flip" else cut_mid_line(journal)
         case.faults_injected += 1
