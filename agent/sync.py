@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from agent import progress
 from agent.catalog import Entry
 from agent.config import ModelConfig
+from agent.faultpoints import crash_point
+from agent.naming import identify
 from agent.remote import Remote
 from agent.remote_catalog import RemoteCatalog
 from agent.retention import Candidate, Decision, plan_retention
@@ -127,6 +129,8 @@ def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, di
 # -- push --------------------------------------------------------------------------------------
 def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, Any]]]:
     files = list(local_files(store))
+    again = _expired_again(store, remote, [lf.name for lf, _ in files])
+    files = [(lf, entry) for lf, entry in files if lf.name not in again]
     sizes = {lf.name: lf.size for lf, _ in files}
     held = remote.provider.capabilities.hashes
     remote_files = {}
@@ -140,6 +144,42 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
     can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
     steps = plan_push([lf for lf, _ in files], remote_files, can_copy=can_copy)
     return steps, {lf.name: entry for lf, entry in files}
+
+
+def _expired_again(store: Store, remote: Remote, local_names: list[str]) -> set[str]:
+    """Local version files this remote's retention removed before and would remove again right
+    after this push: sending them would cost a full upload on every run for nothing. A version
+    the policy would now keep (it was widened) is sent again."""
+    expired = remote.catalog.expired
+    back = {n for n in local_names if n in expired and n not in remote.objects}
+    if not back:
+        return set()
+    idents = {n: identify(n, store.config.models) for n in back}
+    again: set[str] = set()
+    for m in store.config.models:
+        returning = {
+            n: i for n, i in idents.items() if i and i.model == m.name and i.kind == "version"
+        }
+        if not returning:
+            continue
+        cands = [
+            Candidate(o.name, o.ident.date or dt.date.min, o.ident.seq, remote_good(remote, o.name))
+            for o in remote.objects.values()
+            if o.ident.model == m.name and o.ident.kind == "version" and o.ident.companion is None
+        ]
+        cands += [
+            Candidate(n, i.date or dt.date.min, i.seq)
+            for n, i in returning.items()
+            if i.companion is None
+        ]
+        decisions = plan_retention(cands, remote.config.retention, minimum=2, today=dt.date.today())
+        doomed = {
+            (returning[d.name].date, returning[d.name].seq)
+            for d in decisions
+            if not d.keep and d.name in returning
+        }
+        again |= {n for n, i in returning.items() if (i.date, i.seq) in doomed}
+    return again
 
 
 def push(
@@ -316,6 +356,7 @@ def prune_remote(
             # the model file first: without it the version is no longer offered for a pull
             for name in [d.name, *companions]:
                 remote.provider.delete(name)
+                crash_point("remote-prune-delete")  # test-only: part of a version deleted
                 forgotten.append(name)
     if forgotten:
         from agent import remote_catalog

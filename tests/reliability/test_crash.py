@@ -282,3 +282,43 @@ def test_kill_while_saving_the_state_leaves_no_temp_in_the_state_dir(ledger, pro
         assert case.lost_bytes == 0
         ok(project.root, "verify")
         case.verified = f"{len(left)} state-dir temp removed; {version} catalogued; verify exit 0"
+
+
+def test_kill_during_a_remote_prune_between_two_objects_of_a_version(ledger, tmp_path):
+    (tmp_path / "nas").mkdir()
+    settings = {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
+    remote_dir = Path(settings["path"])
+    with ledger.case(
+        fault="kill -9 during a remote prune (model object deleted, its companion not yet)",
+        where="`run` (push, then the remote's retention) on a local remote, crash point "
+        "remote-prune-delete",
+        user_sees="the process dies; the next run finishes that version; verify --remote is clean",
+    ) as case:
+        proj = SyncProject.create(
+            tmp_path / "proj", settings, max_backups=5, retention={"keep_last": 2}
+        )
+        for day, seed in (("2026-11-01", 41), ("2026-11-08", 42), ("2026-11-15", 43)):
+            proj.write_model(seed=seed)
+            ok(proj.root, "run", "--today", day)  # a version, a push, the remote's retention
+        proj.write_model(seed=44)
+        crash(proj.root, "remote-prune-delete", "run", "--today", "2026-11-22")
+        before = remote_snapshot(tmp_path, settings)
+        sizes = {p.name: p.stat().st_size for p in remote_dir.iterdir() if p.is_file()}
+        # keep_last 2: 11-15 and 11-22 stay (and the current files); 11-01 and 11-08 go
+        keep = {n: sha for n, sha in before.items() if not ("11-01" in n or "11-08" in n)}
+        assert any("2026-11-22" in n for n in keep), "the killed run pushed the new version"
+        out = ok(proj.root, "run", "--today", "2026-11-22")
+        case.transfers_completed += 1
+        after = remote_snapshot(tmp_path, settings)
+        left = sorted(n for n in after if "_v" in n)
+        assert not [n for n in left if "11-01" in n or "11-08" in n], (left, out)
+        assert len(left) == 4, left  # 11-15 and 11-22, model file and tokenizer each
+        assert stray_temps(remote_dir) == []
+        verify = run_subprocess(["verify", "--remote", "r"], proj.root)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        case.lost_bytes = lost_bytes({"remote": keep}, {"remote": after}, sizes)
+        assert case.lost_bytes == 0, (sorted(keep), sorted(after), out)
+        case.verified = (
+            f"{len(left)} version objects left (the 2 newest), no orphan companion; "
+            "verify --remote exit 0"
+        )

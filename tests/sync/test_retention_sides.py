@@ -106,3 +106,23 @@ def test_an_unreachable_remote_that_run_does_not_push_to_only_warns(tmp_path, ms
     assert res.code == 0, res.out + res.err
     assert "remote offline" in res.err
     assert res.err.count("remote offline") == 1
+
+
+def test_a_version_the_remote_expired_is_not_pushed_again_until_its_policy_keeps_it(
+    tmp_path, local_settings, ms
+):
+    """Local keeps more versions than the remote: each run used to upload the versions the
+    remote's retention had just removed, and remove them again (a full upload per run)."""
+    proj = SyncProject.create(
+        tmp_path / "proj", local_settings, max_backups=5, retention={"keep_last": 2}
+    )
+    names = make_weeks(ms, proj, 4)  # run pushes and applies the remote's keep_last 2
+    res = ms(proj.root, "push")
+    assert res.code == 0, res.err
+    assert "uploaded" not in res.out, res.out  # nothing the remote's policy would delete again
+    nas = tmp_path / "nas" / "model-backups"
+    assert {p.name for p in nas.glob("*_v*.pth")} == set(names[-2:])
+    proj.write_config(max_backups=5, retention={"keep_last": 3})  # widened: one comes back
+    res = ms(proj.root, "push")
+    assert f"uploaded {names[1]}" in res.out, res.out
+    assert {p.name for p in nas.glob("*_v*.pth")} == set(names[-3:])
