@@ -12,7 +12,11 @@ orphan: it is aborted and started afresh (S3 requires every part of an upload cr
 checksum algorithm to carry that checksum). Appends are single small writes, so a kill -9 leaves
 at worst a torn last line, which is ignored. Part checksums live in the journal because ListParts
 on SeaweedFS does not return them; ListParts is still asked on resume, and a part is trusted only
-when the server lists it with the ETag we recorded.
+when the server lists it with the ETag we recorded, or, for a part the server holds but the
+journal does not (a run killed after sending it, before the answer), when its ETag is the md5 of
+our bytes for that part: S3 and SeaweedFS give a part the md5 of its bytes as ETag (not under
+SSE-KMS/SSE-C, where it never matches and the part is simply sent again). After a kill this
+saves resending the parts that were in flight (one per connection).
 
 Memory stays bounded for any file size and part size: no part is ever held in memory. The main
 thread reads the file once, in order, for the whole-file sha256 (which must be sequential) and
@@ -178,7 +182,7 @@ def upload_multipart(
     size = st.st_size
     journal = Journal(journal_dir, bucket, key)
     header, done = journal.load()
-    server_parts: dict[int, str] = {}
+    server_parts: dict[int, set[str]] = {}
     if header is not None:
         ours = (size, st.st_mtime_ns, part_size, sha256, checksum)
         same = ours == (
@@ -213,11 +217,12 @@ def upload_multipart(
             )["UploadId"]
         header = Header(bucket, key, upload_id, size, st.st_mtime_ns, part_size, sha256, checksum)
         journal.start(header)
-    # A part counts as sent only if the server still lists it with the ETag we recorded.
+    # A part counts as sent only if the server still lists it with the ETag we recorded, or
+    # (see the read loop) with an ETag that is the md5 of our bytes for that part.
     finished = {
         n: rec
         for n, rec in done.items()
-        if server_parts.get(n, "").strip('"') == rec["etag"].strip('"')
+        if rec["etag"].strip('"').lower() in server_parts.get(n, ())
     }
     if finished:
         log.info("resuming upload of %s: %d parts already on the server", key, len(finished))
@@ -228,6 +233,8 @@ def upload_multipart(
     hasher = MultiHasher({"sha256"} | {n for n in verify_hashes if n == "md5"})
     etags: dict[int, str] = {n: rec["etag"] for n, rec in finished.items()}
     sums: dict[int, str] = {n: rec["checksum"] for n, rec in finished.items()}
+
+    adopted = 0
 
     def send(number: int, start: int, length: int, value: str) -> None:
         body: _FileSlice | None = None
@@ -261,8 +268,19 @@ def upload_multipart(
                     start = (number - 1) * part_size
                     length = min(part_size, size - start)
                     algo = None if number in finished else checksum
-                    value = _read_part(f, start, length, hasher, algo, buf)
+                    held = set() if algo is None else server_parts.get(number, set())
+                    value, md5 = _read_part(
+                        f, start, length, hasher, algo, buf, want_md5=bool(held)
+                    )
                     if value is None:
+                        continue
+                    if md5 is not None and md5 in held:
+                        # On the server but not in the journal: sent by a run killed before
+                        # the answer came back. Its ETag is the md5 of our bytes for it, so it
+                        # is this part: adopted, not sent again.
+                        etags[number], sums[number] = f'"{md5}"', value
+                        journal.add_part(number, f'"{md5}"', checksum, value)
+                        adopted += 1
                         continue
                     # Polls failures while waiting so a dead upload does not keep reading.
                     while not slots.acquire(timeout=0.5):
@@ -308,7 +326,7 @@ def upload_multipart(
                 Bucket=bucket, Key=key, UploadId=header.upload_id, MultipartUpload={"Parts": parts}
             )
     except IntegrityError as exc:
-        if not finished:
+        if not finished and not adopted:
             raise
         # A part record taken from the journal (a damaged line: its checksum no longer matches
         # the part on the server) made the server refuse the list. The bytes on the server are
@@ -324,13 +342,22 @@ def upload_multipart(
 
 
 def _read_part(
-    f: Any, start: int, length: int, hasher: MultiHasher, checksum: str | None, buf: memoryview
-) -> str | None:
-    """Read one part, in file order, into the whole-file hash, and return its ``checksum``
-    (None: no checksum wanted, a part already on the server). One read serves both: the server
-    verifies the part against this checksum, so the bytes it stores are the bytes hashed here."""
+    f: Any,
+    start: int,
+    length: int,
+    hasher: MultiHasher,
+    checksum: str | None,
+    buf: memoryview,
+    *,
+    want_md5: bool = False,
+) -> tuple[str | None, str | None]:
+    """Read one part, in file order, into the whole-file hash; return its ``checksum`` (None: no
+    checksum wanted, a part already on the server) and, with ``want_md5``, its md5 hex. One read
+    serves all: the server verifies the part against this checksum, so the bytes it stores are
+    the bytes hashed here."""
     f.seek(start)
-    crc, md5 = 0, hashlib.md5() if checksum == "md5" else None
+    crc = 0
+    md5 = hashlib.md5() if checksum == "md5" or want_md5 else None
     remaining = length
     while remaining:
         n = f.readinto(buf[: min(len(buf), remaining)])
@@ -340,12 +367,13 @@ def _read_part(
         hasher.update(chunk)
         if checksum == "crc32":
             crc = zlib.crc32(chunk, crc)  # releases the GIL for large buffers
-        elif md5 is not None:
+        if md5 is not None:
             md5.update(chunk)
         remaining -= n
+    digest = md5.hexdigest() if md5 is not None else None
     if checksum is None:
-        return None
-    return crc32_b64(crc) if md5 is None else md5.hexdigest()
+        return None, digest
+    return (crc32_b64(crc) if checksum == "crc32" else digest), digest
 
 
 def _raise_first(futures: list[Future[None]]) -> None:
@@ -367,14 +395,19 @@ def _stored_object(
     return head if same else None
 
 
-def _list_parts(client: Any, bucket: str, key: str, upload_id: str, errors: Any) -> dict[int, str]:
-    parts: dict[int, str] = {}
+def _list_parts(
+    client: Any, bucket: str, key: str, upload_id: str, errors: Any
+) -> dict[int, set[str]]:
+    """Part number -> the ETags (unquoted, lower case) the server lists for it. A set: SeaweedFS
+    lists every upload of a part number that was sent twice, and completes with whichever one
+    the CompleteMultipartUpload names by ETag (AWS keeps only the last)."""
+    parts: dict[int, set[str]] = {}
     with errors("list parts"):
         for page in client.get_paginator("list_parts").paginate(
             Bucket=bucket, Key=key, UploadId=upload_id
         ):
             for p in page.get("Parts", []):
-                parts[int(p["PartNumber"])] = p["ETag"]
+                parts.setdefault(int(p["PartNumber"]), set()).add(p["ETag"].strip('"').lower())
     return parts
 
 

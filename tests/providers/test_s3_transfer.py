@@ -1,18 +1,25 @@
-"""How an S3 download asks for its bytes: one ranged GET per run of consecutive ranges (fewer
-requests, less CPU), while every range is still marked done, in order, as soon as its last byte
-is written (so the hasher follows and a kill loses at most one range per connection)."""
+"""How S3 transfers spend their requests. A download asks one ranged GET per run of consecutive
+ranges (fewer requests, less CPU), while every range is still marked done, in order, as soon as
+its last byte is written (so the hasher follows and a kill loses at most one range per
+connection). A resumed upload does not resend a part the server already holds with the md5 of
+our bytes as its ETag, even when the killed run could not journal it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+import zlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from providers import open_provider
+from providers.errors import TransientError
 from providers.s3_download import MAX_GET, Partial, download_ranges, stretches
 from providers.s3_errors import s3_errors
+from providers.s3_multipart import Journal, crc32_b64
 from providers.transfer import Progress
 from tests.servers.seaweed import PART
 
@@ -62,3 +69,58 @@ def test_a_get_spanning_ranges_marks_each_range_in_order(seaweedfs, fault_proxy,
     assert actual["sha256"] == hashlib.sha256(data).hexdigest()
     assert marks == [0, 1, 2, 3]
     assert fault_proxy.requests["GET"] == 2
+
+
+def _stopped_upload(seaweedfs, fault_proxy, tmp_path, seed, failing_part):
+    """An upload of 3 parts stopped by a 503 on ``failing_part``: the other parts that went
+    through are on the server and in the journal. Returns the settings, the file, the journal."""
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url, max_request_concurrency=1)
+    remote = open_provider("r", {**settings, "retry": {"attempts": 1}}, state_dir=tmp_path / "st")
+    src = tmp_path / "s"
+    src.write_bytes(random.Random(seed).randbytes(3 * PART))
+    fault_proxy.add("503", method="PUT", path_contains=f"partNumber={failing_part}", limit=1)
+    with pytest.raises(TransientError):
+        remote.put("u.pth", src)
+    journal = Journal(tmp_path / "st" / "uploads", seaweedfs.bucket, remote.inner._key("u.pth"))
+    journaled = [json.loads(line)["part"] for line in journal.path.read_text().splitlines()[1:]]
+    assert failing_part not in journaled and set(range(1, failing_part)) <= set(journaled)
+    return settings, src, journal
+
+
+def test_a_part_sent_but_not_journaled_is_not_sent_again(seaweedfs, fault_proxy, tmp_path):
+    settings, src, journal = _stopped_upload(seaweedfs, fault_proxy, tmp_path, 8, failing_part=3)
+    # What a run killed after sending part 2, before its answer came back, leaves behind.
+    lines = journal.path.read_text().splitlines()
+    assert [json.loads(line)["part"] for line in lines[1:]] == [1, 2]
+    journal.path.write_text("\n".join(lines[:2]) + "\n")
+    fault_proxy.clear()
+    remote = open_provider("r", settings, state_dir=tmp_path / "st")
+    info = remote.put("u.pth", src)
+    assert PART <= fault_proxy.body_bytes < PART + 4096  # part 3 (and the Complete XML) only
+    assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    back = tmp_path / "back"
+    remote.get("u.pth", back)
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_a_held_part_with_other_bytes_is_sent_again(seaweedfs, fault_proxy, tmp_path):
+    settings, src, journal = _stopped_upload(seaweedfs, fault_proxy, tmp_path, 9, failing_part=2)
+    header, journaled = journal.load()
+    other = random.Random(99).randbytes(PART)  # on the server as part 2, but not our part 2
+    seaweedfs.client().upload_part(
+        Bucket=seaweedfs.bucket,
+        Key=header.key,
+        UploadId=header.upload_id,
+        PartNumber=2,
+        Body=other,
+        ChecksumCRC32=crc32_b64(zlib.crc32(other)),
+    )
+    fault_proxy.clear()
+    remote = open_provider("r", settings, state_dir=tmp_path / "st")
+    info = remote.put("u.pth", src)
+    resent = (3 - len(journaled)) * PART  # part 2, and part 3 if the 503 stopped it too
+    assert resent <= fault_proxy.body_bytes < resent + 4096
+    assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    back = tmp_path / "back"
+    remote.get("u.pth", back)
+    assert back.read_bytes() == src.read_bytes()
