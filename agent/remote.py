@@ -110,7 +110,9 @@ def opened_remote(store: Store, config: RemoteConfig) -> Iterator[Remote]:
         remote = Remote.open(store, config)
         yield remote
     except ProviderError as exc:
-        raise AgentError(f"remote {config.name}: {exc}") from exc
+        text = str(exc)
+        named = text.startswith((f"remote {config.name!r}", f"remote {config.name}:"))
+        raise AgentError(text if named else f"remote {config.name}: {text}") from exc
     finally:
         if remote is not None:
             remote.close()

@@ -84,7 +84,7 @@ def test_s3_wrong_credentials_missing_bucket_denied_and_quota(
             fault=fault,
             where="SeaweedFS (behind the loopback proxy)"
             + (f", 403 {rule[0]} on every {rule[1]}" if rule else ", the remote's config"),
-            user_sees=f"one line `error: remote r: ... {message}`, exit 1",
+            user_sees=f"one line `error: remote 'r': ... {message}`, exit 1",
         ) as case:
             proj.remote = {**settings, **overrides}
             proj.write_config()
@@ -152,7 +152,7 @@ def test_drive_wrong_key_missing_folder_and_quota(
         with ledger.case(
             fault=fault,
             where="Drive v2 emulator" + (", storageQuotaExceeded" if quota else ""),
-            user_sees=f"one line `error: remote r: ... {message}`, exit 1",
+            user_sees=f"one line `error: remote 'r': ... {message}`, exit 1",
         ) as case:
             proj.remote = {**settings, **overrides}
             proj.write_config()
