@@ -62,19 +62,29 @@ class Bench:
     env: dict[str, str]
     # (tool, "upload"|"download", size in bytes) -> samples
     samples: dict[tuple[str, str, int], list[Sample]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # reported with the results
+    broken: set[str] = field(default_factory=set)  # tools left out after a failure
 
-    def measure(self, tool: str, way: str, size: int, run: Any) -> Child:
-        """Settle, run ``run()`` (which returns a Child), record it with the server's CPU."""
+    def measure(self, tool: str, way: str, size: int, run: Any) -> Child | None:
+        """Settle, run ``run()`` (which returns a Child), record it with the server's CPU. A
+        failed command leaves that tool out of the rest of the run (with a line in the results)
+        instead of ending the run."""
         settle(self.settle)
         before = process_cpu_s(self.server.process.pid)
         child = run()
         server_cpu = process_cpu_s(self.server.process.pid) - before
         if child.code != 0:
-            raise SystemExit(f"{tool} {way} failed ({child.code}):\n{child.out}\n{child.err}")
+            last = ((child.err or child.out).strip().splitlines() or ["no output"])[-1]
+            self.fail(tool, f"{way} of {size / 1e6:.0f} MB exited with {child.code}: {last}")
+            return None
         sample = Sample(child.seconds, child.maxrss_mb, child.cpu_s, server_cpu)
         self.samples.setdefault((tool, way, size), []).append(sample)
         return child
+
+    def fail(self, tool: str, what: str) -> None:
+        print(f"FAILED: {tool}: {what}", flush=True)
+        self.failures.append(f"{tool}: {what}")
+        self.broken.add(tool)
 
 
 def reclaim(server: Any) -> None:
@@ -95,11 +105,6 @@ def delete_prefix(server: Any, prefix: str) -> None:
             client.delete_object(Bucket=server.bucket, Key=obj["Key"])
 
 
-def same_bytes(a: Path, b: Path, what: str) -> None:
-    if not filecmp.cmp(a, b, shallow=False):
-        raise SystemExit(f"{what}: the downloaded file differs from the source")
-
-
 def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
     """Upload and download of one checkpoint by every tool, ``reps`` rounds, rotating the order.
     Returns facts about model-safety's first push of the project (the structural check)."""
@@ -110,12 +115,14 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
     models.mkdir(parents=True)
     os.link(src, models / MODEL_FILE)
     first = b.measure(MS, "first push", size, lambda: cli(root, "push", "--json"))
+    if first is None:
+        raise SystemExit(f"the first push failed: {b.failures[-1]}")
     first_key = f"{tag}-first/{MODEL_FILE}"
     tools = [MS, *(p.name for p in b.peers)]
     by_name = {p.name: p for p in b.peers}
     for rep in range(reps):
         order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
-        for tool in order:
+        for tool in (t for t in order if t not in b.broken):
             prefix = f"{tag}-{tool}-up-{rep}"
             if tool == MS:
                 write_project(root, s3_remote(b.server, prefix))
@@ -123,14 +130,14 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
             else:
                 argv = by_name[tool].up(src, f"{prefix}/{MODEL_FILE}")
                 run = lambda argv=argv: run_child(argv, cwd=b.tmp, env=b.env)  # noqa: E731
-            b.measure(tool, "upload", size, run)
-            key = f"{prefix}/{MODEL_FILE}"
-            head = b.server.client().head_object(Bucket=b.server.bucket, Key=key)
-            if head["ContentLength"] != size:
-                raise SystemExit(f"{tool} uploaded {head['ContentLength']} of {size} bytes")
+            if b.measure(tool, "upload", size, run) is not None:
+                key = f"{prefix}/{MODEL_FILE}"
+                head = b.server.client().head_object(Bucket=b.server.bucket, Key=key)
+                if head["ContentLength"] != size:
+                    b.fail(tool, f"uploaded {head['ContentLength']} of {size} bytes")
             delete_prefix(b.server, prefix + "/")
         reclaim(b.server)
-        for tool in order:
+        for tool in (t for t in order if t not in b.broken):
             if tool == MS:
                 pull_root = b.tmp / f"pull-{tag}"
                 dest = write_project(pull_root, s3_remote(b.server, f"{tag}-first")) / MODEL_FILE
@@ -140,12 +147,14 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
                 dest = b.tmp / f"download-{tool}.pth"
                 argv = by_name[tool].down(first_key, dest)
                 run = lambda argv=argv: run_child(argv, cwd=b.tmp, env=b.env)  # noqa: E731
-            b.measure(tool, "download", size, run)
-            same_bytes(src, dest, f"{tool} download")
+            if b.measure(tool, "download", size, run) is not None and not filecmp.cmp(
+                src, dest, shallow=False
+            ):
+                b.fail(tool, f"the download of {size / 1e6:.0f} MB differs from the source")
             if pull_root is not None:
-                shutil.rmtree(pull_root)
+                shutil.rmtree(pull_root, ignore_errors=True)
             else:
-                dest.unlink()
+                dest.unlink(missing_ok=True)
     shutil.rmtree(root)
     return {"size": size, "seconds": first.seconds, "rss_mb": first.maxrss_mb, "cpu_s": first.cpu_s}
 
@@ -178,7 +187,7 @@ def main() -> None:
                 """The results so far: written after every part, so an interrupted run still
                 leaves what it measured (marked partial)."""
                 head = describe_machine(versions, load, os.getloadavg()[0])
-                body = table(b.samples, firsts, args.reps, skipped)
+                body = table(b.samples, firsts, args.reps, skipped + b.failures)
                 mark = [] if final else ["**partial run: the parts below are all it measured**"]
                 text = "\n".join([head, "", *mark, body, "", *extra, ""])
                 if final:
