@@ -233,6 +233,8 @@ class Guard:
             return self._roll_back(base, f"validation failed: {base.validation.summary()}")
         base.outcome = ACCEPTED
         base.message = f"{m.name}: update accepted ({base.validation.summary()})"
+        # accepted is final: a failure making the version below must not roll it back later
+        self.marker.unlink(missing_ok=True)
         if self.version:
             made = self.store.backup(
                 m.name, "version", note=_score_note(base), source="guard", today=self.today
