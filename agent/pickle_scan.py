@@ -27,11 +27,13 @@ this runs inside the long-running push. Imports: numpy only.
 
 from __future__ import annotations
 
+import _compat_pickle
 import pickle
+import pickletools
 import struct
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,25 +93,44 @@ class _Refused(Exception):
     """A global torch's weights_only loader refuses as well."""
 
 
-@dataclass(frozen=True, slots=True)
-class _StorageType:
+class _Stub:
+    """Base of what the file's globals resolve to. The pickle's BUILD opcode sets state on an
+    object; torch allows it on tensors, we model none, so it makes the file "unknown". (A frozen
+    dataclass with slots=True would get a __setstate__ that bypasses frozen: hence no slots.)"""
+
+    def __setstate__(self, state: Any) -> None:
+        raise _Unknown("state set on a tensor or storage (BUILD)")
+
+
+@dataclass(frozen=True)
+class _Call(_Stub):
+    """A rebuild function of ours, wrapped so that the pickle cannot set attributes on it."""
+
+    fn: Callable[..., Any]
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+@dataclass(frozen=True)
+class _StorageType(_Stub):
     dtype: str | None  # None: torch.storage.UntypedStorage (numel counts bytes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Dtype:
+@dataclass(frozen=True)
+class _Dtype(_Stub):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Storage:
+@dataclass(frozen=True)
+class _Storage(_Stub):
     key: str
     dtype: str | None
     numel: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Tensor:
+@dataclass(frozen=True)
+class _Tensor(_Stub):
     storage: _Storage
     dtype: str
     offset: int
@@ -180,7 +201,7 @@ def _allowed(module: str, name: str) -> Any:
             "_rebuild_parameter": _rebuild_parameter,
         }.get(name)
         if found:
-            return found
+            return _Call(found)
     if module == "torch" and name in _STORAGE_CLASSES:
         return _StorageType(_STORAGE_CLASSES[name])
     if full == "torch.storage.UntypedStorage":
@@ -189,7 +210,31 @@ def _allowed(module: str, name: str) -> Any:
         return _Dtype(name)
     if module == "torch" or module.startswith("torch.") or full in _TORCH_ALLOWS:
         raise _Unknown(f"unmodelled global {full}")
+    if module in _compat_pickle.IMPORT_MAPPING or (module, name) in _compat_pickle.NAME_MAPPING:
+        raise _Unknown(f"Python 2 name {full}")  # torch renames these first, then decides
     raise _Refused(full)
+
+
+# The opcodes torch's weights_only unpickler implements (torch/_weights_only_unpickler.py); it
+# refuses any other (STACK_GLOBAL, INST, FRAME, ...), so such a pickle is not "ok" here either.
+_OPCODE_NAMES = (
+    "APPEND APPENDS BINFLOAT BINGET BININT BININT1 BININT2 BINPERSID BINPUT BINUNICODE BUILD "
+    "EMPTY_DICT EMPTY_LIST EMPTY_SET EMPTY_TUPLE GLOBAL LONG1 LONG_BINGET LONG_BINPUT MARK "
+    "NEWFALSE NEWOBJ NEWTRUE NONE PROTO REDUCE SETITEM SETITEMS SHORT_BINSTRING STOP TUPLE "
+    "TUPLE1 TUPLE2 TUPLE3"
+)
+_TORCH_OPCODES = frozenset(_OPCODE_NAMES.split())
+
+
+def _check_opcodes(stream: Any) -> None:
+    """A pass over the pickle that builds nothing: every opcode one torch implements, every
+    global one we model (or "bad": one torch refuses), in the order torch meets them."""
+    for opcode, arg, _ in pickletools.genops(stream):
+        if opcode.name not in _TORCH_OPCODES:
+            raise _Unknown(f"pickle opcode {opcode.name}")
+        if opcode.name == "GLOBAL":
+            module, _, name = str(arg).partition(" ")
+            _allowed(module, name)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -275,6 +320,8 @@ def _scan_zip(path: Path) -> ScanResult:
         pkl = zf.getinfo(f"{prefix}/data.pkl")  # KeyError: not a torch archive
         if pkl.file_size > MAX_PICKLE_BYTES:
             raise _Unknown(f"data.pkl is {pkl.file_size} bytes")
+        with zf.open(pkl) as stream:
+            _check_opcodes(stream)
         with zf.open(pkl) as stream:
             unpickler = _Unpickler(stream)
             root = unpickler.load()

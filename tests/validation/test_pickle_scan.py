@@ -137,23 +137,59 @@ def test_globals_torch_would_refuse_are_bad_and_the_unfamiliar_ones_unknown(tmp_
         assert verdicts(path) == ("unknown", True), name
 
 
+def rewritten(src: Path, dst: Path, suffix: str, data: bytes) -> Path:
+    """A copy of the torch zip ``src`` whose member ending in ``suffix`` holds ``data``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, data if info.filename.endswith(suffix) else zin.read(info))
+    return dst
+
+
 def test_damaged_and_other_formats_are_left_to_torch(tmp_path):
     good = save(trained_with_adam(), tmp_path / "good.pth")
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     assert verdicts(truncated) == ("unknown", False)
-    # the data of storage 0 cut short, but the zip still lists it at full size
-    short = tmp_path / "short.pth"
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(short, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            dst.writestr(info, data[:-4] if info.filename.endswith("/data/0") else data)
+    with zipfile.ZipFile(good) as zf:
+        (member,) = [n for n in zf.namelist() if n.endswith("/data/0")]
+        data = zf.read(member)
+    short = rewritten(good, tmp_path / "short.pth", "/data/0", data[:-4])
+    # a member shorter than its storage: torch's mmap'ed load does not notice (the storage runs
+    # on into the next member), the scan does not guess
     assert scan_checkpoint(short).status == "unknown"
     legacy = tmp_path / "legacy.pth"
     torch.save({"w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
     assert verdicts(legacy) == ("unknown", True)
     no_tensors = save({"lr": 0.1}, tmp_path / "none.pth")
     assert verdicts(no_tensors) == ("unknown", False)
+    # protocol 4 (FRAME, STACK_GLOBAL): torch's weights_only unpickler refuses its opcodes, and
+    # the scan (whose own unpickler could read them) does not call it ok
+    proto4 = tmp_path / "proto4.pth"
+    torch.save({"w": torch.ones(2)}, proto4, pickle_protocol=4)
+    assert verdicts(proto4) == ("unknown", False)
+
+
+# data.pkl for one float32 tensor of 2 values in storage "0", written op by op (protocol 2)
+TENSOR_PKL = (
+    b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage"
+    b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQ"
+    b"K\x00K\x02\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR"
+)
+
+
+def test_state_set_on_a_tensor_or_a_python2_name_is_left_to_torch(tmp_path):
+    good = save({"w": torch.ones(2)}, tmp_path / "good.pth")
+    plain = rewritten(good, tmp_path / "plain.pth", "/data.pkl", TENSOR_PKL + b".")
+    assert verdicts(plain) == ("ok", True)  # the hand-written pickle is what torch writes
+    # BUILD on the tensor: torch would call set_ on it; a stub must not take the state
+    built = rewritten(good, tmp_path / "built.pth", "/data.pkl", TENSOR_PKL + b"}b.")
+    assert scan_checkpoint(built).status == "unknown"
+    # torch renames __builtin__ to builtins, and allows builtins.set
+    py2 = TENSOR_PKL.replace(b"collections\nOrderedDict", b"__builtin__\nset")
+    assert (
+        scan_checkpoint(rewritten(good, tmp_path / "py2.pth", "/data.pkl", py2 + b".")).status
+        == "unknown"
+    )
 
 
 def safetensors_file(path: Path, values: list[float]) -> Path:
