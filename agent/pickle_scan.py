@@ -339,12 +339,7 @@ def _scan_zip(path: Path) -> ScanResult:
             if dtype is None:
                 raise _Unknown(f"storage {key} has no dtype")
             nbytes = storage.numel * (_DTYPES[dtype][0] if storage.dtype else 1)
-            try:
-                info = zf.getinfo(f"{prefix}/data/{key}")
-            except KeyError:
-                if nbytes == 0:
-                    continue
-                raise
+            info = zf.getinfo(f"{prefix}/data/{key}")  # KeyError: torch fails too; it decides
             if info.compress_type != zipfile.ZIP_STORED or info.file_size != nbytes:
                 raise _Unknown(f"member data/{key} is compressed or not {nbytes} bytes")
             if nbytes and not _finite(fh, _data_offset(fh, info), nbytes, dtype):
