@@ -225,6 +225,14 @@ def _open_torch(path: Path) -> Checkpoint:
         except (OSError, zipfile.BadZipFile):
             members = {}
         base = _mmap_base(storages, members)
+        sizes = sorted(size for _, size in members.values() if size > 0)
+        if base is None and members and sorted(storages.values()) != sizes:
+            # torch maps the whole file and does not check each storage against its member: a
+            # short member would silently lend bytes of the next one to a tensor
+            raise CheckpointError(
+                "the tensors' data does not match the archive's data records "
+                "(a damaged or edited file)"
+            )
     tensors = []
     for name, t in found.items():
         dtype = str(t.dtype).removeprefix("torch.")
