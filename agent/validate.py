@@ -3,8 +3,9 @@ the same tensors (names and shapes) as a reference? Returns a report, never rais
 
 Reading goes through ``agent.checkpoint_reader``: nothing in the file is executed and values are
 checked one chunk at a time, so the check of a 2 GB model stays far below 2 GB of memory.
-``python -m agent.validate PATH`` prints ``{"path", "ok", "problems"}`` as one JSON line; the push
-runs it in a child process (``check_in_child``) so the long-running caller never holds torch.
+``python -m agent.validate PATH`` prints ``{"path", "ok", "problems"}`` as one JSON line. The push
+decides most files with the torch-free ``agent.pickle_scan`` and runs this in a child process
+(``check_in_child``) only for what the scan does not understand, so it never holds torch.
 """
 
 from __future__ import annotations

@@ -53,5 +53,5 @@ def test_push_check_uses_and_fills_the_records(project, cli, good_model):
     problem = structural_problem(store, garbage, "0" * 64)
     assert problem is not None and problem.startswith("failed the structural check")
     assert "0" * 64 not in load_records(store.state_dir)
-    assert structural_problem(store, project.model(), "f" * 64) is None  # checked in a child
+    assert structural_problem(store, project.model(), "f" * 64) is None  # decided by the scan
     assert load_records(store.state_dir)["f" * 64] == {"structural_ok": True}
