@@ -130,4 +130,3 @@ def test_disk_full_during_pull(ledger, tmpfs, tmp_path, request, kind):
         assert stray_temps(small) == []
         said = lines[0].replace(str(small), "<models_dir>")
         case.verified = f"remote unchanged, no temp; said: {said}; next pull exit 0"
-
