@@ -26,7 +26,7 @@ from agent.errors import AgentError, ModelFileError, NotEnoughSpace
 from agent.faultpoints import crash_point
 from agent.hashing import HashCache, copy_to_temp, fsync_dir, remove_stale_temps
 from agent.naming import backup_name, identify, version_name
-from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
+from agent.retention import Decision
 
 if TYPE_CHECKING:
     from agent.restore import RestoreResult
@@ -64,19 +64,6 @@ class _Planned:
     sha256: str
     companion: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
-
-
-def warn_future(plan: list[Decision], today: dt.date, where: str) -> None:
-    """Say which versions retention left alone because they are dated after today."""
-    future = [d.name for d in plan if any(r.startswith("dated after today") for r in d.reasons)]
-    if future:
-        log.warning(
-            "%s: %s dated after today (%s): kept and not counted by retention; check the system "
-            "clock, or rename/remove copies made by a machine whose clock was wrong",
-            where,
-            ", ".join(future),
-            today,
-        )
 
 
 def check_source(path: Path, what: str = "model file") -> os.stat_result:
@@ -385,51 +372,10 @@ class Store:
         pins: Mapping[str, str] | None = None,
         today: dt.date | None = None,
     ) -> list[Decision]:
-        """Keep the newest ``max_backups`` dated versions (never fewer than 2, never the backup
-        slot or the current file); ``pins`` maps version names to a reason they must stay.
-        Versions dated after ``today`` (default: the system date) are kept, not counted, and
-        warned about: the clock or their names are wrong."""
-        pins = pins or {}
-        today = today or dt.date.today()
-        policy = RetentionPolicy(keep_last=self.config.max_backups)
-        models = [self.config.model(model)] if model else list(self.config.models)
-        decisions: list[Decision] = []
-        for m in models:
-            versions = self.catalog.of_model(m.name, "version")
-            cands = [
-                Candidate(
-                    e.name,
-                    e.date or e.created.date(),
-                    e.seq,
-                    good=self.state_of(e).state == "ok",
-                    pin=pins.get(e.name),
-                )
-                for e in versions
-            ]
-            plan = plan_retention(cands, policy, minimum=2, today=today)
-            warn_future(plan, today, "models_dir")
-            decisions.extend(plan)
-            if not dry_run:
-                self._delete_versions([self.catalog.entries[d.name] for d in plan if not d.keep])
-        self.save()
-        return decisions
+        """Apply local retention (see agent.local_prune)."""
+        from agent.local_prune import prune_local
 
-    def _delete_versions(self, entries: list[Entry]) -> None:
-        """Forget the versions in the saved catalog first, then delete their files. A kill in
-        between leaves whole files the next catalog load finds again (as good versions that the
-        next prune deletes); the other order would leave a version whose companion is gone, seen
-        as corrupted and kept forever."""
-        names = [name for e in entries for name in (*e.companions.values(), e.name)]
-        if not names:
-            return
-        for name in names:
-            self.catalog.remove(name)
-            self.cache.forget(name)
-        self.save()
-        for name in names:
-            with suppress(FileNotFoundError):
-                self.path(name).unlink()
-            crash_point("prune-delete")  # test-only: some files of a version gone
+        return prune_local(self, model, dry_run=dry_run, pins=pins, today=today)
 
     # -- files obtained elsewhere ----------------------------------------------------------
     def adopt(

@@ -323,7 +323,7 @@ def prune_remote(
 ) -> list[Decision]:
     """Apply the remote's own retention to its dated versions (with their companion copies);
     versions dated after ``today`` are kept and not counted (agent.retention)."""
-    from agent.store import warn_future
+    from agent.local_prune import warn_future
 
     today = today or dt.date.today()
     decisions: list[Decision] = []
