@@ -174,7 +174,8 @@ def kill_resume(server: Any, root: Path, peers: list[Peer], mb: int = 400) -> li
     rows += [
         "",
         "- model-safety resumes its multipart upload from its journal (parts the server lists "
-        "with the ETag recorded); the peers start the upload again from byte 0.",
+        "with the ETag recorded, or with the md5 of our bytes as ETag: the ones in flight at "
+        "the kill); the peers start the upload again from byte 0.",
         "",
     ]
     return rows
