@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from agent.hashing import OUR_TEMP_RE
-from providers import Provider
+from providers import Provider, open_provider
 from providers.base import Streamer
 
 STATE_DIR = ".model-safety"
@@ -128,3 +128,13 @@ def leftover_journals(models_dir: Path) -> list[str]:
         for p in remotes.rglob("*")
         if p.is_file() and p.parent.name in ("uploads", "downloads", "gdrive-uploads")
     )
+
+
+def snapshot_remote_at(settings: Mapping, state_dir: Path) -> dict[str, str]:
+    """``snapshot_remote`` of the remote ``settings`` describe, through a provider opened (and
+    closed) for the purpose, bypassing whatever proxy the command under test went through."""
+    provider = open_provider("check", dict(settings), state_dir=state_dir)
+    try:
+        return snapshot_remote(provider)
+    finally:
+        provider.close()

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 from agent.faultpoints import ENV
-from providers import open_provider
 from tests.agent.conftest import MODEL_FILE, TOKENIZER, cli_env, run_subprocess
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
     sizes_dir,
     snapshot_dir,
-    snapshot_remote,
+    snapshot_remote_at,
     stray_temps,
 )
 from tests.reliability.ledger import said
@@ -120,14 +119,6 @@ def local_remote(tmp_path: Path, local_settings: dict) -> SyncProject:
     return proj
 
 
-def remote_snapshot(tmp_path: Path, settings: dict) -> dict[str, str]:
-    provider = open_provider("r", settings, state_dir=tmp_path / "check-state")
-    try:
-        return snapshot_remote(provider)
-    finally:
-        provider.close()
-
-
 def test_kill_before_the_remote_catalog_write(ledger, tmp_path, local_settings):
     with ledger.case(
         fault="kill -9 before the remote catalog write (objects pushed)",
@@ -143,7 +134,7 @@ def test_kill_before_the_remote_catalog_write(ledger, tmp_path, local_settings):
         assert not (remote_dir / ".model-safety" / "catalog.json").exists()
         out = ok(proj.root, "push")
         case.transfers_completed += 1
-        remote = remote_snapshot(tmp_path, local_settings)
+        remote = snapshot_remote_at(local_settings, tmp_path / "check-state")
         catalog = (remote_dir / ".model-safety" / "catalog.json").read_text()
         assert remote == before["local"]
         assert all(name in catalog for name in before["local"])
@@ -176,7 +167,7 @@ def test_kill_during_a_pull_between_two_files(ledger, tmp_path, local_settings):
         after = snapshot_dir(proj.models)
         assert after[MODEL_FILE] == before["local"][MODEL_FILE]
         assert after[TOKENIZER] == before["local"][TOKENIZER]
-        remote = remote_snapshot(tmp_path, local_settings)
+        remote = snapshot_remote_at(local_settings, tmp_path / "check-state")
         case.lost_bytes = lost_bytes(before, {"local": after, "remote": remote}, sizes)
         assert case.lost_bytes == 0
         assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
@@ -250,7 +241,7 @@ def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_p
         out = ok(proj.root, "push")
         case.transfers_completed += 1
         assert stray_temps(remote_dir) == [], out
-        remote = remote_snapshot(tmp_path, settings)
+        remote = snapshot_remote_at(settings, tmp_path / "check-state")
         assert remote == before["local"]
         case.lost_bytes = lost_bytes(before, {"remote": remote}, sizes)
         assert case.lost_bytes == 0
@@ -302,14 +293,14 @@ def test_kill_during_a_remote_prune_between_two_objects_of_a_version(ledger, tmp
             ok(proj.root, "run", "--today", day)  # a version, a push, the remote's retention
         proj.write_model(seed=44)
         crash(proj.root, "remote-prune-delete", "run", "--today", "2026-11-22")
-        before = remote_snapshot(tmp_path, settings)
+        before = snapshot_remote_at(settings, tmp_path / "check-state")
         sizes = {p.name: p.stat().st_size for p in remote_dir.iterdir() if p.is_file()}
         # keep_last 2: 11-15 and 11-22 stay (and the current files); 11-01 and 11-08 go
         keep = {n: sha for n, sha in before.items() if not ("11-01" in n or "11-08" in n)}
         assert any("2026-11-22" in n for n in keep), "the killed run pushed the new version"
         out = ok(proj.root, "run", "--today", "2026-11-22")
         case.transfers_completed += 1
-        after = remote_snapshot(tmp_path, settings)
+        after = snapshot_remote_at(settings, tmp_path / "check-state")
         left = sorted(n for n in after if "_v" in n)
         assert not [n for n in left if "11-01" in n or "11-08" in n], (left, out)
         assert len(left) == 4, left  # 11-15 and 11-22, model file and tokenizer each

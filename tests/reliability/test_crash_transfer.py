@@ -8,14 +8,13 @@ import shutil
 
 import pytest
 
-from providers import open_provider
 from tests.agent.conftest import MODEL_FILE
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
     sizes_dir,
     snapshot_dir,
-    snapshot_remote,
+    snapshot_remote_at,
     stray_temps,
 )
 from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
@@ -23,14 +22,6 @@ from tests.sync.test_processes import big_checkpoint
 
 # 5 MiB parts, 4 in flight: more than 4 must be done at 60% of the bytes to show a resume.
 PUSH_MB, PULL_MB = 64, 32
-
-
-def remote_snapshot(settings: dict, tmp_path) -> dict[str, str]:
-    provider = open_provider("r", settings, state_dir=tmp_path / "check-state")
-    try:
-        return snapshot_remote(provider)
-    finally:
-        provider.close()
 
 
 @pytest.mark.slow
@@ -69,7 +60,7 @@ def test_kill_9_during_push_then_push_sends_only_what_is_missing(
         assert resent <= size - sent_before_kill + in_flight + 64 * 1024, (resent, sent_before_kill)
 
         direct = seaweedfs.settings(prefix=settings["prefix"])
-        remote = remote_snapshot(direct, tmp_path)
+        remote = snapshot_remote_at(direct, tmp_path / "check-state")
         assert remote == before["local"]
         uploads = seaweedfs.client().list_multipart_uploads(
             Bucket=settings["bucket"], Prefix=settings["prefix"]
@@ -108,7 +99,7 @@ def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
         pushed = agent_cli(proj.root, "push")
         assert pushed.returncode == 0, pushed.stderr
         direct = seaweedfs.settings(prefix=settings["prefix"])
-        before = {"remote": remote_snapshot(direct, tmp_path)}
+        before = {"remote": snapshot_remote_at(direct, tmp_path / "check-state")}
         sizes = sizes_dir(proj.models)
         shutil.rmtree(proj.models)  # the disk died
 
@@ -136,7 +127,10 @@ def test_kill_9_during_pull_then_pull_fetches_only_what_is_missing(
         assert refetched <= size - kept * rsize + 64 * 1024, (refetched, kept, second.stderr)
         assert (proj.models / MODEL_FILE).read_bytes() == data
         assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
-        after = {"local": snapshot_dir(proj.models), "remote": remote_snapshot(direct, tmp_path)}
+        after = {
+            "local": snapshot_dir(proj.models),
+            "remote": snapshot_remote_at(direct, tmp_path / "check-state"),
+        }
         case.lost_bytes = lost_bytes(before, after, sizes)
         assert case.lost_bytes == 0
         case.verified = (

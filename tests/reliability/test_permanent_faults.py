@@ -13,8 +13,7 @@ import subprocess
 import uuid
 
 from tests.agent.conftest import tmpfs  # noqa: F401 - the real small file system fixture
-from tests.reliability.invariants import snapshot_dir, stray_temps
-from tests.reliability.test_wire_faults import remote_snapshot
+from tests.reliability.invariants import snapshot_dir, snapshot_remote_at, stray_temps
 from tests.servers.drive import make_service_account
 from tests.sync import conftest as sync_conftest
 from tests.sync.conftest import SyncProject
@@ -50,12 +49,12 @@ def test_s3_wrong_credentials_missing_bucket_denied_and_quota(
     proj = pushed_project(tmp_path, settings, ms)
     local = snapshot_dir(proj.models)
     direct = seaweedfs.settings(prefix=settings["prefix"])
-    remote = remote_snapshot(direct, tmp_path)
+    remote = snapshot_remote_at(direct, tmp_path / "check-state")
     fresh = SyncProject.create(tmp_path / "fresh", settings)
 
     def unchanged() -> None:
         assert snapshot_dir(proj.models) == local
-        assert remote_snapshot(direct, tmp_path) == remote
+        assert snapshot_remote_at(direct, tmp_path / "check-state") == remote
         assert stray_temps(proj.models) == []
 
     rows = [

@@ -19,7 +19,7 @@ from tests.reliability.invariants import (
     lost_bytes,
     sizes_dir,
     snapshot_dir,
-    snapshot_remote,
+    snapshot_remote_at,
     stray_temps,
 )
 from tests.sync import conftest as sync_conftest
@@ -31,14 +31,6 @@ NO_WAIT = {"attempts": 10, "initial_wait": 0, "max_wait": 0, "jitter": 0}
 UPLOAD_CHUNK = r"^/upload/drive/v2/files$"  # chunk PUTs go to the session URI
 LIST = r"^/drive/v2/files$"
 MEDIA_OR_META = r"^/drive/v2/files/[^/]+$"
-
-
-def remote_snapshot(settings: dict, tmp_path) -> dict[str, str]:
-    provider = open_provider("check", settings, state_dir=tmp_path / "check-state")
-    try:
-        return snapshot_remote(provider)
-    finally:
-        provider.close()
 
 
 def make_versions(proj: SyncProject, ms, mb: int) -> bytes:
@@ -81,7 +73,7 @@ def test_s3_push_and_pull_survive_resets_cuts_and_5xx(ledger, tmp_path, seaweedf
         case.transfers_completed += 1
 
         direct = seaweedfs.settings(prefix=settings["prefix"])
-        remote = remote_snapshot(direct, tmp_path)
+        remote = snapshot_remote_at(direct, tmp_path / "check-state")
         assert remote == before["local"]
         uploads = seaweedfs.client().list_multipart_uploads(
             Bucket=settings["bucket"], Prefix=settings["prefix"]
@@ -153,7 +145,7 @@ def test_drive_push_and_pull_survive_503_mid_chunk_rate_limits_and_html_502(
         assert push_faults == 7
         case.transfers_completed += 1
         folder = settings["folder_id"]
-        remote = remote_snapshot(gdrive_emulator_settings, tmp_path)
+        remote = snapshot_remote_at(gdrive_emulator_settings, tmp_path / "check-state")
         assert remote == before["local"]
         assert not [f.title for f in drive_emulator.files_in(folder) if "partial" in f.title]
 
@@ -200,7 +192,9 @@ def test_s3_completion_whose_answer_was_lost_is_not_uploaded_again(
         # every part crossed the wire once; the completion's small XML body may go twice
         assert fault_proxy.body_bytes < len(data) + 64 * 1024, fault_proxy.body_bytes
         direct = seaweedfs.settings(prefix=settings["prefix"])
-        assert remote_snapshot(direct, tmp_path) == {MODEL_FILE: hashlib.sha256(data).hexdigest()}
+        assert snapshot_remote_at(direct, tmp_path / "check-state") == {
+            MODEL_FILE: hashlib.sha256(data).hexdigest()
+        }
         assert info.size == len(data)
         assert not list((tmp_path / "state").rglob("*.json*"))  # no journal left
         case.faults_injected = 1
