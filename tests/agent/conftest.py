@@ -147,6 +147,19 @@ def run_subprocess(
     )
 
 
+def start_subprocess(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+    """``model-safety ARGS`` started in a child process (to be signalled, or raced against
+    another), output piped as text; ``env``: extra environment variables."""
+    return subprocess.Popen(
+        [*model_safety_cmd(), *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture
 def tmpfs(tmp_path) -> Iterator[callable]:
     """Mount real small tmpfs file systems (root only); unmounted at the end."""

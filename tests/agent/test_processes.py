@@ -6,26 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess
+from tests.agent.conftest import MODEL_FILE, run_subprocess, start_subprocess
 
 BIG = 1536 * 1024 * 1024  # big enough that the copy is still running when we signal it
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
-        cwd=cwd,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def make_big_model(path: Path) -> list[tuple[int, bytes]]:
@@ -67,7 +55,7 @@ def same_samples(path: Path, samples: list[tuple[int, bytes]]) -> bool:
 def test_ctrl_c_during_backup_leaves_nothing_partial(project):
     samples = make_big_model(project.model())
     st = project.model().stat()
-    proc = start(["backup", "--kind", "version"], project.root)
+    proc = start_subprocess(["backup", "--kind", "version"], project.root)
     wait_for_temp(proc, project.models)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -86,7 +74,7 @@ def test_ctrl_c_during_restore_keeps_the_current_file(project):
     assert done.returncode == 0, done.stderr
     project.model().unlink()
     project.model().write_bytes(b"a different, small current")
-    proc = start(["restore", "--from", "backup", "--yes"], project.root)
+    proc = start_subprocess(["restore", "--from", "backup", "--yes"], project.root)
     wait_for_temp(proc, project.models)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

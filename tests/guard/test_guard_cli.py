@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from tests.agent.conftest import MODEL, cli_env, model_safety_cmd, run_subprocess
+from tests.agent.conftest import MODEL, run_subprocess, start_subprocess
 from tests.guard.conftest import GuardProject
 
 
@@ -90,14 +90,8 @@ def test_a_command_that_fails_before_writing_changes_nothing(gproject):
 def test_ctrl_c_during_the_update_restores_the_model(gproject, tmp_path):
     before = gproject.model.read_bytes()
     ready = tmp_path / "ready"
-    proc = subprocess.Popen(
-        [*model_safety_cmd(), "guard", "--", *gproject.finetune("slow-write")],
-        cwd=gproject.root,
-        env=cli_env(FINETUNE_READY=str(ready)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = ["guard", "--", *gproject.finetune("slow-write")]
+    proc = start_subprocess(args, gproject.root, FINETUNE_READY=str(ready))
     deadline = time.monotonic() + 120
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.agent.conftest import cli_env, run_subprocess, write_checkpoint
+from tests.agent.conftest import cli_env, run_subprocess, start_subprocess, write_checkpoint
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -31,17 +31,6 @@ lock = Lock(Path(sys.argv[1]), "test holder").acquire()
 print("locked", flush=True)
 sys.stdin.read()
 """
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
-        cwd=cwd,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_second_run_is_told_who_holds_the_lock_and_stale_locks_are_taken_over(ledger, project):
@@ -90,7 +79,7 @@ def test_two_overlapping_runs_never_both_write(ledger, project):
     ) as case:
         before = {"local": snapshot_dir(project.models)}
         sizes = sizes_dir(project.models)
-        procs = [start(["run"], project.root) for _ in range(2)]
+        procs = [start_subprocess(["run"], project.root) for _ in range(2)]
         results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
         for p in procs:
             p.stdout.close()
@@ -129,7 +118,7 @@ def test_two_machines_push_to_one_remote_at_once(ledger, tmp_path, request, kind
         machines = [machine(tmp_path, n, settings, seed) for seed, n in enumerate(("ma", "mb"))]
         before = {m.root.name: snapshot_dir(m.models) for m in machines}
         sizes = {k: v for m in machines for k, v in sizes_dir(m.models).items()}
-        procs = [start(["push"], m.root) for m in machines]
+        procs = [start_subprocess(["push"], m.root) for m in machines]
         results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
         for p in procs:
             p.stdout.close()
