@@ -291,8 +291,7 @@ class Guard:
 
     def _set_aside(self) -> tuple[str, ...]:
         """Move files the update created (there was no model before) out of the real names."""
-        from agent.catalog import entry_for_file
-        from agent.naming import identify, replaced_name
+        from agent.restore import set_aside
 
         when = dt.datetime.now()
         kept = []
@@ -300,15 +299,10 @@ class Guard:
             path = self.store.path(name)
             if self._before.get(name) is not None or not path.is_file():
                 continue
-            aside = self.store.path(replaced_name(name, when))
-            os.replace(path, aside)
-            ident = identify(aside.name, self.store.config.models)
-            if ident is not None:
-                sha = self.store.sha256(aside)
-                self.store.catalog.add(
-                    entry_for_file(aside, ident, sha, source="guard", note="rejected by guard")
-                )
-            kept.append(aside.name)
+            sha = self.store.sha256(path)
+            kept.append(
+                set_aside(self.store, path, sha, when, source="guard", note="rejected by guard")
+            )
         fsync_dir(self.store.models_dir)
         self.store.save()
         return tuple(kept)

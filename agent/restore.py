@@ -179,21 +179,8 @@ def _switch(
         sha = current_shas.get(p.dest)
         if sha is None or sha == p.sha256 or discard or _kept_elsewhere(store, sha):
             continue
-        aside = store.path(replaced_name(p.dest.name, when))
-        os.replace(p.dest, aside)
-        store.cache.remember(aside, sha)
-        ident = identify(aside.name, store.config.models)
-        if ident is not None:
-            store.catalog.add(
-                entry_for_file(
-                    aside,
-                    ident,
-                    sha,
-                    source="restore",
-                    note=f"current before restoring {entry.name}",
-                )
-            )
-        kept.append(aside.name)
+        note = f"current before restoring {entry.name}"
+        kept.append(set_aside(store, p.dest, sha, when, source="restore", note=note))
     crash_point("restore-switch")  # test-only: current files set aside, copies not yet in place
     for p in planned:
         os.replace(p.temp, p.dest)
@@ -202,6 +189,20 @@ def _switch(
     store.save()
     msg = f"{m.name}: restored {m.file} from {entry.name}"
     return RestoreResult(m.name, entry, tuple(kept), tuple(skipped), tuple(warnings), msg)
+
+
+def set_aside(
+    store: Store, path: Path, sha: str, when: dt.datetime, *, source: str, note: str
+) -> str:
+    """Rename ``path`` (whose content hashes to ``sha``) to ``<stem>_replaced-<when><ext>`` and
+    catalogue it there: bytes that may exist nowhere else leave the real name but stay."""
+    aside = store.path(replaced_name(path.name, when))
+    os.replace(path, aside)
+    store.cache.remember(aside, sha)
+    ident = identify(aside.name, store.config.models)
+    if ident is not None:
+        store.catalog.add(entry_for_file(aside, ident, sha, source=source, note=note))
+    return aside.name
 
 
 def _kept_elsewhere(store: Store, sha: str) -> bool:

@@ -3,6 +3,7 @@ the same process, and what happens when that process is killed half-way through 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -113,3 +114,17 @@ def test_the_readme_example_runs_as_written(gproject):
     assert "nas: " in proc.stdout
     pushed = {p.name for p in (gproject.root / "nas").iterdir()}
     assert {"dinesh_ai_model.pth", "dinesh_ai_model_backup.pth"} <= pushed
+
+
+def test_a_rejected_first_model_is_moved_aside_not_left_under_the_real_name(gproject):
+    gproject.model.unlink()
+    safety = ModelSafety.from_config("config.yaml")
+    with pytest.raises(UpdateRejected), safety.guard() as update:
+        torch.save({"w": torch.tensor([float("nan"), 1.0])}, update.path)
+    assert not gproject.model.exists()
+    (kept,) = update.result.kept_aside
+    assert "_replaced-" in kept
+    assert torch.load(gproject.models / kept, weights_only=True)["w"].isnan().any()
+    listing = run_subprocess(["list", "--json"], gproject.root)
+    notes = {c["name"]: c["note"] for c in json.loads(listing.stdout)["copies"]}
+    assert notes[kept] == "rejected by guard"
