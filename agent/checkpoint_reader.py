@@ -31,11 +31,12 @@ import re
 import struct
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.checks.walk import WalkLimit, tensors_in
 from agent.torch_import import torch as _torch
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -143,17 +144,14 @@ def open_checkpoint(path: Path, *, safetensors: bool | None = None) -> Checkpoin
 # -- torch -----------------------------------------------------------------------------------
 
 
-def _flatten(obj: Any, prefix: str, out: dict[str, Any], torch: Any) -> None:
+def _flatten(obj: Any, torch: Any) -> dict[str, Any]:
     """Tensors of a (possibly nested) state dict, keyed by dotted path; other leaves (a learning
-    rate, an epoch number) are not tensors and are skipped."""
-    if isinstance(obj, torch.Tensor):
-        out[prefix or "<root>"] = obj
-    elif isinstance(obj, Mapping):
-        for key, value in obj.items():
-            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out, torch)
-    elif isinstance(obj, list | tuple):
-        for i, value in enumerate(obj):
-            _flatten(value, f"{prefix}.{i}" if prefix else str(i), out, torch)
+    rate, an epoch number) are not tensors and are skipped. Iterative and bounded: a pickle can
+    share one tuple 2**60 ways or nest 200,000 levels deep."""
+    try:
+        return dict(tensors_in(obj, lambda v: isinstance(v, torch.Tensor)))
+    except WalkLimit as exc:
+        raise CheckpointError(f"not a state dict: it {exc}") from None
 
 
 def _torch_load(path: Path, *, mmap: bool) -> Any:
@@ -209,8 +207,7 @@ def _open_torch(path: Path) -> Checkpoint:
     torch = _torch()
     is_zip = zipfile.is_zipfile(path)
     obj = _torch_load(path, mmap=is_zip)
-    found: dict[str, Any] = {}
-    _flatten(obj, "", found, torch)
+    found = _flatten(obj, torch)
     if not found:
         raise CheckpointError("no tensors found in the checkpoint")
     base = members = None

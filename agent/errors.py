@@ -40,3 +40,10 @@ class LockHeld(AgentError):
     """Another process holds the lock on the models dir."""
 
     exit_code = EXIT_LOCKED
+
+
+class CheckFailed(AgentError):
+    """A checkpoint failed the check (unsafe to load, NaN, damaged): it was not copied where it
+    would replace a good copy."""
+
+    exit_code = EXIT_PROBLEMS

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import progress
+from agent.checks.verdicts import refusal
 from agent.naming import identify
 from agent.remote import Remote, unsafe_name
 from agent.remote_catalog import CATALOG_KEY, RemoteCatalog, now_iso
@@ -273,6 +274,10 @@ def repair(store: Store, remote: Remote, *, deep: bool = False) -> RepairReport:
                 f"{c.name}: the remote catalog records other content than the local copy; "
                 "left alone (inspect by hand)"
             )
+            continue
+        refused = refusal(store, c.name, here["sha256"])
+        if refused:
+            report.problems.append(f"{c.name}: not re-uploaded to {remote.name}: {refused}")
             continue
         info = remote.provider.put(
             c.name, store.path(c.name), expected_hashes={"sha256": here["sha256"]}

@@ -89,7 +89,7 @@ def restore_model(
                 ) from None
             continue
         try:
-            problem = _structural_problem(entry, planned[-1].temp)
+            problem = _check_problem(store, m, entry, planned[-1].temp)
             if problem:
                 skipped.append(f"{entry.name}: {problem}")
                 if explicit:
@@ -130,21 +130,19 @@ def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[_Planned]:
 
 
 # Entries whose sha256 was taken from the file itself after the catalog was lost (or from a
-# file copied in by hand) cannot reveal corruption; for them a checkpoint must also load.
+# file copied in by hand) cannot reveal corruption; for them a checkpoint must also pass the check.
 UNVERIFIED_SOURCES = ("rebuilt", "found")
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
-def _structural_problem(entry: Entry, staged: Path) -> str | None:
-    suffix = Path(entry.name).suffix
-    if entry.source not in UNVERIFIED_SOURCES or suffix not in CHECKPOINT_SUFFIXES:
+def _check_problem(store: Store, m: ModelConfig, entry: Entry, staged: Path) -> str | None:
+    from agent.checks.verdicts import is_checkpoint, verdict_for
+
+    if entry.source not in UNVERIFIED_SOURCES or not is_checkpoint(entry.name, m, companion=None):
         return None
-    from agent.validate import check_checkpoint  # imports torch, only on this path
-
-    report = check_checkpoint(staged, safetensors=suffix == ".safetensors")
-    if report.ok:
-        return None
-    return "fails the structural check (" + "; ".join(report.problems)[:200] + ")"
+    verdict = verdict_for(
+        store, staged, entry.sha256, safetensors=entry.name.endswith(".safetensors")
+    )
+    return None if verdict.ok else f"fails the check ({verdict.reason})"
 
 
 def _switch(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from agent import progress
 from agent.catalog import Catalog, Entry, entry_for_file, link_companions, load_catalog, now_utc
 from agent.config import Config, ModelConfig
-from agent.errors import AgentError, ModelFileError, NotEnoughSpace
+from agent.errors import AgentError, CheckFailed, ModelFileError, NotEnoughSpace
 from agent.faultpoints import crash_point
 from agent.hashing import HashCache, copy_to_temp, fsync_dir, remove_stale_temps
 from agent.naming import backup_name, identify, version_name
@@ -208,6 +208,7 @@ class Store:
                 self.cache.remember(src, sha, st)
             if previous is not None and self._same_content(previous, planned):
                 return self._unchanged(m.name, kind, cat_kind, previous, warnings)
+            self._refuse_failing(m, planned)
             crash_point("backup-copied")  # test-only: temps written, nothing renamed yet
             entries = self._commit(m, planned, cat_kind, date, seq, note, source)
         finally:
@@ -218,6 +219,24 @@ class Store:
         return BackupResult(
             m.name, kind, entries, False, f"{m.name}: wrote {entries[-1].name}", tuple(warnings)
         )
+
+    def _refuse_failing(self, m: ModelConfig, planned: list[_Planned]) -> None:
+        """A backup slot or version is a copy a user restores from: one that fails the check
+        (unsafe to load, NaN, damaged) must not take the place of a good one."""
+        from agent.checks.verdicts import is_checkpoint, verdict_for
+
+        for p in planned:
+            if not is_checkpoint(p.dest.name, m, companion=p.companion):
+                continue
+            verdict = verdict_for(
+                self, p.temp, p.sha256, safetensors=p.dest.suffix == ".safetensors"
+            )
+            if not verdict.ok:
+                raise CheckFailed(
+                    f"{m.name}: not backed up: {p.source.name} fails the check: "
+                    f"{verdict.reason}. Nothing was written; restore a good model "
+                    "(`model-safety restore`) or fix it"
+                )
 
     def remove_stale_temps(self) -> list[str]:
         """Remove temp files a killed copy left behind (see hashing.remove_stale_temps), in the

@@ -101,8 +101,6 @@ def local_files(store: Store) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
 
 
 def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
-    from agent.validate_cache import structural_problem
-
     names = [*m.companions, m.file]
     for name in names:
         path = store.path(name)
@@ -110,7 +108,6 @@ def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, di
             continue
         st = path.stat()
         sha = store.sha256(path)
-        blocked = structural_problem(store, path, sha) if name == m.file else None
         entry = {
             "name": name,
             "model": m.name,
@@ -123,7 +120,7 @@ def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, di
             "companion": None if name == m.file else name,
             "companions": {c: c for c in m.companions} if name == m.file else {},
         }
-        yield LocalFile(name, st.st_size, sha, blocked=blocked), entry
+        yield LocalFile(name, st.st_size, sha), entry
 
 
 # -- push --------------------------------------------------------------------------------------
@@ -142,8 +139,22 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
             rf = dataclasses.replace(rf, hashes=dict(remote.provider.stat(name).hashes))
         remote_files[name] = rf
     can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
-    steps = plan_push([lf for lf, _ in files], remote_files, can_copy=can_copy)
+    local = [lf for lf, _ in files]
+    steps = plan_push(local, remote_files, can_copy=can_copy)
+    leaving = {s.name for s in steps if s.action in (Action.UPLOAD, Action.COPY)}
+    if leaving:
+        # Only what would leave the machine is checked (a file already there was checked when
+        # it left); whatever fails is refused under every name it has.
+        local = [_checked(store, lf) if lf.name in leaving else lf for lf in local]
+        steps = plan_push(local, remote_files, can_copy=can_copy)
     return steps, {lf.name: entry for lf, entry in files}
+
+
+def _checked(store: Store, lf: LocalFile) -> LocalFile:
+    from agent.checks.verdicts import refusal
+
+    why = refusal(store, lf.name, lf.sha256) if lf.ok else None
+    return dataclasses.replace(lf, blocked=why) if why else lf
 
 
 def _expired_again(store: Store, remote: Remote, local_names: list[str]) -> set[str]:

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.hashing import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from agent.store import Store
 
 FILE = "validated.json"
 FORMAT = "model-safety/validation"
@@ -35,8 +31,6 @@ def load_records(state_dir: Path) -> dict[str, dict[str, Any]]:
         doc = json.loads((state_dir / FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if isinstance(doc, list):  # the old format: shas that passed the structural check
-        return {str(sha): {"structural_ok": True} for sha in doc}
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), dict):
         return {}
     return {str(k): v for k, v in doc["records"].items() if isinstance(v, dict)}
@@ -56,25 +50,3 @@ def save_record(state_dir: Path, sha256: str, fields: Mapping[str, Any]) -> None
     doc = {"format": FORMAT, "version": 1, "records": records}
     state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(state_dir / FILE, json.dumps(doc, indent=1).encode("utf-8"))
-
-
-def structural_problem(store: Store, path: Path, sha256: str) -> str | None:
-    """None when ``path`` (whose content hashes to ``sha256``) loads safely with finite values;
-    otherwise why it must not be pushed."""
-    if load_records(store.state_dir).get(sha256, {}).get("structural_ok"):
-        return None
-    from agent.pickle_scan import scan_checkpoint
-
-    # In-process and torch-free (a torch child alone peaks at ~218 MB RSS); only a file the scan
-    # does not understand pays for the torch child.
-    scan = scan_checkpoint(path)
-    ok, problems = scan.status == "ok", scan.problems
-    if scan.status == "unknown":
-        from agent.validate import check_in_child
-
-        ok, problems = check_in_child(path)
-    if not ok:
-        return "failed the structural check: " + "; ".join(problems)
-    with suppress(OSError):  # a read-only state dir only costs a re-check next time
-        save_record(store.state_dir, sha256, {"structural_ok": True})
-    return None

@@ -1,12 +1,15 @@
 """``validate_model``: the ordered checks a checkpoint must pass before it may replace a good model.
 Used by ``model-safety validate``, the guard and the Python API.
 
-1. loads_safely — torch's ``weights_only`` loader (or our checked safetensors header parser);
-   a file that needs arbitrary pickled objects is refused and nothing in it runs.
+1. loads_safely — the confined checker (agent.checks): torch's ``weights_only`` loader or the
+   safetensors library in a child process with hard limits; a file that needs arbitrary pickled
+   objects is refused and nothing in it runs. The same verdict, recorded by sha256, is what
+   push, backup and guard ask, so the order of commands never changes what gets pushed.
 2. structure — tensor names, shapes and dtypes against the previous good version. Removed or
    reshaped (or re-typed) tensors fail by default (``on_structure_change: warn`` makes them a
    warning); added tensors only warn: a new head is usually intended, a lost layer never is.
-3. finite — no NaN or Inf in any floating tensor, read chunk by chunk.
+3. finite — no NaN or Inf in any floating tensor, as torch reads it (byte order, views),
+   chunk by chunk, in the same confined child.
 4. quality — ``validation.scorer`` or ``validation.command`` (see agent.quality), gated by
    ``min_score`` and ``max_regression``. Skipped when none is configured, and when an earlier
    check failed: a scorer usually loads the model with full pickle, which an unsafe file must
@@ -30,11 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.checkpoint_reader import Checkpoint, CheckpointError, open_checkpoint
-from agent.hashing import hash_file
+from agent.checks.runner import Verdict
+from agent.checks.verdicts import content_sha256, verdict_for
 from agent.naming import identify
 from agent.quality import CannotValidate, measure_score
-from agent.validate import is_finite, listed
 from agent.validate_cache import load_records, save_record
 
 if TYPE_CHECKING:
@@ -46,6 +48,12 @@ __all__ = ["CannotValidate", "Check", "ValidationResult", "validate_model"]
 log = logging.getLogger(__name__)
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+MAX_LISTED = 5  # names listed in one problem line; the count says how many more
+
+
+def listed(names: list[str]) -> str:
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
 
 
 @dataclass
@@ -114,35 +122,23 @@ def validate_model(
             f"{target} is missing, empty or not a file; nothing to validate"
             + ("; restore it with `model-safety restore`" if model_name else "")
         )
-    sha = _sha256(store, target)
+    sha = content_sha256(store, target)
     ref = _reference(store, target, model_name, sha, reference)
     result = ValidationResult(model_name, str(target), sha, reference=ref.name if ref else None)
-    try:
-        ckpt = open_checkpoint(target)
-    except CheckpointError as exc:
-        result.checks.append(Check("loads_safely", FAIL, str(exc)))
+    verdict = verdict_for(store, target, sha, safetensors=target.suffix == ".safetensors")
+    if not verdict.ok and verdict.failed_check != "finite":
+        result.checks.append(Check("loads_safely", FAIL, verdict.reason or "failed"))
         for name in ("structure", "finite", "quality"):
             result.checks.append(Check(name, SKIP, "not run: the file did not load safely"))
     else:
-        with ckpt:
-            result.checks.append(
-                Check("loads_safely", PASS, f"{ckpt.format}, {len(ckpt.tensors)} tensors")
-            )
-            result.checks.append(_structure(store, ckpt, ref))
-            result.checks.append(_finite(ckpt))
+        loaded = f"{verdict.format or 'loaded'}, {len(verdict.tensors)} tensors"
+        result.checks.append(Check("loads_safely", PASS, loaded))
+        result.checks.append(_structure(store, verdict, ref))
+        result.checks.append(_finite(verdict))
         result.checks.append(_quality(store, target, ref, result))
     if record:
         _record(store, result)
     return result
-
-
-def _sha256(store: Store, path: Path) -> str:
-    """The hash cache is keyed by file name in models_dir; a file elsewhere is hashed fresh."""
-    if path.resolve().parent == store.models_dir.resolve():
-        sha = store.sha256(path)
-        store.cache.save()
-        return sha
-    return hash_file(path)["sha256"]
 
 
 def _target(store: Store, model: str | None, path: Path | None) -> tuple[Path, str | None]:
@@ -200,15 +196,18 @@ def _reference(
     return _Reference(entry.name, store.path(entry.name), entry.sha256) if entry else None
 
 
-def _structure(store: Store, ckpt: Checkpoint, ref: _Reference | None) -> Check:
+def _signature(verdict: Verdict) -> dict[str, tuple[str, tuple[int, ...]]]:
+    return {n: (str(dt_), tuple(shape)) for n, (dt_, shape) in verdict.tensors.items()}
+
+
+def _structure(store: Store, verdict: Verdict, ref: _Reference | None) -> Check:
     if ref is None:
-        return Check("structure", SKIP, f"{len(ckpt.tensors)} tensors; no previous version")
-    try:
-        with open_checkpoint(ref.path) as other:
-            before = other.signature()
-    except CheckpointError as exc:
-        return Check("structure", WARN, f"cannot read {ref.name} to compare: {exc}")
-    now = ckpt.signature()
+        return Check("structure", SKIP, f"{len(verdict.tensors)} tensors; no previous version")
+    ref_sha = ref.sha256 or content_sha256(store, ref.path)
+    other = verdict_for(store, ref.path, ref_sha, safetensors=ref.path.suffix == ".safetensors")
+    if not other.ok:
+        return Check("structure", WARN, f"cannot read {ref.name} to compare: {other.reason}")
+    before, now = _signature(other), _signature(verdict)
     removed = sorted(set(before) - set(now))
     added = sorted(set(now) - set(before))
     changed = [
@@ -232,21 +231,15 @@ def _structure(store: Store, ckpt: Checkpoint, ref: _Reference | None) -> Check:
     return Check("structure", WARN, detail)
 
 
-def _finite(ckpt: Checkpoint) -> Check:
-    bad, unreadable = [], []
-    checked = 0
-    for tensor in ckpt.tensors:
-        try:
-            if not is_finite(tensor):
-                bad.append(tensor.name)
-        except CheckpointError as exc:
-            unreadable.append(f"{tensor.name} ({exc})")
-        checked += tensor.floating
-    if unreadable:
-        return Check("finite", FAIL, f"cannot read {listed(unreadable)}")
-    if bad:
-        return Check("finite", FAIL, f"NaN or infinite values in {listed(bad)}")
-    return Check("finite", PASS, f"{checked} floating tensors, all values finite")
+def _finite(verdict: Verdict) -> Check:
+    if not verdict.ok:
+        return Check("finite", FAIL, verdict.reason or "failed")
+    floating = sum(1 for dtype, _ in verdict.tensors.values() if _is_floating(str(dtype)))
+    return Check("finite", PASS, f"{floating} floating tensors, all values finite")
+
+
+def _is_floating(dtype: str) -> bool:
+    return dtype.startswith(("float", "bfloat", "complex", "half", "double"))
 
 
 def _quality(store: Store, target: Path, ref: _Reference | None, result: ValidationResult) -> Check:
@@ -299,7 +292,6 @@ def _now() -> str:
 def _record(store: Store, result: ValidationResult) -> None:
     if result.sha256 is None:
         return
-    status = {c.name: c.status for c in result.checks}
     fields = {
         "passed": result.passed,
         "score": result.score,
@@ -307,7 +299,6 @@ def _record(store: Store, result: ValidationResult) -> None:
         "when": _now(),
         "reference": result.reference,
         "model": result.model,
-        "structural_ok": status.get("loads_safely") == PASS and status.get("finite") == PASS,
     }
     _save(store, result.sha256, fields)
 

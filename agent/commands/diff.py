@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from agent.commands import json_option, pass_app
-from agent.errors import AgentError
+from agent.errors import AgentError, CheckFailed
 from agent.naming import backup_name
 
 
@@ -43,6 +43,13 @@ def diff(app, a: str, b: str, model: str | None, show_all: bool, as_json: bool) 
     for p in (path_a, path_b):
         if not p.is_file():
             raise AgentError(f"{p} does not exist")
+    from agent.checks.verdicts import verdict_of_path
+
+    for p in (path_a, path_b):
+        # only what torch's confined loader accepted is opened in this process
+        verdict = verdict_of_path(app.store, p)
+        if not verdict.ok and verdict.failed_check != "finite":
+            raise CheckFailed(f"cannot compare: {p.name} fails the check: {verdict.reason}")
     try:
         changes = diff_checkpoints(path_a, path_b)
     except CheckpointError as exc:

@@ -11,12 +11,12 @@ import shutil
 import pytest
 
 from agent.catalog import Catalog, Entry
+from agent.checks.runner import check_file
 from agent.config import load_config
 from agent.errors import AgentError, LockHeld
 from agent.lock import Lock
 from agent.naming import version_name
 from agent.store import Store
-from agent.validate import check_checkpoint
 from tests.agent.conftest import MODEL_FILE, TOKENIZER, write_checkpoint
 
 
@@ -92,29 +92,24 @@ def test_rebuilt_catalog_skips_a_truncated_checkpoint_on_restore(cli, project, s
     project.model().unlink()
     result = cli("restore", "--yes")
     assert result.code == 0, result.err
-    assert f"skipped {newest}: fails the structural check" in result.err
+    assert f"skipped {newest}: fails the check (truncated" in result.err
     assert project.model().read_bytes() == good
 
 
 def test_structural_check(tmp_path, checkpoint):
     import torch
 
-    report = check_checkpoint(checkpoint)
-    assert report.ok and report.tensors["0.weight"] == (64, 32)
-    assert check_checkpoint(checkpoint, reference=report.tensors).ok
-    other = tmp_path / "other.pth"
-    write_checkpoint(other, hidden=16)
-    mismatch = check_checkpoint(other, reference=report.tensors)
-    assert not mismatch.ok and any("shape" in p for p in mismatch.problems)
+    verdict = check_file(checkpoint)
+    assert verdict.ok and verdict.tensors["0.weight"] == ["float32", [64, 32]]
     nan = tmp_path / "nan.pth"
     torch.save({"w": torch.tensor([1.0, float("nan")])}, nan)
-    assert any("NaN" in p for p in check_checkpoint(nan).problems)
+    assert "NaN" in (check_file(nan).reason or "")
     pickled = tmp_path / "code.pth"
     torch.save({"w": torch.zeros(1), "obj": Catalog}, pickled)  # not weights-only loadable
-    assert not check_checkpoint(pickled).ok
+    assert "agent.catalog.Catalog" in (check_file(pickled).reason or "")
     notes = tmp_path / "notes.pth"
     notes.write_text("not a checkpoint")
-    assert not check_checkpoint(notes).ok
+    assert "not a torch checkpoint" in (check_file(notes).reason or "")
 
 
 def test_lock_in_process(tmp_path):

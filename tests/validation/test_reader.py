@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.checkpoint_reader import CheckpointError, open_checkpoint
-from agent.validate import check_checkpoint
+from agent.checks.runner import check_file
 
 
 def _read_all(info, chunk_bytes: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -54,8 +54,7 @@ def test_nan_outside_a_view_is_blamed_on_the_right_tensor(tmp_path):
     base[0, 0] = float("nan")
     path = tmp_path / "ck.pth"
     torch.save({"base": base, "row": base[3]}, path)
-    report = check_checkpoint(path)
-    assert report.problems == ["NaN or infinite values in base"]
+    assert check_file(path).reason == "NaN or infinite values in base"
 
 
 def test_safetensors_values_and_truncation(tmp_path):

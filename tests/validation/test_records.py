@@ -1,34 +1,28 @@
-"""The records store: one file for the push's structural cache and validate's results."""
+"""The records store: one file for the checker's verdicts and validate's results."""
 
 from __future__ import annotations
 
 import json
 
+from agent.checks.runner import CHECKER_VERSION
+from agent.checks.verdicts import verdict_for
 from agent.config import load_config
 from agent.store import Store
-from agent.validate_cache import (
-    FILE,
-    MAX_RECORDS,
-    load_records,
-    save_record,
-    structural_problem,
-)
+from agent.validate_cache import FILE, MAX_RECORDS, load_records, save_record
 
 
-def test_old_list_format_is_read_and_records_merge(tmp_path):
+def test_records_merge_and_damage_is_an_empty_store(tmp_path):
     state = tmp_path / ".model-safety"
     state.mkdir()
-    (state / FILE).write_text(json.dumps(["aa", "bb"]))  # written by an older push
-    assert load_records(state) == {"aa": {"structural_ok": True}, "bb": {"structural_ok": True}}
-    save_record(state, "aa", {"passed": False, "score": 0.1, "when": "2024-01-01T00:00:00"})
-    records = load_records(state)
-    assert records["aa"] == {
-        "structural_ok": True,
+    (state / FILE).write_text(json.dumps(["aa", "bb"]))  # an older format: not trusted
+    assert load_records(state) == {}
+    save_record(state, "aa", {"passed": False, "score": 0.1})
+    save_record(state, "aa", {"when": "2024-01-01T00:00:00"})
+    assert load_records(state)["aa"] == {
         "passed": False,
         "score": 0.1,
         "when": "2024-01-01T00:00:00",
     }
-    assert records["bb"] == {"structural_ok": True}
     (state / FILE).write_text("{not json")
     assert load_records(state) == {}  # damaged: a re-check later, never an error
 
@@ -41,17 +35,20 @@ def test_oldest_records_go_beyond_the_limit(tmp_path):
     assert "sha0" not in records and f"sha{MAX_RECORDS + 2}" in records
 
 
-def test_push_check_uses_and_fills_the_records(project, cli, good_model):
+def test_one_verdict_per_content_shared_by_validate_and_push(project, cli, good_model):
     store = Store(load_config(project.config))
     sha = store.sha256(project.model())
-    assert cli("validate").code == 0  # records structural_ok for these bytes
-    assert load_records(store.state_dir)[sha]["structural_ok"] is True
-    # a recorded pass is trusted without loading: prove it by asking about garbage bytes
+    assert cli("validate").code == 0
+    rec = load_records(store.state_dir)[sha]["verdict"]
+    assert rec["ok"] is True and rec["checker"] == CHECKER_VERSION
+    assert "weights_only_load" in rec["checks"] and "finite" in rec["checks"]
+    # a recorded verdict is trusted without loading: prove it by asking about garbage bytes
     garbage = project.root / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    assert structural_problem(store, garbage, sha) is None
-    problem = structural_problem(store, garbage, "0" * 64)
-    assert problem is not None and problem.startswith("failed the structural check")
-    assert "0" * 64 not in load_records(store.state_dir)
-    assert structural_problem(store, project.model(), "f" * 64) is None  # decided by the scan
-    assert load_records(store.state_dir)["f" * 64] == {"structural_ok": True}
+    assert verdict_for(store, garbage, sha).ok
+    refused = verdict_for(store, garbage, "0" * 64)
+    assert not refused.ok and "not a torch checkpoint" in (refused.reason or "")
+    assert load_records(store.state_dir)["0" * 64]["verdict"]["ok"] is False  # refusals too
+    # a verdict of another checker version is not trusted: the file is checked again
+    save_record(store.state_dir, "0" * 64, {"verdict": {**rec, "checker": CHECKER_VERSION - 1}})
+    assert not verdict_for(store, garbage, "0" * 64).ok

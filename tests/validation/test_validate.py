@@ -139,7 +139,7 @@ def test_truncated_file_fails_to_load(project, cli, good_model):
     assert res.code == 3
     checks = checks_of(res)
     assert checks["loads_safely"]["status"] == "fail"
-    assert checks["loads_safely"]["detail"].startswith("cannot load")
+    assert checks["loads_safely"]["detail"].startswith("truncated")
     assert [checks[n]["status"] for n in ("structure", "finite", "quality")] == ["skip"] * 3
 
 
@@ -165,7 +165,7 @@ def test_malicious_pickle_is_refused_and_nothing_runs(project, cli, tmp_path):
         res = cli("validate", str(path), "--json")
         assert res.code == 3, res.err
         detail = checks_of(res)["loads_safely"]["detail"]
-        assert "arbitrary pickled objects" in detail and "nothing was executed" in detail
+        assert detail == "could run code: it calls io.open", detail
         assert not planted.exists()
 
 
@@ -195,16 +195,12 @@ def test_safetensors_values_are_checked_and_a_lying_header_is_reported(project, 
             "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
         },
     }
-    expected = {
-        "size": "header gives 16 bytes but F32 x [100] needs 400",
-        "outside": "bytes 0..400 lie outside the file's 16 data bytes",
-        "overlap": "tensors a and b overlap",
-    }
     for kind, header in lies.items():
         path = safetensors(project.models / f"{kind}.safetensors", header, data)
         res = cli("validate", str(path), "--json")
         assert res.code == 3
-        assert expected[kind] in checks_of(res)["loads_safely"]["detail"]
+        detail = checks_of(res)["loads_safely"]["detail"]
+        assert detail.startswith("the safetensors library refuses it"), (kind, detail)
 
 
 def test_nested_checkpoint_tensors_get_dotted_names(project, cli, good_model):
