@@ -73,12 +73,15 @@ def _vm_size() -> int | None:
 
 
 def _peak_rss_mb() -> float | None:
+    """VmHWM: this process's own peak (ru_maxrss would include the parent's at the fork)."""
     try:
-        import resource
-    except ImportError:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
         return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    return None
 
 
 # -- values ---------------------------------------------------------------------------------

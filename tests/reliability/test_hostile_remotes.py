@@ -150,7 +150,7 @@ def test_malicious_pickle_from_a_remote_never_executes(tmp_path, ms):
     assert (proj.models / "dinesh_ai_model.pth").exists()
     res = ms(proj.root, "push")
     assert res.code == 3, res
-    assert "dinesh_ai_model.pth: not pushed: failed the structural check" in res.err
+    assert "dinesh_ai_model.pth: not pushed: fails the check" in res.err
     res = ms(proj.root, "validate")
     assert res.code == 3, res
     assert "weights_only" in res.out or "unsafe" in res.out.lower() or "pickle" in res.out.lower()
@@ -176,7 +176,7 @@ def test_lying_safetensors_header_is_reported(tmp_path, ms):
     before = snapshot_dir(proj.models)
     res = ms(proj.root, "push")
     assert res.code == 3
-    assert "m.safetensors: not pushed: failed the structural check" in res.err
+    assert "m.safetensors: not pushed: fails the check" in res.err
     res = ms(proj.root, "validate")
     assert res.code == 3 and "m.safetensors" in res.out
     assert snapshot_dir(proj.models) == before  # reported, nothing changed

@@ -101,14 +101,14 @@ def test_corrupted_local_version_is_never_pushed_and_repair_heals_it(sync_projec
     assert [q.read_bytes() for q in quarantined] == [bytes(flipped)]
 
 
-def test_current_that_fails_the_structural_check_is_not_pushed(sync_project, ms):
+def test_current_that_fails_the_check_is_not_pushed(sync_project, ms):
     proj = sync_project
     assert ms(proj.root, "push").code == 0
     good = (proj.models / MODEL_FILE).read_bytes()
     (proj.models / MODEL_FILE).write_bytes(b"PK\x03\x04 not a checkpoint at all" * 100)
     res = ms(proj.root, "push")
     assert res.code == 3
-    assert "structural check" in res.err
+    assert "not pushed: fails the check" in res.err
     shutil.rmtree(proj.models)
     assert ms(proj.root, "pull").code == 0
     assert (proj.models / MODEL_FILE).read_bytes() == good
