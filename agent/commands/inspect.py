@@ -121,14 +121,17 @@ def verify(app, model: str | None, remote_name: str | None, deep: bool, as_json:
     states = app.store.verify(model)
     bad = [s for s in states if s.state != "ok"]
     damaged = app.store.catalog.damaged
+    currents = _current_states(app, model, states)
+    bad_current = [c for c in currents if c["state"] != "ok"]
     if as_json:
         from agent.validate_cache import load_records
 
         records = load_records(app.store.state_dir)
         app.out_json(
             {
-                "ok": not bad and not damaged,
+                "ok": not bad and not damaged and not bad_current,
                 "catalog_damaged": damaged,
+                "current": currents,
                 "copies": [_state_dict(s, records) for s in states],
             }
         )
@@ -140,8 +143,61 @@ def verify(app, model: str | None, remote_name: str | None, deep: bool, as_json:
                     app.out(f"           {p}")
         if damaged:
             app.out(f"{'damaged':9}  {damaged}")
-        app.out(f"{len(states)} copies checked, {len(bad)} with problems")
-    return EXIT_PROBLEMS if bad or damaged else 0
+        for c in currents:
+            app.out(f"{c['state']:9}  {c['name']} (current)")
+            if c.get("problem"):
+                app.out(f"           {c['problem']}")
+        app.out(
+            f"{len(states)} copies and {len(currents)} current file(s) checked, "
+            f"{len(bad) + len(bad_current)} with problems"
+        )
+    return EXIT_PROBLEMS if bad or damaged or bad_current else 0
+
+
+def _current_states(app, model: str | None, states: list[CopyState]) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The current files have no recorded hash (they change on purpose), but their structure
+    can be checked without loading them: the zip directory and records, or the safetensors
+    header (agent.checks.pregate), plus any verdict already recorded for their content."""
+    from agent.checks.pregate import Refused, inspect
+    from agent.checks.verdicts import recorded
+
+    out = []
+    models = [app.config.model(model)] if model else list(app.config.models)
+    for m in models:
+        path = app.store.path(m.file)
+        if not path.is_file():
+            continue
+        problem = None
+        try:
+            inspect(path)
+        except Refused as exc:
+            problem = str(exc)
+        if problem is None:
+            verdict = recorded(app.store, app.store.sha256(path))
+            if verdict is not None and not verdict.ok:
+                problem = f"fails the check: {verdict.reason}"
+        row: dict[str, Any] = {"name": m.file, "state": "ok" if problem is None else "damaged"}
+        if problem:
+            good = next(
+                (
+                    s.entry.name
+                    for s in states
+                    if s.state == "ok"
+                    and s.entry.model == m.name
+                    and s.entry.kind in ("version", "backup")
+                    and s.entry.companion is None
+                ),
+                None,
+            )
+            fix = (
+                f"; the newest intact copy is {good}: `model-safety restore {m.name} --yes`"
+                if good
+                else "; no intact local copy: `model-safety pull`"
+            )
+            row["problem"] = problem + fix
+        out.append(row)
+    app.store.save()
+    return out
 
 
 @click.command()
