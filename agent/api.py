@@ -83,11 +83,17 @@ class ModelSafety:
 
     # -- local copies ----------------------------------------------------------------------
     def backup(
-        self, model: str | None = None, *, kind: str = "pre-update", note: str | None = None
+        self,
+        model: str | None = None,
+        *,
+        kind: str = "pre-update",
+        note: str | None = None,
+        allow_failing: bool = False,
     ) -> BackupResult:
-        """``kind``: "pre-update" (the ``<stem>_backup`` slot) or "version" (dated)."""
+        """``kind``: "pre-update" (the ``<stem>_backup`` slot) or "version" (dated). A model
+        that fails the check raises CheckFailed unless ``allow_failing``."""
         with self.locked(f"backup --kind {kind}"):
-            return self.store.backup(model, kind, note, source="api")
+            return self.store.backup(model, kind, note, source="api", allow_failing=allow_failing)
 
     def restore(
         self,

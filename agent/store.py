@@ -163,6 +163,7 @@ class Store:
         *,
         source: str = "manual",
         today: dt.date | None = None,
+        allow_failing: bool = False,
     ) -> BackupResult:
         if kind not in KINDS:
             raise AgentError(f"unknown backup kind {kind!r}; use pre-update or version")
@@ -208,7 +209,7 @@ class Store:
                 self.cache.remember(src, sha, st)
             if previous is not None and self._same_content(previous, planned):
                 return self._unchanged(m.name, kind, cat_kind, previous, warnings)
-            self._refuse_failing(m, planned)
+            warnings.extend(self._check_copies(m, planned, allow_failing))
             crash_point("backup-copied")  # test-only: temps written, nothing renamed yet
             entries = self._commit(m, planned, cat_kind, date, seq, note, source)
         finally:
@@ -220,23 +221,36 @@ class Store:
             m.name, kind, entries, False, f"{m.name}: wrote {entries[-1].name}", tuple(warnings)
         )
 
-    def _refuse_failing(self, m: ModelConfig, planned: list[_Planned]) -> None:
-        """A backup slot or version is a copy a user restores from: one that fails the check
-        (unsafe to load, NaN, damaged) must not take the place of a good one."""
+    def _check_copies(
+        self, m: ModelConfig, planned: list[_Planned], allow_failing: bool
+    ) -> list[str]:
+        """A backup slot or version is a copy a user restores from, and that local retention
+        keeps in place of older ones: one that fails the check (NaN, damaged, unsafe to load)
+        must not take the place of a good one, unless the user says so (``allow_failing``: a
+        model saved as a whole pickled module, say, which torch's safe loader never reads)."""
         from agent.checks.verdicts import is_checkpoint, verdict_for
 
+        notes = []
         for p in planned:
             if not is_checkpoint(p.dest.name, m, companion=p.companion):
                 continue
             verdict = verdict_for(
                 self, p.temp, p.sha256, safetensors=p.dest.suffix == ".safetensors"
             )
-            if not verdict.ok:
-                raise CheckFailed(
-                    f"{m.name}: not backed up: {p.source.name} fails the check: "
-                    f"{verdict.reason}. Nothing was written; restore a good model "
-                    "(`model-safety restore`) or fix it"
+            if verdict.ok:
+                continue
+            if allow_failing:
+                notes.append(
+                    f"{p.dest.name} fails the check ({verdict.reason}); kept locally as asked, "
+                    "it will not be pushed"
                 )
+                continue
+            raise CheckFailed(
+                f"{m.name}: not backed up: {p.source.name} fails the check: {verdict.reason}. "
+                "Nothing was written. Restore a good model (`model-safety restore`), or keep "
+                "this copy anyway with `model-safety backup --allow-failing`"
+            )
+        return notes
 
     def remove_stale_temps(self) -> list[str]:
         """Remove temp files a killed copy left behind (see hashing.remove_stale_temps), in the

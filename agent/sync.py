@@ -141,10 +141,13 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
     can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
     local = [lf for lf, _ in files]
     steps = plan_push(local, remote_files, can_copy=can_copy)
-    leaving = {s.name for s in steps if s.action in (Action.UPLOAD, Action.COPY)}
+    currents = {e["name"] for _, e in files if e.get("kind") == "current"}
+    leaving = {s.name for s in steps if s.action in (Action.UPLOAD, Action.COPY)} | currents
     if leaving:
-        # Only what would leave the machine is checked (a file already there was checked when
-        # it left); whatever fails is refused under every name it has.
+        # What would leave the machine is checked, and the current files whatever the remote
+        # holds (a current pulled from a remote that holds a bad copy is reported, not trusted);
+        # a dated copy already there was checked when it left. Whatever fails is refused under
+        # every name it has.
         local = [_checked(store, lf) if lf.name in leaving else lf for lf in local]
         steps = plan_push(local, remote_files, can_copy=can_copy)
     return steps, {lf.name: entry for lf, entry in files}

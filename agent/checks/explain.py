@@ -11,6 +11,7 @@ import re
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _BLOCKED = re.compile(r"unsupported GLOBAL ([\w.]+) whose module")
 _REDUCE = re.compile(r"unrecognized function (.+?)(?: which belongs|$)")
+_WRONG_TARGET = re.compile(r"Can only (\w+) (?:to|for) .*?but got <class '([\w.]+)'>")
 _DTYPE_NAME = re.compile(r"^(?:float|bfloat|int|uint|complex|bool|qint|quint)\w*$")
 # modules whose callables run code or touch the system when a pickle calls them
 _CODE_MODULES = {
@@ -83,6 +84,9 @@ def torch_load_message(exc: BaseException) -> str:
         return "not a torch checkpoint (a zip archive without data.pkl)"
     if "invalid load key" in first or first.startswith(("unpickling stack underflow", "EOF")):
         return "not a torch checkpoint: neither a torch zip archive nor a pickle"
+    wrong = _WRONG_TARGET.search(first)
+    if wrong:
+        return f"not a plain state dict: its pickle does {wrong.group(1)} on a {wrong.group(2)}"
     if first.startswith(("Can only", "Only persistent_load", "persistent_load id")):
         return f"not a plain state dict: {first}"
     if "Cannot use ``weights_only=True`` with TorchScript" in text or "TorchScript" in first:

@@ -152,7 +152,7 @@ def test_disk_full_during_restore_changes_nothing(tmpfs, cli, project):
     (small / MODEL_FILE).write_bytes(big)
     (small / "tokenizer.json").write_text("{}")
     project.write_config(models_dir=str(small))
-    assert cli("backup", "--kind", "version").code == 0  # 12 MB used
+    assert cli("backup", "--kind", "version", "--allow-failing").code == 0  # 12 MB used
     (small / MODEL_FILE).write_bytes(b"newer, small current")
     free = shutil.disk_usage(small).free
     (small / "filler").write_bytes(b"\0" * (free - 2 * 1024 * 1024))  # 2 MB left: not enough
