@@ -118,6 +118,9 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         other = sum(
             _size(store, s.entry.name) for s in states if s.entry.kind not in ("backup", "version")
         )
+        from agent.local_prune import set_aside_files
+
+        aside = [e for e, _ in set_aside_files(store, m) if store.path(e.name).is_file()]
         model_total = current + backup + versions_size + other
         total += model_total
         due = next_due(store, m, today)
@@ -144,6 +147,8 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 "versions": len(versions),
                 "versions_bytes": versions_size,
                 "other_bytes": other,
+                "set_aside": len(aside),
+                "set_aside_bytes": sum(_size(store, e.name) for e in aside),
                 "total_bytes": model_total,
                 "next_version_needs_bytes": current,
                 "next_version_due": due.isoformat(),

@@ -205,8 +205,12 @@ def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # t
             f"  versions          {m['versions']} ({human_size(m['versions_bytes'])}), "
             f"newest {m['newest_version'] or '-'}"
         )
-        if m["other_bytes"]:
-            app.out(f"  kept aside        {human_size(m['other_bytes'])}")
+        if m["set_aside"]:
+            app.out(
+                f"  set aside         {m['set_aside']} file(s), {human_size(m['set_aside_bytes'])} "
+                "(replaced by a restore or a rejected guard; "
+                "`prune --replaced-older-than DAYS` removes old ones)"
+            )
         app.out(
             f"  next version due  {m['next_version_due']}, "
             f"needs {human_size(m['next_version_needs_bytes'])}"
