@@ -2,6 +2,11 @@
 
 Keeps the newest ``max_backups`` dated versions (never fewer than 2, never the backup slot or the
 current file); versions dated after today are kept, not counted, and warned about.
+
+Set-aside files (``<stem>_replaced-<time><ext>``, left by a restore or a rejected ``guard``) are
+removed only on request (``prune --replaced-older-than DAYS``): they are copies the user chose to
+replace, so removing old ones is the point, but the newest set-aside copy of each file is always
+kept, whatever its age, so the last "undo" stays possible.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from agent.faultpoints import crash_point
+from agent.naming import parse_name
 from agent.retention import Candidate, Decision, RetentionPolicy, plan_retention
 
 if TYPE_CHECKING:
     from agent.catalog import Entry
+    from agent.config import ModelConfig
     from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,12 +75,60 @@ def prune_local(
         warn_future(plan, today, "models_dir")
         decisions.extend(plan)
         if not dry_run:
-            _delete_versions(store, [store.catalog.entries[d.name] for d in plan if not d.keep])
+            _delete_entries(store, [store.catalog.entries[d.name] for d in plan if not d.keep])
     store.save()
     return decisions
 
 
-def _delete_versions(store: Store, entries: list[Entry]) -> None:
+def set_aside_files(store: Store, m: ModelConfig) -> list[tuple[Entry, dt.datetime]]:
+    """The set-aside files of model ``m`` (its file and its companions'), each with when it was
+    set aside (local time, from its name), newest first."""
+    found = []
+    for e in store.catalog:
+        if e.model != m.name or e.kind != "replaced":
+            continue
+        parsed = parse_name(e.name, e.companion or m.file)
+        if parsed is not None and parsed.replaced_at is not None:
+            found.append((e, parsed.replaced_at))
+    return sorted(found, key=lambda item: item[1], reverse=True)
+
+
+def prune_set_aside(
+    store: Store,
+    model: str | None,
+    older_than_days: int,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> list[Decision]:
+    """Delete set-aside files set aside more than ``older_than_days`` days ago, except the newest
+    of each file (the model's and each companion's)."""
+    now = now or dt.datetime.now()  # set-aside names carry local time
+    age = dt.timedelta(days=older_than_days)
+    models = [store.config.model(model)] if model else list(store.config.models)
+    decisions: list[Decision] = []
+    for m in models:
+        newest_kept: set[str] = set()
+        doomed = []
+        for e, when in set_aside_files(store, m):
+            base = e.companion or m.file
+            if base not in newest_kept:
+                newest_kept.add(base)
+                reason = f"the newest set-aside copy of {base} (set aside {when:%Y-%m-%d %H:%M})"
+                decisions.append(Decision(e.name, True, (reason,)))
+            elif now - when > age:
+                reason = f"set aside {when:%Y-%m-%d %H:%M}, more than {older_than_days} day(s) ago"
+                decisions.append(Decision(e.name, False, (reason,)))
+                doomed.append(e)
+            else:
+                reason = f"set aside {when:%Y-%m-%d %H:%M}, within {older_than_days} day(s)"
+                decisions.append(Decision(e.name, True, (reason,)))
+        if doomed and not dry_run:
+            _delete_entries(store, doomed)
+    return decisions
+
+
+def _delete_entries(store: Store, entries: list[Entry]) -> None:
     """Forget the versions in the saved catalog first, then delete their files. A kill in
     between leaves whole files the next catalog load finds again (as good versions that the
     next prune deletes); the other order would leave a version whose companion is gone, seen

@@ -23,6 +23,7 @@ from agent.faultpoints import crash_point
 from agent.naming import replaced_name
 from agent.remote import Remote, RemoteObject
 from agent.sync import remote_good
+from agent.units import human_size
 
 if TYPE_CHECKING:
     from agent.config import ModelConfig
@@ -43,7 +44,7 @@ class PullReport:
 
     def summary(self) -> str:
         return (
-            f"{self.remote}: {self.files} file(s), {self.bytes_received} bytes received, "
+            f"{self.remote}: {self.files} file(s), {human_size(self.bytes_received)} received, "
             f"{self.seconds:.1f}s" + (f", {len(self.problems)} problem(s)" if self.problems else "")
         )
 

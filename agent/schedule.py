@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 from agent.config import ModelConfig
 from agent.errors import ModelFileError
 from agent.retention import Decision
+from agent.units import GIB, human_size
 
 if TYPE_CHECKING:
     from agent.store import Store
-
-GB = 1024**3
 
 
 @dataclass
@@ -99,7 +98,7 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
     today = dt.date.today()
     models = [store.config.model(model)] if model else list(store.config.models)
     free = shutil.disk_usage(store.models_dir).free
-    keep_free = int(store.config.min_free_space_gb * GB)
+    keep_free = int(store.config.min_free_space_gb * GIB)
     out_models = []
     warnings: list[str] = []
     total = 0
@@ -119,6 +118,9 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         other = sum(
             _size(store, s.entry.name) for s in states if s.entry.kind not in ("backup", "version")
         )
+        from agent.local_prune import set_aside_files
+
+        aside = [e for e, _ in set_aside_files(store, m) if store.path(e.name).is_file()]
         model_total = current + backup + versions_size + other
         total += model_total
         due = next_due(store, m, today)
@@ -133,8 +135,9 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 warnings.append(f"{m.name}: {s.entry.name} is {s.state}; see `model-safety verify`")
         if free - current < keep_free:
             warnings.append(
-                f"{m.name}: low disk: the next version needs {current / GB:.2f} GB, "
-                f"{free / GB:.2f} GB free, min_free_space_gb {store.config.min_free_space_gb:g}"
+                f"{m.name}: low disk: the next version needs {human_size(current)}, "
+                f"{human_size(free)} free, min_free_space_gb {store.config.min_free_space_gb:g} "
+                "(GiB)"
             )
         out_models.append(
             {
@@ -144,6 +147,8 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 "versions": len(versions),
                 "versions_bytes": versions_size,
                 "other_bytes": other,
+                "set_aside": len(aside),
+                "set_aside_bytes": sum(_size(store, e.name) for e in aside),
                 "total_bytes": model_total,
                 "next_version_needs_bytes": current,
                 "next_version_due": due.isoformat(),

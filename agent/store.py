@@ -27,13 +27,14 @@ from agent.faultpoints import crash_point
 from agent.hashing import HashCache, copy_to_temp, fsync_dir, remove_stale_temps
 from agent.naming import backup_name, identify, version_name
 from agent.retention import Decision
+from agent.units import GIB, human_size
 
 if TYPE_CHECKING:
     from agent.restore import RestoreResult
 
 log = logging.getLogger(__name__)
 
-GB = 1024**3
+
 KINDS = {"pre-update": "backup", "version": "version"}
 
 
@@ -295,12 +296,12 @@ class Store:
         """Refuse, before anything is written, a write of ``needed`` bytes that would leave less
         than min_free_space_gb free."""
         free = shutil.disk_usage(self.models_dir).free
-        keep = int(self.config.min_free_space_gb * GB)
+        keep = int(self.config.min_free_space_gb * GIB)
         if free - needed < keep:
             raise NotEnoughSpace(
-                f"not enough space in {self.models_dir}: the copy needs {needed / GB:.2f} GB, "
-                f"{free / GB:.2f} GB are free and min_free_space_gb keeps "
-                f"{self.config.min_free_space_gb:g} GB; free space or prune old versions"
+                f"not enough space in {self.models_dir}: the copy needs {human_size(needed)}, "
+                f"{human_size(free)} are free and min_free_space_gb keeps "
+                f"{human_size(keep)}; free space or prune old versions"
             )
 
     def current_matches(self, model: str | None, entry: Entry) -> bool:

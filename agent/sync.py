@@ -24,6 +24,7 @@ from agent.remote import Remote
 from agent.remote_catalog import RemoteCatalog
 from agent.retention import Candidate, Decision, plan_retention
 from agent.sync_plan import Action, LocalFile, Step, compare_hashes, plan_push
+from agent.units import human_size
 from providers import Copier, UploadJanitor
 from providers.errors import IntegrityError, NotFound, ProviderError
 
@@ -51,8 +52,8 @@ class SyncReport:
 
     def summary(self) -> str:
         return (
-            f"{self.remote}: {self.files} file(s), {self.bytes_sent} bytes sent, "
-            f"{self.bytes_copied} bytes copied server-side, {self.seconds:.1f}s"
+            f"{self.remote}: {self.files} file(s), {human_size(self.bytes_sent)} sent, "
+            f"{human_size(self.bytes_copied)} copied server-side, {self.seconds:.1f}s"
             + (f", {len(self.problems)} problem(s)" if self.problems else "")
         )
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import click
 
 from agent.commands import human_size, json_option, model_argument, pass_app
+from agent.commands.table import (
+    DATE,
+    KIND,
+    NAME,
+    NOTE,
+    SHA256,
+    SHA_PREFIX,
+    SIZE,
+    STATE,
+    render,
+)
 from agent.errors import EXIT_PROBLEMS
 from agent.store import CopyState
 
@@ -24,6 +37,15 @@ def _score_cell(val: dict[str, Any] | None) -> str:
         return ""
     score = f" {val['score']:.3g}" if isinstance(val.get("score"), int | float) else ""
     return ("passed" if val["passed"] else "FAILED") + score
+
+
+def _mtime(path: Path) -> str:
+    """When the current file last changed, as the DATE of a copy without one (UTC, like the
+    creation times of copies)."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M")
+    except OSError:
+        return ""
 
 
 def _state_dict(s: CopyState, records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -80,21 +102,33 @@ def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int
         (
             cur["name"],
             "current",
-            "",
+            _mtime(current),
             human_size(cur.get("size", 0)),
-            str(cur.get("sha256", ""))[:12],
+            str(cur.get("sha256", ""))[:SHA_PREFIX],
             cur["state"],
             _score_cell(cur["validation"]),
+            "",
         )
     ]
     for s in states:
         e = s.entry
         when = e.date.isoformat() if e.date else e.created.strftime("%Y-%m-%d %H:%M")
         val = _score_cell(_validation(records, e.sha256))
-        rows.append((e.name, e.kind, when, human_size(e.size), e.sha256[:12], s.state, val))
-    widths = [max(len(r[i]) for r in rows) for i in range(7)]
-    for r in rows:
-        app.out("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        rows.append(
+            (
+                e.name,
+                e.kind,
+                when,
+                human_size(e.size),
+                e.sha256[:SHA_PREFIX],
+                s.state,
+                val,
+                e.note or "",
+            )
+        )
+    header = (NAME, KIND, DATE, SIZE, SHA256, STATE, "VALIDATION", NOTE)
+    for line in render(header, rows):
+        app.out(line)
     for s in states:
         for p in s.problems:
             app.warn(p)
@@ -227,8 +261,12 @@ def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # t
             f"  versions          {m['versions']} ({human_size(m['versions_bytes'])}), "
             f"newest {m['newest_version'] or '-'}"
         )
-        if m["other_bytes"]:
-            app.out(f"  kept aside        {human_size(m['other_bytes'])}")
+        if m["set_aside"]:
+            app.out(
+                f"  set aside         {m['set_aside']} file(s), {human_size(m['set_aside_bytes'])} "
+                "(replaced by a restore or a rejected guard; "
+                "`prune --replaced-older-than DAYS` removes old ones)"
+            )
         app.out(
             f"  next version due  {m['next_version_due']}, "
             f"needs {human_size(m['next_version_needs_bytes'])}"

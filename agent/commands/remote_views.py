@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from agent.commands import human_size
 from agent.commands.remote import opened
+from agent.commands.table import (
+    DATE,
+    KIND,
+    NAME,
+    NOTE,
+    SHA256,
+    SHA_PREFIX,
+    SIZE,
+    STATE,
+    render,
+)
 from agent.errors import EXIT_PROBLEMS
 
 
@@ -21,7 +33,19 @@ def _row(check, obj) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "state": check.state,
         "detail": check.detail,
         "verified_at": check.verified_at,
+        "note": rec.get("note"),
+        "created": rec.get("created"),
     }
+
+
+def _date_cell(row: dict[str, Any]) -> str:
+    """The version's date, else when the copy was made: the same DATE as the local listing."""
+    if row["date"]:
+        return str(row["date"])
+    try:
+        return dt.datetime.fromisoformat(str(row["created"])).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return ""
 
 
 def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
@@ -51,22 +75,22 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
             }
         )
         return 0
-    table = [("NAME", "KIND", "DATE", "SIZE", "SHA256", "STATE", "VERIFIED")]
-    for r in rows:
-        table.append(
-            (
-                r["name"],
-                str(r["kind"] or ""),
-                str(r["date"] or ""),
-                human_size(r["size"] or 0),
-                str(r["sha256"] or "")[:12],
-                r["state"],
-                str(r["verified_at"] or "never")[:19],
-            )
+    table = [
+        (
+            r["name"],
+            str(r["kind"] or ""),
+            _date_cell(r),
+            human_size(r["size"] or 0),
+            str(r["sha256"] or "")[:SHA_PREFIX],
+            r["state"],
+            str(r["verified_at"] or "never")[:19],
+            r["note"] or "",
         )
-    widths = [max(len(t[i]) for t in table) for i in range(7)]
-    for t in table:
-        app.out("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip())
+        for r in rows
+    ]
+    header = (NAME, KIND, DATE, SIZE, SHA256, STATE, "VERIFIED", NOTE)
+    for line in render(header, table):
+        app.out(line)
     if pending:
         total = sum(s.size for s in pending)
         app.out(f"a push would send {len(pending)} file(s), {human_size(total)}")

@@ -18,7 +18,12 @@ from agent.commands import model_argument, pass_app
     default=None,
     help="Which copy; default: the newest copy whose checksum still matches.",
 )
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask for confirmation (required when stdin is not a terminal).",
+)
 @click.option(
     "--discard-current",
     is_flag=True,
@@ -28,7 +33,14 @@ from agent.commands import model_argument, pass_app
 def restore(app, model: str | None, source: str | None, yes: bool, discard_current: bool) -> int:  # type: ignore[no-untyped-def]
     """Restore MODEL (and its companions) from a backup or version."""
     m = app.config.model(model)
-    if not yes and sys.stdin.isatty():
+    if not yes:
+        if not sys.stdin.isatty():
+            # a script must say so: nobody is there to answer, and replacing the model
+            # unasked is what a typo in a cron line would otherwise do (apt-get, dnf: -y)
+            raise click.UsageError(
+                f"restore replaces {m.file} and there is no terminal to ask on; "
+                "add --yes to restore without asking"
+            )
         click.confirm(
             f"Replace {m.file} in {app.config.models_dir} "
             f"from {source or 'the newest intact copy'}?",

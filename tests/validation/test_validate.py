@@ -57,7 +57,7 @@ def test_good_model_passes_then_a_degraded_finetune_fails_on_regression(project,
     assert "more than max_regression 0.05 below dinesh_ai_model_v" in quality
     assert "same 4 tensors as" in res.out  # structure still compared, and unchanged
     assert "FAILED quality" in res.out.splitlines()[-1]
-    current_row = cli("list").out.splitlines()[0].split()
+    current_row = cli("list").out.splitlines()[1].split()  # under the header
     assert current_row[0] == "dinesh_ai_model.pth" and current_row[-2] == "FAILED"
 
 
