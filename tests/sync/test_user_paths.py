@@ -4,6 +4,7 @@ pull's options and messages, and the catalog a pull leaves behind."""
 from __future__ import annotations
 
 import json
+import shutil
 
 from tests.agent.conftest import MODEL_FILE
 from tests.sync.conftest import SyncProject
@@ -45,3 +46,85 @@ def test_remote_listing_sorts_versions_like_the_local_one(tmp_path, ms):
     assert model_rows(remote.out)[0] == MODEL_FILE  # the current file first, as locally
     as_json = json.loads(ms(proj.root, "list", "--remote", "r", "--json").out)["files"]
     assert [r["name"] for r in as_json if r["name"] in remote_versions] == remote_versions
+
+
+def two_remote_project(tmp_path) -> SyncProject:
+    """Remotes ``r`` then ``spare`` (config order), both local disks."""
+    proj = local_project(tmp_path)
+    (tmp_path / "spare").mkdir()
+    spare = {"type": "local", "path": str(tmp_path / "spare" / "backups")}
+    proj.write_config(auto_push=False, extra_remotes={"spare": spare})
+    return proj
+
+
+def test_pull_all_takes_each_model_from_the_first_remote_that_has_it(tmp_path, ms):
+    proj = two_remote_project(tmp_path)
+    data = proj.write_model(seed=5)
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push", "--remote", "spare").code == 0  # `r` stays empty
+    shutil.rmtree(proj.models)
+
+    advice = ms(proj.root, "pull")
+    assert advice.code == 2 and "--all" in advice.err
+    res = ms(proj.root, "pull", "--all")
+    assert res.code == 0, res.out + res.err
+    assert "served by remote spare" in res.out
+    assert (proj.models / MODEL_FILE).read_bytes() == data
+
+    # the first remote unreachable (its disk unmounted): passed over, named, the next serves
+    shutil.rmtree(tmp_path / "nas")
+    shutil.rmtree(proj.models)
+    res = ms(proj.root, "pull", "--all", "--version", "all")
+    assert res.code == 0, res.out + res.err
+    assert "remote 'r'" in res.err and "served by remote spare" in res.out
+    assert len(list(proj.models.glob("dinesh_ai_model_v*.pth"))) == 1
+
+
+def test_pull_all_fails_when_no_remote_has_the_version(tmp_path, ms):
+    proj = two_remote_project(tmp_path)
+    assert ms(proj.root, "push", "--all").code == 0
+    res = ms(proj.root, "pull", "--all", "--version", "2001-01-01")
+    assert res.code == 1
+    assert "no remote (r, spare) has a good copy" in res.err
+
+
+def test_a_pull_leaves_the_local_catalog_written(tmp_path, ms):
+    """After a clean recovery the next command finds nothing to rebuild or warn about."""
+    proj = local_project(tmp_path)
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push").code == 0
+    shutil.rmtree(proj.models)
+    res = ms(proj.root, "pull", "--remote", "r")
+    assert res.code == 0, res.err
+    assert (proj.models / ".model-safety" / "catalog.json").is_file()
+    again = ms(proj.root, "pull", "--version", "all")
+    assert again.code == 0, again.err
+    assert "rebuilt" not in again.err and "WARNING" not in again.err
+
+
+def test_pull_version_takes_a_file_name_like_restore_from(tmp_path, ms):
+    proj = local_project(tmp_path)
+    first = proj.write_model(seed=21)
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    proj.write_model(seed=22)
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push").code == 0
+    names = sorted(p.name for p in proj.models.glob("dinesh_ai_model_v*.pth"))
+    older = min(names, key=len)  # the day's first version has no same-day number
+    shutil.rmtree(proj.models)
+
+    res = ms(proj.root, "pull", "--version", older)
+    assert res.code == 0, res.out + res.err
+    assert (proj.models / older).read_bytes() == first
+    assert (proj.models / MODEL_FILE).read_bytes() == first  # no current: restored from it
+    tokenizer_version = older.replace("dinesh_ai_model", "tokenizer").replace(".pth", ".json")
+    assert (proj.models / tokenizer_version).is_file()  # its companion came with it
+    assert not (proj.models / max(names, key=len)).exists()  # only what was asked
+
+    for bad, why in [
+        ("../" + older, "is not latest, backup, all"),
+        ("someone_elses.pth", "is not latest, backup, all"),
+        (tokenizer_version, "companion"),
+    ]:
+        res = ms(proj.root, "pull", "--version", bad)
+        assert res.code == 1 and why in res.err, res.err
