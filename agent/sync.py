@@ -44,7 +44,8 @@ class SyncReport:
     done: list[str] = field(default_factory=list)  # one line per action carried out
     problems: list[str] = field(default_factory=list)
     files: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # over the wire by this run
+    bytes_resumed: int = 0  # already on the server from an interrupted earlier upload
     bytes_copied: int = 0  # server-side
     seconds: float = 0.0
     decisions: list[Decision] = field(default_factory=list)
@@ -52,7 +53,12 @@ class SyncReport:
     def summary(self) -> str:
         return (
             f"{self.remote}: {self.files} file(s), {self.bytes_sent} bytes sent, "
-            f"{self.bytes_copied} bytes copied server-side, {self.seconds:.1f}s"
+            + (
+                f"{self.bytes_resumed} bytes resumed from an earlier upload, "
+                if self.bytes_resumed
+                else ""
+            )
+            + f"{self.bytes_copied} bytes copied server-side, {self.seconds:.1f}s"
             + (f", {len(self.problems)} problem(s)" if self.problems else "")
         )
 
@@ -68,6 +74,7 @@ class SyncReport:
             "problems": self.problems,
             "files": self.files,
             "bytes_sent": self.bytes_sent,
+            "bytes_resumed": self.bytes_resumed,
             "bytes_copied": self.bytes_copied,
             "seconds": round(self.seconds, 3),
             "prune": [d.to_dict() for d in self.decisions],
@@ -237,7 +244,7 @@ class _Push:
         if self.should_stop():
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
         try:
-            info = _transfer(self.store, self.remote, step, entry["sha256"])
+            info, sent = _transfer(self.store, self.remote, step, entry["sha256"])
         except (IntegrityError, NotFound) as exc:
             report.problems.append(f"{step.name}: not pushed: {exc}")
             return
@@ -247,8 +254,16 @@ class _Push:
             report.bytes_copied += step.size
             report.done.append(f"copied {step.source} -> {step.name} on {self.remote.name}")
         else:
-            report.bytes_sent += step.size
-            report.done.append(f"uploaded {step.name} to {self.remote.name} ({step.reason})")
+            # What the provider reported moving is what this run sent; the rest of the file was
+            # already on the server (parts or a session of a killed run), so it is not counted
+            # as sent.
+            resumed = max(0, step.size - sent)
+            report.bytes_sent += sent
+            report.bytes_resumed += resumed
+            report.done.append(
+                f"uploaded {step.name} to {self.remote.name} ({step.reason})"
+                + (f"; {resumed} bytes resumed from an earlier upload" if resumed else "")
+            )
 
 
 def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
@@ -267,6 +282,7 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
+    """The object's info and the bytes sent over the wire (0 for a server-side copy)."""
     provider = remote.provider
     if step.action is Action.COPY:
         assert step.source is not None and isinstance(provider, Copier)
@@ -274,10 +290,20 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
         if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")
-        return info
+        return info, 0
     path = store.path(step.name)
+    sent = 0
     with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
-        return provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=advance)
+
+        def moved(n: int) -> None:
+            # providers call this under their own lock (providers.transfer.Progress)
+            nonlocal sent
+            sent += n
+            if advance is not None:
+                advance(n)
+
+        info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
+    return info, sent
 
 
 def _remote_entry(entry: dict[str, Any], hashes: Any) -> dict[str, Any]:

@@ -80,3 +80,31 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     assert "aborted 1 abandoned upload(s)" in second.stdout
     uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
     assert not uploads.get("Uploads")
+
+
+@pytest.mark.slow
+def test_push_after_a_kill_reports_what_it_sent_and_what_it_resumed(
+    tmp_path, seaweedfs, fault_proxy
+):
+    """A push killed mid-upload; the next push's summary counts only the bytes it sent over the
+    wire (measured on a loopback proxy) and says how much it resumed."""
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.models.mkdir()
+    size = len(big_checkpoint(proj.models / MODEL_FILE, mb=40))
+    (proj.models / "tokenizer.json").write_text("{}")
+    kill_agent_when(proj.root, "push", reached=lambda: fault_proxy.body_bytes >= size * 0.6)
+    assert fault_proxy.body_bytes < size, "the push finished before it could be killed"
+
+    fault_proxy.clear()
+    second = agent_cli(proj.root, "push")
+    assert second.returncode == 0, second.stderr
+    on_the_wire = fault_proxy.body_bytes  # parts, the tokenizer and the remote catalog
+    summary = second.stdout.strip().splitlines()[-1]
+    words = summary.split()
+    sent = int(words[words.index("sent,") - 2])
+    resumed = int(words[words.index("resumed") - 2])
+    assert sent <= on_the_wire < size, summary
+    assert resumed >= size * 0.4, summary  # at least the parts done before the kill
+    assert sent + resumed >= size, summary
+    assert "resumed from an earlier upload" in second.stdout.split(MODEL_FILE, 1)[1]
