@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import RemoteConfig
 from agent.errors import AgentError
-from agent.remote import Remote
+from agent.remote import Remote, about_remote
 from agent.retention import Decision
 from agent.sync import Interrupted, SyncReport, prune_remote, push, unmirrored_pins
 from providers.errors import ProviderError
@@ -71,10 +71,10 @@ def mirror_and_prune(
                 else:
                     report.problems.append(f"{rc.name}: retention skipped until the push is clean")
             except ProviderError as exc:
-                result.problems.append(f"remote {rc.name}: {exc}")
+                result.problems.append(about_remote(rc.name, exc))
                 continue
             except Interrupted as exc:
-                result.problems.append(f"remote {rc.name}: {exc}")
+                result.problems.append(about_remote(rc.name, exc))
                 return result  # asked to stop: no retention on a half-finished mirror
             result.reports.append(report)
         pins: dict[str, str] = {}
@@ -97,5 +97,5 @@ def _open(store: Store, rc: RemoteConfig, failures: list[str]) -> Remote | None:
     try:
         return Remote.open(store, rc)
     except (AgentError, ProviderError) as exc:
-        failures.append(f"remote {rc.name}: {exc}")
+        failures.append(about_remote(rc.name, exc))
         return None

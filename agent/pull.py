@@ -26,7 +26,7 @@ from agent import progress
 from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.naming import Identity, identify, is_plain_name, replaced_name
-from agent.remote import Remote, RemoteObject, opened_remote
+from agent.remote import Remote, RemoteObject, about_remote, opened_remote
 from agent.sync import remote_good
 from providers.errors import ProviderError
 
@@ -177,6 +177,7 @@ def pull_first(
     served: list[str] = []
     with contextlib.ExitStack() as stack:
         reachable: dict[str, Remote | None] = {}
+        unreachable: list[str] = []
 
         def open_listed(rc: RemoteConfig) -> Remote | None:
             if rc.name not in reachable:
@@ -184,9 +185,8 @@ def pull_first(
                     remote = stack.enter_context(opened_remote(store, rc))
                     remote.objects  # noqa: B018 - lists it now, so an error here passes it over
                 except (AgentError, ProviderError) as exc:
-                    text = str(exc)
-                    named = text.startswith((f"remote {rc.name}", f"remote {rc.name!r}"))
-                    report.skipped.append(text if named else f"remote {rc.name}: {text}")
+                    report.skipped.append(about_remote(rc.name, exc))
+                    unreachable.append(rc.name)
                     reachable[rc.name] = None
                 else:
                     report.skipped.extend(f"{rc.name}: {line}" for line in remote.skipped)
@@ -202,9 +202,10 @@ def pull_first(
                     break
             else:
                 tried = ", ".join(rc.name for rc in remotes)
+                down = f" ({', '.join(unreachable)} could not be reached)" if unreachable else ""
                 raise NothingToRestore(
-                    f"no remote ({tried}) has a good copy of {m.name} for --version {version}; "
-                    f"see `model-safety list {m.name} --remote NAME`"
+                    f"no remote ({tried}) has a good copy of {m.name} for --version {version}"
+                    f"{down}; see `model-safety list {m.name} --remote NAME`"
                 )
     _save_catalog(store)
     report.remote = ", ".join(served)

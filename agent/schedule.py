@@ -83,7 +83,7 @@ def run_job(store: Store, *, today: dt.date | None = None, prune: bool = True) -
     report.decisions = store.prune(today=today)
     for d in report.decisions:
         if not d.keep:
-            report.actions.append(f"deleted {d.name}: {'; '.join(d.reasons)}")
+            report.actions.append(f"local: deleted {d.name}: {'; '.join(d.reasons)}")
     return report
 
 

@@ -11,10 +11,11 @@ from agent.errors import AgentError
 from agent.retention import Decision
 
 
-def print_decisions(app, decisions: list[Decision], dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+def print_decisions(app, decisions: list[Decision], dry_run: bool, side: str = "") -> None:  # type: ignore[no-untyped-def]
+    """``side``: a prefix such as ``local: `` where remote decisions are printed too."""
     for d in decisions:
         verb = "keep  " if d.keep else ("would delete" if dry_run else "delete")
-        app.out(f"{verb}  {d.name}: {'; '.join(d.reasons)}")
+        app.out(f"{side}{verb}  {d.name}: {'; '.join(d.reasons)}")
     if not decisions:
         app.out("no dated versions to prune")
 

@@ -148,7 +148,7 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
             _print_sync(app, r, dry_run)
         from agent.commands.prune import print_decisions
 
-        print_decisions(app, result.local_decisions, dry_run)
+        print_decisions(app, result.local_decisions, dry_run, side="local: ")
         for problem in [*result.problems, *result.warnings]:
             app.warn(problem)
     return EXIT_PROBLEMS if result.has_problems else 0

@@ -36,7 +36,9 @@ def periodic_job(
         )
         lines.append(r.summary())
     lines.extend(
-        f"deleted {d.name}: {'; '.join(d.reasons)}" for d in mirror.local_decisions if not d.keep
+        f"local: deleted {d.name}: {'; '.join(d.reasons)}"
+        for d in mirror.local_decisions
+        if not d.keep
     )
     problems = [
         *report.problems,

@@ -128,3 +128,28 @@ def test_pull_version_takes_a_file_name_like_restore_from(tmp_path, ms):
     ]:
         res = ms(proj.root, "pull", "--version", bad)
         assert res.code == 1 and why in res.err, res.err
+
+
+def test_each_line_of_run_and_sync_names_its_side_once(tmp_path, ms):
+    """An unreachable remote is named once per line; local retention says `local:` like each
+    remote's lines say the remote's name."""
+    proj = local_project(tmp_path)
+    gone = {"type": "local", "path": str(tmp_path / "unmounted" / "backups"), "auto_push": True}
+    proj.write_config(max_backups=2, retention={"keep_last": 2}, extra_remotes={"gone": gone})
+    out = ""
+    for week in range(4):
+        proj.write_model(seed=50 + week)
+        res = ms(proj.root, "run", "--today", f"2026-01-{5 + 7 * week:02d}")
+        assert res.code == 3, res.out + res.err  # the unreachable remote is a problem
+        out += res.out + res.err
+    lines = out.splitlines()
+    assert any(line.startswith("local: deleted dinesh_ai_model_v") for line in lines), out
+    assert any(line.startswith("r: deleted dinesh_ai_model_v") for line in lines), out
+    assert not [line for line in lines if line.lstrip().startswith("deleted")], out
+    gone_lines = [line for line in lines if "gone" in line]
+    assert gone_lines and all(line.count("remote") == 1 for line in gone_lines), gone_lines
+
+    res = ms(proj.root, "sync")
+    gone_lines = [line for line in res.err.splitlines() if "gone" in line]
+    assert gone_lines and all(line.count("remote") == 1 for line in gone_lines), gone_lines
+    assert any(line.startswith("local: keep") for line in res.out.splitlines()), res.out
