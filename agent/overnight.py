@@ -52,9 +52,12 @@ def mirror_and_prune(
     force: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
     today: dt.date | None = None,
+    on_line: Callable[[str], None] | None = None,
+    on_report: Callable[[SyncReport], None] | None = None,
 ) -> MirrorResult:
     """Push to each target and apply its retention; then local retention, which keeps every
-    version that no configured remote holds yet (unless ``force``)."""
+    version that no configured remote holds yet (unless ``force``). ``on_line`` is told each
+    transfer as it is done, ``on_report`` each remote's report once its retention is applied."""
     result = MirrorResult()
     remotes: dict[str, Remote] = {}
     try:
@@ -64,7 +67,9 @@ def mirror_and_prune(
                 continue
             remotes[rc.name] = remote
             try:
-                report = push(store, remote, dry_run=dry_run, should_stop=should_stop)
+                report = push(
+                    store, remote, dry_run=dry_run, should_stop=should_stop, on_line=on_line
+                )
                 if not report.problems:
                     # never thin a remote while it lacks something we meant to send
                     report.decisions = prune_remote(store, remote, dry_run=dry_run, today=today)
@@ -77,6 +82,8 @@ def mirror_and_prune(
                 result.problems.append(about_remote(rc.name, exc))
                 return result  # asked to stop: no retention on a half-finished mirror
             result.reports.append(report)
+            if on_report is not None:
+                on_report(report)
         pins: dict[str, str] = {}
         if not force and store.config.remotes:
             targeted = {rc.name for rc in targets}

@@ -49,6 +49,13 @@ class SyncReport:
     bytes_copied: int = 0  # server-side
     seconds: float = 0.0
     decisions: list[Decision] = field(default_factory=list)
+    # told each `done` line as it happens (the daemon stamps its log lines with the time)
+    on_line: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def did(self, line: str) -> None:
+        self.done.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
 
     def summary(self) -> str:
         return (
@@ -195,9 +202,10 @@ def push(
     *,
     dry_run: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
+    on_line: Callable[[str], None] | None = None,
 ) -> SyncReport:
     started = time.monotonic()
-    report = SyncReport(remote.name)
+    report = SyncReport(remote.name, on_line=on_line)
     steps, entries = plan(store, remote)
     report.steps = steps
     run = _Push(store, remote, report, dry_run, should_stop)
@@ -252,7 +260,7 @@ class _Push:
         report.files += 1
         if step.action is Action.COPY:
             report.bytes_copied += step.size
-            report.done.append(f"copied {step.source} -> {step.name} on {self.remote.name}")
+            report.did(f"copied {step.source} -> {step.name} on {self.remote.name}")
         else:
             # What the provider reported moving is what this run sent; the rest of the file was
             # already on the server (parts or a session of a killed run), so it is not counted
@@ -260,7 +268,7 @@ class _Push:
             resumed = max(0, step.size - sent)
             report.bytes_sent += sent
             report.bytes_resumed += resumed
-            report.done.append(
+            report.did(
                 f"uploaded {step.name} to {self.remote.name} ({step.reason})"
                 + (f"; {resumed} bytes resumed from an earlier upload" if resumed else "")
             )
@@ -278,7 +286,7 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
         log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
         return
     if aborted:
-        report.done.append(f"aborted {aborted} abandoned upload(s) on {remote.name}")
+        report.did(f"aborted {aborted} abandoned upload(s) on {remote.name}")
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
