@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.hashing import HashCache, atomic_write_bytes
-from agent.naming import Identity, ModelLike, identify
+from agent.naming import Identity, ModelLike, identify, listing_key
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Entry:
 
     @property
     def sort_key(self) -> tuple[dt.date, int, dt.datetime]:
-        return (self.date or self.created.date(), self.seq, self.created)
+        return listing_key(self.date, self.seq, self.created)
 
 
 class Catalog:

@@ -19,6 +19,7 @@ from typing import Any
 from agent.errors import ConfigError
 from agent.naming import is_plain_name
 from agent.retention import RetentionPolicy
+from providers.config import remote_problem
 
 BLOCK = "MODEL_SAFETY"
 DEFAULT_CONFIG = "config.yaml"
@@ -43,7 +44,6 @@ VALIDATION_KEYS = (
     "max_regression",
     "on_structure_change",
 )
-REMOTE_AGENT_KEYS = ("type", "auto_push", "retry", "retention")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -68,7 +68,7 @@ class ValidationConfig:
 @dataclass(frozen=True)
 class RemoteConfig:
     name: str
-    settings: Mapping[str, Any]  # the whole entry, `type` included; backend keys unchecked here
+    settings: Mapping[str, Any]  # the whole entry, `type` included; keys checked, values not
     retention: RetentionPolicy
     auto_push: bool = False
 
@@ -244,8 +244,10 @@ def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> Remo
         raise ConfigError(f"{BLOCK}.remotes: remote name must be a plain string, got {name!r}")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping with at least 'type'")
-    if not isinstance(raw.get("type"), str):
-        raise ConfigError(f"{where}.type: required, a string such as local, s3 or gdrive")
+    # unknown keys and types fail here, for every command, not only when the remote is opened
+    problem = remote_problem(raw)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     auto_push = raw.get("auto_push", False)
     if not isinstance(auto_push, bool):
         raise ConfigError(f"{where}.auto_push: expected true or false, got {auto_push!r}")

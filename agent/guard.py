@@ -230,9 +230,10 @@ class Guard:
             why = "interrupted during validation"
             return self._roll_back(base, why, outcome=INTERRUPTED, keep=True)
         if not base.validation.passed:
-            return self._roll_back(base, f"validation failed: {base.validation.summary()}")
+            why = f"validation failed: {_verdict(base.validation.summary(), m.name)}"
+            return self._roll_back(base, why)
         base.outcome = ACCEPTED
-        base.message = f"{m.name}: update accepted ({base.validation.summary()})"
+        base.message = f"{m.name}: update accepted ({_verdict(base.validation.summary(), m.name)})"
         # accepted is final: a failure making the version below must not roll it back later
         self.marker.unlink(missing_ok=True)
         if self.version:
@@ -327,3 +328,10 @@ def _backup_name(store: Store, model: str) -> str:
 def _score_note(result: GuardResult) -> str:
     score = result.score
     return "accepted by guard" + (f"; score {score:.4g}" if score is not None else "")
+
+
+def _verdict(summary: str, model: str) -> str:
+    """A validation summary inside a line that already names the model: without its own
+    ``<model>: `` (and ``FAILED``, which "validation failed" says)."""
+    summary = summary.removeprefix(f"{model}: ")
+    return summary.removeprefix("FAILED ")

@@ -139,6 +139,21 @@ def version_key(parsed: ParsedName | Identity) -> tuple[dt.date, int]:
     return (parsed.date or dt.date.min, parsed.seq)
 
 
+_NO_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def listing_key(
+    date: dt.date | None, seq: int, created: dt.datetime | None = None
+) -> tuple[dt.date, int, dt.datetime]:
+    """How copies are ordered when listed (locally and on a remote): by date, then same-day
+    number (never by string order: ``.10`` after ``.9``), then creation time. A copy without a
+    date in its name (the backup slot) takes its creation day."""
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    day = date or (created.date() if created else dt.date.min)
+    return (day, seq, created or _NO_TIME)
+
+
 def sort_versions(names: Iterable[str], base: str) -> list[str]:
     """Version file names of ``base``, newest first, by (date, seq). Other names are dropped."""
     parsed = [(n, parse_name(n, base)) for n in names]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import RemoteConfig
 from agent.errors import AgentError
-from agent.remote import Remote
+from agent.remote import Remote, about_remote
 from agent.retention import Decision
 from agent.sync import Interrupted, SyncReport, prune_remote, push, unmirrored_pins
 from providers.errors import ProviderError
@@ -52,9 +52,12 @@ def mirror_and_prune(
     force: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
     today: dt.date | None = None,
+    on_line: Callable[[str], None] | None = None,
+    on_report: Callable[[SyncReport], None] | None = None,
 ) -> MirrorResult:
     """Push to each target and apply its retention; then local retention, which keeps every
-    version that no configured remote holds yet (unless ``force``)."""
+    version that no configured remote holds yet (unless ``force``). ``on_line`` is told each
+    transfer as it is done, ``on_report`` each remote's report once its retention is applied."""
     result = MirrorResult()
     remotes: dict[str, Remote] = {}
     try:
@@ -64,19 +67,23 @@ def mirror_and_prune(
                 continue
             remotes[rc.name] = remote
             try:
-                report = push(store, remote, dry_run=dry_run, should_stop=should_stop)
+                report = push(
+                    store, remote, dry_run=dry_run, should_stop=should_stop, on_line=on_line
+                )
                 if not report.problems:
                     # never thin a remote while it lacks something we meant to send
                     report.decisions = prune_remote(store, remote, dry_run=dry_run, today=today)
                 else:
                     report.problems.append(f"{rc.name}: retention skipped until the push is clean")
             except ProviderError as exc:
-                result.problems.append(f"remote {rc.name}: {exc}")
+                result.problems.append(about_remote(rc.name, exc))
                 continue
             except Interrupted as exc:
-                result.problems.append(f"remote {rc.name}: {exc}")
+                result.problems.append(about_remote(rc.name, exc))
                 return result  # asked to stop: no retention on a half-finished mirror
             result.reports.append(report)
+            if on_report is not None:
+                on_report(report)
         pins: dict[str, str] = {}
         if not force and store.config.remotes:
             targeted = {rc.name for rc in targets}
@@ -97,5 +104,5 @@ def _open(store: Store, rc: RemoteConfig, failures: list[str]) -> Remote | None:
     try:
         return Remote.open(store, rc)
     except (AgentError, ProviderError) as exc:
-        failures.append(f"remote {rc.name}: {exc}")
+        failures.append(about_remote(rc.name, exc))
         return None

@@ -1,5 +1,8 @@
 """Bring a model back from a remote: after a dead disk, on a new machine, or to fetch versions.
 
+``pull`` takes one remote; ``pull_first`` tries the configured remotes in order, per model,
+until one holds a good copy of what was asked (``pull --all``).
+
 Only names of configured models that are plain file names are taken (agent.remote); every byte is
 checked against the remote catalog's sha256 (or, without a catalog, the provider's own checksums)
 while it is written to a temp file beside its final name; a local file that differs from what
@@ -8,25 +11,28 @@ replaces it is kept aside first, never overwritten; the local catalog is rebuilt
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
-from agent.naming import replaced_name
-from agent.remote import Remote, RemoteObject
+from agent.naming import Identity, identify, is_plain_name, replaced_name
+from agent.remote import Remote, RemoteObject, about_remote, opened_remote
 from agent.sync import remote_good
 from agent.units import human_size
+from providers.errors import ProviderError
 
 if TYPE_CHECKING:
-    from agent.config import ModelConfig
+    from agent.config import Config, ModelConfig, RemoteConfig
     from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,6 +92,14 @@ def select(remote: Remote, m: ModelConfig, version: str) -> list[RemoteObject]:
         best = max(models, key=_sort_key)
         return group("version", best.ident.date, best.ident.seq)
 
+    named = named_file(remote.store.config, version)
+    if named is not None:
+        obj = remote.objects.get(version)
+        if obj is None or obj.ident.model != m.name or not remote_good(remote, version):
+            return []
+        if named.kind in ("current", "backup", "version"):
+            return group(named.kind, named.date if named.kind == "version" else None, named.seq)
+        return [obj]
     if version == "all":
         return sorted(mine, key=lambda o: (o.ident.kind, _sort_key(o), o.ident.companion is None))
     if version == "backup":
@@ -98,39 +112,143 @@ def select(remote: Remote, m: ModelConfig, version: str) -> list[RemoteObject]:
     try:
         day = dt.date.fromisoformat(version)
     except ValueError:
-        raise AgentError(
-            f"--version {version!r} is not latest, backup, all or a date (YYYY-MM-DD)"
-        ) from None
+        raise AgentError(_BAD_VERSION.format(version=version)) from None
     return newest_good_version(day)
+
+
+_BAD_VERSION = (
+    "--version {version!r} is not latest, backup, all, a date (YYYY-MM-DD) or the file name of "
+    "a configured model's copy"
+)
+
+
+def named_file(config: Config, version: str) -> Identity | None:
+    """The file ``--version`` names (as ``restore --from FILENAME`` does), or None for latest,
+    backup, all and dates. Only plain names of configured models' files are taken."""
+    if version in ("latest", "backup", "all"):
+        return None
+    with contextlib.suppress(ValueError):
+        dt.date.fromisoformat(version)
+        return None
+    ident = identify(version, config.models) if is_plain_name(version) else None
+    if ident is None:
+        raise AgentError(_BAD_VERSION.format(version=version))
+    if ident.companion is not None:
+        raise AgentError(f"--version {version}: a companion copy; name the model file instead")
+    return ident
+
+
+def models_asked(config: Config, model: str | None, version: str) -> list[ModelConfig]:
+    named = named_file(config, version)
+    if named is not None:
+        if model is not None and config.model(model).name != named.model:
+            raise AgentError(f"--version {version} is a file of {named.model}, not of {model}")
+        return [config.model(named.model)]
+    return [config.model(model)] if model or version != "all" else list(config.models)
 
 
 def pull(store: Store, remote: Remote, model: str | None, version: str = "latest") -> PullReport:
     started = time.monotonic()
     report = PullReport(remote.name)
-    models = [store.config.model(model)] if model or version != "all" else list(store.config.models)
-    store.models_dir.mkdir(parents=True, exist_ok=True)
+    models = models_asked(store.config, model, version)
+    _prepare(store)
     remote.objects  # noqa: B018 - lists the remote, filling remote.skipped
     report.skipped.extend(remote.skipped)
     for m in models:
-        chosen = select(remote, m, version)
-        if not chosen:
+        if not _pull_model(store, remote, m, version, report):
             raise NothingToRestore(
                 f"remote {remote.name} has no good copy of {m.name} for --version {version}; "
                 f"see `model-safety list {m.name} --remote {remote.name}`"
             )
-        needed = sum(o.info.size for o in chosen if not _have(store, o))
-        store.check_space(needed)
-        for obj in chosen:
-            _fetch(store, remote, obj, report)
-            crash_point("pull-fetched")  # test-only: one file in place, local catalog not saved
-        store.save()
-        if not store.path(m.file).exists():
-            model_copy = next(o for o in reversed(chosen) if o.ident.companion is None)
-            if model_copy.ident.kind != "current":
-                result = store.restore(m.name, model_copy.name)
-                report.done.append(result.message)
+    _save_catalog(store)
     report.seconds = time.monotonic() - started
     return report
+
+
+def pull_first(
+    store: Store, remotes: Sequence[RemoteConfig], model: str | None, version: str = "latest"
+) -> PullReport:
+    """Per model, the first of ``remotes`` (in config order) that holds a good copy of what
+    ``version`` asks for serves it. A remote that cannot be reached or listed is passed over
+    (and named in ``skipped``)."""
+    started = time.monotonic()
+    report = PullReport("")
+    models = models_asked(store.config, model, version)
+    _prepare(store)
+    served: list[str] = []
+    with contextlib.ExitStack() as stack:
+        reachable: dict[str, Remote | None] = {}
+        unreachable: list[str] = []
+
+        def open_listed(rc: RemoteConfig) -> Remote | None:
+            if rc.name not in reachable:
+                try:
+                    remote = stack.enter_context(opened_remote(store, rc))
+                    remote.objects  # noqa: B018 - lists it now, so an error here passes it over
+                except (AgentError, ProviderError) as exc:
+                    report.skipped.append(about_remote(rc.name, exc))
+                    unreachable.append(rc.name)
+                    reachable[rc.name] = None
+                else:
+                    report.skipped.extend(f"{rc.name}: {line}" for line in remote.skipped)
+                    reachable[rc.name] = remote
+            return reachable[rc.name]
+
+        for m in models:
+            for rc in remotes:
+                remote = open_listed(rc)
+                if remote is not None and _pull_model(store, remote, m, version, report):
+                    report.done.append(f"{m.name}: served by remote {remote.name}")
+                    served += [remote.name] if remote.name not in served else []
+                    break
+            else:
+                tried = ", ".join(rc.name for rc in remotes)
+                down = f" ({', '.join(unreachable)} could not be reached)" if unreachable else ""
+                raise NothingToRestore(
+                    f"no remote ({tried}) has a good copy of {m.name} for --version {version}"
+                    f"{down}; see `model-safety list {m.name} --remote NAME`"
+                )
+    _save_catalog(store)
+    report.remote = ", ".join(served)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _pull_model(
+    store: Store, remote: Remote, m: ModelConfig, version: str, report: PullReport
+) -> bool:
+    """Fetch what ``version`` names of model ``m`` from ``remote``; False if it has no good copy."""
+    chosen = select(remote, m, version)
+    if not chosen:
+        return False
+    needed = sum(o.info.size for o in chosen if not _have(store, o))
+    store.check_space(needed)
+    for obj in chosen:
+        _fetch(store, remote, obj, report)
+        crash_point("pull-fetched")  # test-only: one file in place, local catalog not saved
+    store.save()
+    if not store.path(m.file).exists():
+        model_copy = next(o for o in reversed(chosen) if o.ident.companion is None)
+        if model_copy.ident.kind != "current":
+            result = store.restore(m.name, model_copy.name)
+            report.done.append(result.message)
+    return True
+
+
+def _prepare(store: Store) -> None:
+    store.models_dir.mkdir(parents=True, exist_ok=True)
+    # read (or start) the local catalog before any file lands: loaded later, it would find the
+    # pulled files uncatalogued and report itself lost
+    store.catalog  # noqa: B018
+
+
+def _save_catalog(store: Store) -> None:
+    """Leave a local catalog written, even one that lists no copy yet (a pull of only the current
+    file): a missing one would be reported as lost and rebuilt by the next command."""
+    catalog = store.catalog
+    if not catalog.path.exists():
+        catalog.dirty = True
+    store.save()
 
 
 def _expected_sha(obj: RemoteObject) -> str | None:

@@ -110,12 +110,19 @@ def opened_remote(store: Store, config: RemoteConfig) -> Iterator[Remote]:
         remote = Remote.open(store, config)
         yield remote
     except ProviderError as exc:
-        text = str(exc)
-        named = text.startswith((f"remote {config.name!r}", f"remote {config.name}:"))
-        raise AgentError(text if named else f"remote {config.name}: {text}") from exc
+        raise AgentError(about_remote(config.name, exc)) from exc
     finally:
         if remote is not None:
             remote.close()
+
+
+def about_remote(name: str, error: BaseException | str) -> str:
+    """An error's text prefixed with the remote it is about, once: provider messages often name
+    the remote themselves (``remote 'nas': ...``)."""
+    text = str(error)
+    if text.startswith((f"remote {name!r}", f"remote {name}:", f"remote {name} ")):
+        return text
+    return f"remote {name}: {text}"
 
 
 def unsafe_name(name: str, models_dir: Path) -> str | None:

@@ -125,7 +125,9 @@ def verify_remote(
             hashes = dict(remote.provider.stat(name).hashes)  # listings may omit checksums
         same = compare_hashes(hashes, expected)
         if same is None:
-            state, detail = "unverified", "no checksum in common without a download (use --deep)"
+            state = "unverified"
+            deep_cmd = f"model-safety verify --remote {remote.name} --deep"
+            detail = f"no checksum in common; `{deep_cmd}` reads it back"
         elif same:
             state, detail = "ok", "size and checksums match"
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,13 @@ class RunReport:
     actions: list[str] = field(default_factory=list)  # one line per thing done or decided
     decisions: list[Decision] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # e.g. a missing current file
+    # told each action as it happens (the daemon stamps its log lines with the time)
+    on_line: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def did(self, line: str) -> None:
+        self.actions.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,35 +62,40 @@ def next_due(store: Store, m: ModelConfig, today: dt.date) -> dt.date:
     return newest + dt.timedelta(days=store.config.backup_interval_days)
 
 
-def run_job(store: Store, *, today: dt.date | None = None, prune: bool = True) -> RunReport:
+def run_job(
+    store: Store,
+    *,
+    today: dt.date | None = None,
+    prune: bool = True,
+    on_line: Callable[[str], None] | None = None,
+) -> RunReport:
     """Make the dated versions that are due; then local retention, unless ``prune`` is False
     (the caller then prunes itself, e.g. after pushing, with pins for unmirrored versions)."""
     today = today or dt.date.today()
-    report = RunReport()
+    report = RunReport(on_line=on_line)
     for m in store.config.models:
         due = next_due(store, m, today)
         if due > today:
-            report.actions.append(f"{m.name}: next dated version due {due.isoformat()}")
+            report.did(f"{m.name}: next dated version due {due.isoformat()}")
             continue
         versions = store.catalog.of_model(m.name, "version")
         if versions and store.current_matches(m.name, versions[0]):
-            report.actions.append(
-                f"{m.name}: unchanged since {versions[0].name}; no new version needed"
-            )
+            report.did(f"{m.name}: unchanged since {versions[0].name}; no new version needed")
             continue
         try:
             result = store.backup(m.name, "version", source="run", today=today)
         except ModelFileError as exc:
             report.problems.append(str(exc))
             continue
-        report.actions.append(result.message)
-        report.actions.extend(result.warnings)
+        report.did(result.message)
+        for warning in result.warnings:
+            report.did(warning)
     if not prune:
         return report
     report.decisions = store.prune(today=today)
     for d in report.decisions:
         if not d.keep:
-            report.actions.append(f"deleted {d.name}: {'; '.join(d.reasons)}")
+            report.did(f"local: deleted {d.name}: {'; '.join(d.reasons)}")
     return report
 
 

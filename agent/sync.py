@@ -45,15 +45,28 @@ class SyncReport:
     done: list[str] = field(default_factory=list)  # one line per action carried out
     problems: list[str] = field(default_factory=list)
     files: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # over the wire by this run
+    bytes_resumed: int = 0  # already on the server from an interrupted earlier upload
     bytes_copied: int = 0  # server-side
     seconds: float = 0.0
     decisions: list[Decision] = field(default_factory=list)
+    # told each `done` line as it happens (the daemon stamps its log lines with the time)
+    on_line: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def did(self, line: str) -> None:
+        self.done.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
 
     def summary(self) -> str:
         return (
             f"{self.remote}: {self.files} file(s), {human_size(self.bytes_sent)} sent, "
-            f"{human_size(self.bytes_copied)} copied server-side, {self.seconds:.1f}s"
+            + (
+                f"{human_size(self.bytes_resumed)} resumed from an earlier upload, "
+                if self.bytes_resumed
+                else ""
+            )
+            + f"{human_size(self.bytes_copied)} copied server-side, {self.seconds:.1f}s"
             + (f", {len(self.problems)} problem(s)" if self.problems else "")
         )
 
@@ -69,6 +82,7 @@ class SyncReport:
             "problems": self.problems,
             "files": self.files,
             "bytes_sent": self.bytes_sent,
+            "bytes_resumed": self.bytes_resumed,
             "bytes_copied": self.bytes_copied,
             "seconds": round(self.seconds, 3),
             "prune": [d.to_dict() for d in self.decisions],
@@ -203,9 +217,10 @@ def push(
     *,
     dry_run: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
+    on_line: Callable[[str], None] | None = None,
 ) -> SyncReport:
     started = time.monotonic()
-    report = SyncReport(remote.name)
+    report = SyncReport(remote.name, on_line=on_line)
     steps, entries = plan(store, remote)
     report.steps = steps
     run = _Push(store, remote, report, dry_run, should_stop)
@@ -252,7 +267,7 @@ class _Push:
         if self.should_stop():
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
         try:
-            info = _transfer(self.store, self.remote, step, entry["sha256"])
+            info, sent = _transfer(self.store, self.remote, step, entry["sha256"])
         except (IntegrityError, NotFound) as exc:
             report.problems.append(f"{step.name}: not pushed: {exc}")
             return
@@ -260,10 +275,18 @@ class _Push:
         report.files += 1
         if step.action is Action.COPY:
             report.bytes_copied += step.size
-            report.done.append(f"copied {step.source} -> {step.name} on {self.remote.name}")
+            report.did(f"copied {step.source} -> {step.name} on {self.remote.name}")
         else:
-            report.bytes_sent += step.size
-            report.done.append(f"uploaded {step.name} to {self.remote.name} ({step.reason})")
+            # What the provider reported moving is what this run sent; the rest of the file was
+            # already on the server (parts or a session of a killed run), so it is not counted
+            # as sent.
+            resumed = max(0, step.size - sent)
+            report.bytes_sent += sent
+            report.bytes_resumed += resumed
+            report.did(
+                f"uploaded {step.name} to {self.remote.name} ({step.reason})"
+                + (f"; {resumed} bytes resumed from an earlier upload" if resumed else "")
+            )
 
 
 def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
@@ -278,10 +301,11 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
         log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
         return
     if aborted:
-        report.done.append(f"aborted {aborted} abandoned upload(s) on {remote.name}")
+        report.did(f"aborted {aborted} abandoned upload(s) on {remote.name}")
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
+    """The object's info and the bytes sent over the wire (0 for a server-side copy)."""
     provider = remote.provider
     if step.action is Action.COPY:
         assert step.source is not None and isinstance(provider, Copier)
@@ -289,10 +313,20 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
         if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")
-        return info
+        return info, 0
     path = store.path(step.name)
+    sent = 0
     with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
-        return provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=advance)
+
+        def moved(n: int) -> None:
+            # providers call this under their own lock (providers.transfer.Progress)
+            nonlocal sent
+            sent += n
+            if advance is not None:
+                advance(n)
+
+        info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
+    return info, sent
 
 
 def _remote_entry(entry: dict[str, Any], hashes: Any) -> dict[str, Any]:

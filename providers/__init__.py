@@ -21,6 +21,7 @@ from providers.base import (
     Streamer,
     UploadJanitor,
 )
+from providers.config import COMMON_KEYS, check_remote
 from providers.errors import ConfigError
 
 __all__ = [
@@ -48,7 +49,7 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 # Keys of a remote entry that belong to the agent, not to the backend.
-AGENT_KEYS = frozenset({"type", "retention", "auto_push", "retry"})
+AGENT_KEYS = frozenset(COMMON_KEYS)
 
 
 def open_provider(
@@ -57,10 +58,8 @@ def open_provider(
     """Open remote ``name``. ``state_dir`` is where the backend may keep journals (resumable
     uploads); the agent passes ``<models_dir>/.model-safety/remotes/<name>``. When None, backends
     use ``~/.cache/model-safety/<type>-<name>``."""
-    kind = settings.get("type")
-    if kind not in BACKENDS:
-        known = ", ".join(sorted(BACKENDS))
-        raise ConfigError(f"remote {name!r}: unknown type {kind!r}; use one of: {known}")
+    check_remote(name, settings)
+    kind = settings["type"]
     module_name, factory_name, hint = BACKENDS[kind]
     try:
         module = importlib.import_module(module_name)

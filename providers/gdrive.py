@@ -33,7 +33,7 @@ from typing import Any
 import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_provider names it)
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
-from providers.config import check_settings, parse_size
+from providers.config import check_backend, parse_size
 from providers.download_journal import DownloadJournal
 from providers.errors import (
     ConfigError,
@@ -51,11 +51,6 @@ log = logging.getLogger(__name__)
 FOLDER_MIME = "application/vnd.google-apps.folder"
 PARTIAL_MARK = ".ms-upload-"
 MiB = 1 << 20
-SETTINGS = {
-    "folder_id", "service_account_file", "oauth_token_file", "root_url", "chunk_size",
-    "download_chunk_size", "chunk_retries", "chunk_retry_wait", "http_timeout", "page_size",
-    "delete_mode",
-}  # fmt: skip
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -114,7 +109,7 @@ class DriveProvider(DriveIO):
     def from_settings(
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> DriveProvider:
-        check_settings(name, settings, allowed=SETTINGS, required=("folder_id",))
+        check_backend(name, "gdrive", settings)
         sa, token = settings.get("service_account_file"), settings.get("oauth_token_file")
         if bool(sa) == bool(token):
             raise ConfigError(

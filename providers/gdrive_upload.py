@@ -121,6 +121,15 @@ def upload_file(
             def has_stream(self) -> bool:
                 return False
 
+            def getbytes(self, begin: int, length: int) -> bytes:
+                if not chunk_starts:
+                    chunk_starts.append(begin)
+                return super().getbytes(begin, length)
+
+        # Where the first chunk sent began: for a session resumed from the journal, how much the
+        # server already held from an earlier process, which this call must not report as sent.
+        chunk_starts: list[int] = []
+
         def new_request() -> Any:
             media = ChunkBytes(
                 fh, mimetype="application/octet-stream", chunksize=chunk_size, resumable=True
@@ -140,6 +149,7 @@ def upload_file(
             request._in_error_state = True  # first ask the server how much it holds
         reported = 0
         failures = 0
+        held = session_uri is not None  # the journaled session's bytes are yet to be discounted
         while True:
             uri_before = request.resumable_uri
             try:
@@ -152,6 +162,7 @@ def upload_file(
                     on_session(None)
                     request = new_request()
                     reported = 0
+                    held = False
                     failures += 1
                     if failures > chunk_retries:
                         raise err from exc
@@ -171,6 +182,11 @@ def upload_file(
             if request.resumable_uri != uri_before:
                 on_session(request.resumable_uri)
             done = request.resumable.size() if body is not None else request.resumable_progress
+            if held:
+                # no chunk sent: the server held the whole file already
+                reported = chunk_starts[0] if chunk_starts else done
+                held = False
+                log.info("resuming upload of %s: %d bytes already on the server", label, reported)
             if done > reported:
                 progress(done - reported)
                 reported = done

@@ -21,7 +21,7 @@ from typing import Any, Self
 from filelock import FileLock
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
-from providers.config import check_settings
+from providers.config import check_backend
 from providers.errors import (
     NotFound,
     PermissionDenied,
@@ -56,7 +56,7 @@ class LocalProvider:
     def from_settings(
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> Self:
-        check_settings(name, settings, allowed=(), required=("path",))
+        check_backend(name, "local", settings)
         root = Path(os.path.expanduser(str(settings["path"])))
         # Only the last level is created: an unmounted NAS must not silently become a directory
         # on the local disk.

@@ -9,7 +9,6 @@ paths: it reopens its input, and backends that keep journals resume instead of s
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import inspect
 import logging
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 import tenacity
 
 from providers.base import Copier, ObjectInfo, ProgressFn, Provider, SmallObjects, Streamer
+from providers.config import RETRY_KEYS, unknown_key_problem
 from providers.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,9 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RetryPolicy:
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in settings:
-            if key not in names:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {names}"
-                raise ConfigError(f"unknown retry setting {key!r}{hint}")
+        problem = unknown_key_problem(settings, RETRY_KEYS)
+        if problem:
+            raise ConfigError(f"retry: {problem}")
         try:
             values = {k: (int(v) if k == "attempts" else float(v)) for k, v in settings.items()}
         except (TypeError, ValueError) as exc:

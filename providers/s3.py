@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
-from providers.config import check_settings, parse_size
+from providers.config import check_backend, parse_size
 from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
 from providers.s3_download import Partial, download_ranges, remove_quietly, stream_object
@@ -57,27 +57,6 @@ log = logging.getLogger(__name__)
 MIB = 1024**2
 SINGLE_PUT_LIMIT = 64 * MIB  # above this, multipart even if multipart_threshold is larger
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
-SETTINGS = (
-    "bucket",
-    "prefix",
-    "region",
-    "endpoint_url",
-    "profile",
-    "storage_class",
-    "sse",
-    "sse_kms_key_id",
-    "multipart_threshold",
-    "multipart_chunksize",
-    "max_request_concurrency",
-    "connect_timeout",
-    "read_timeout",
-    "part_checksum",
-    # Credentials in the config are meant as ${ENV_VAR} references (agent.secrets warns about a
-    # literal secret in a file others can read); without them boto3's usual chain applies.
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-)
 
 
 class S3Provider:
@@ -127,7 +106,7 @@ class S3Provider:
     def from_settings(
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> Self:
-        check_settings(name, settings, allowed=SETTINGS, required=("bucket",))
+        check_backend(name, "s3", settings)
         part_checksum = str(settings.get("part_checksum") or "crc32").lower()
         if part_checksum not in PART_CHECKSUMS:
             from providers.errors import ConfigError

@@ -225,7 +225,11 @@ def upload_multipart(
         if rec["etag"].strip('"').lower() in server_parts.get(n, ())
     }
     if finished:
-        log.info("resuming upload of %s: %d parts already on the server", key, len(finished))
+        log.info(
+            "resuming upload of %s: %d part(s) already on the server, not sent again",
+            key,
+            len(finished),
+        )
 
     n_parts = max(1, -(-size // part_size))
     # Bounds how far the hashing reader runs ahead of the senders, so a failure stops it early.

@@ -12,11 +12,16 @@ from agent.retention import Decision
 
 
 def print_decisions(  # type: ignore[no-untyped-def]
-    app, decisions: list[Decision], dry_run: bool, nothing: str = "no dated versions to prune"
+    app,
+    decisions: list[Decision],
+    dry_run: bool,
+    nothing: str = "no dated versions to prune",
+    side: str = "",
 ) -> None:
+    """``side``: a prefix such as ``local: `` where remote decisions are printed too."""
     for d in decisions:
         verb = "keep  " if d.keep else ("would delete" if dry_run else "delete")
-        app.out(f"{verb}  {d.name}: {'; '.join(d.reasons)}")
+        app.out(f"{side}{verb}  {d.name}: {'; '.join(d.reasons)}")
     if not decisions:
         app.out(nothing)
 

@@ -82,22 +82,37 @@ def push(app, remote_name, all_remotes, dry_run, as_json) -> int:  # type: ignor
 @model_argument
 @remote_option
 @click.option(
+    "--all",
+    "all_remotes",
+    is_flag=True,
+    help="Try every remote in config order until one holds a good copy.",
+)
+@click.option(
     "--version",
     "version",
     default="latest",
     show_default=True,
-    metavar="latest|backup|YYYY-MM-DD|all",
+    metavar="latest|backup|YYYY-MM-DD|all|FILENAME",
     help="What to bring back.",
 )
 @json_option
 @pass_app
-def pull(app, model, remote_name, version, as_json) -> int:  # type: ignore[no-untyped-def]
-    """Bring a model and its companions back from a remote (after a disk failure, say)."""
-    from agent.pull import pull as do_pull
+def pull(app, model, remote_name, all_remotes, version, as_json) -> int:  # type: ignore[no-untyped-def]
+    """Bring a model and its companions back from a remote (after a disk failure, say).
 
-    names = chosen_remotes(app, remote_name, False)
-    with app.lock("pull"), opened(app, names[0]) as remote:
-        report = do_pull(app.store, remote, model, version)
+    With --all, the configured remotes are tried in order, per model, until one holds a good
+    copy of what --version asks for; the output names the remote that served it."""
+    from agent.pull import pull as do_pull
+    from agent.pull import pull_first
+
+    names = chosen_remotes(app, remote_name, all_remotes)
+    with app.lock("pull"):
+        if len(names) == 1:
+            with opened(app, names[0]) as remote:
+                report = do_pull(app.store, remote, model, version)
+        else:
+            configs = [app.config.remote(n) for n in names]
+            report = pull_first(app.store, configs, model, version)
     if as_json:
         app.out_json(report.to_dict())
     else:
@@ -133,7 +148,7 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
             _print_sync(app, r, dry_run)
         from agent.commands.prune import print_decisions
 
-        print_decisions(app, result.local_decisions, dry_run)
+        print_decisions(app, result.local_decisions, dry_run, side="local: ")
         for problem in [*result.problems, *result.warnings]:
             app.warn(problem)
     return EXIT_PROBLEMS if result.has_problems else 0

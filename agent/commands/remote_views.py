@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -48,6 +49,30 @@ def _date_cell(row: dict[str, Any]) -> str:
         return ""
 
 
+def _newest_first(app, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The order of the local ``list``: per model, the current file first, then copies newest
+    first by (date, same-day number, creation time), a version's model file before its
+    companions."""
+    from agent.naming import identify, listing_key
+
+    idents = {r["name"]: identify(r["name"], app.config.models) for r in rows}
+
+    def newest(row: dict[str, Any]) -> tuple:
+        ident = idents[row["name"]]
+        created = None
+        with contextlib.suppress(TypeError, ValueError):
+            created = dt.datetime.fromisoformat(str(row.get("created")))
+        day, seq, when = listing_key(
+            ident.date if ident else None, ident.seq if ident else 1, created
+        )
+        model_file = bool(ident and ident.companion is None)
+        return (bool(ident and ident.kind == "current"), day, seq, model_file, when)
+
+    rows = sorted(rows, key=newest, reverse=True)
+    # stable: each model's rows stay newest first
+    return sorted(rows, key=lambda r: idents[r["name"]].model if idents[r["name"]] else "")
+
+
 def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     from agent.remote_verify import verify_remote
     from agent.sync import plan
@@ -56,11 +81,14 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
     models = {app.config.model(model).name} if model else {m.name for m in app.config.models}
     with opened(app, name) as remote:
         report = verify_remote(app.store, remote, record=False)
-        rows = [
-            _row(c, remote.objects.get(c.name))
-            for c in report.checks
-            if c.name not in remote.objects or remote.objects[c.name].ident.model in models
-        ]
+        rows = _newest_first(
+            app,
+            [
+                _row(c, remote.objects.get(c.name))
+                for c in report.checks
+                if c.name not in remote.objects or remote.objects[c.name].ident.model in models
+            ],
+        )
         steps, _ = plan(app.store, remote)
     pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
     if as_json:

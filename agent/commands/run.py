@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,30 +15,45 @@ from agent.schedule import run_job
 
 
 def periodic_job(
-    app, *, today: dt.date | None = None, should_stop=lambda: False
+    app,
+    *,
+    today: dt.date | None = None,
+    should_stop=lambda: False,
+    emit: Callable[[str], None] | None = None,
 ) -> tuple[int, dict[str, Any], list[str]]:  # type: ignore[no-untyped-def]
     """One run: dated versions that are due, push to every auto_push remote with its
     retention, then local retention (keeping versions no remote holds yet).
-    Returns (exit code, JSON report, human lines)."""
+    Returns (exit code, JSON report, human lines); ``emit`` is told each line as it happens."""
     from agent.overnight import mirror_and_prune
+
+    lines: list[str] = []
+
+    def line(text: str) -> None:
+        lines.append(text)
+        if emit is not None:
+            emit(text)
+
+    def remote_done(r) -> None:  # type: ignore[no-untyped-def]
+        for d in r.decisions:
+            if not d.keep:
+                line(f"{r.remote}: deleted {d.name}: {'; '.join(d.reasons)}")
+        line(r.summary())
 
     store = app.store
     with app.lock("run"):
-        report = run_job(store, today=today, prune=False)
+        report = run_job(store, today=today, prune=False, on_line=line)
         targets = [r for r in app.config.remotes if r.auto_push]
-        mirror = mirror_and_prune(store, targets, should_stop=should_stop, today=today)
-    lines = list(report.actions)
-    for r in mirror.reports:
-        lines.extend(r.done)
-        lines.extend(
-            f"{r.remote}: deleted {d.name}: {'; '.join(d.reasons)}"
-            for d in r.decisions
-            if not d.keep
+        mirror = mirror_and_prune(
+            store,
+            targets,
+            should_stop=should_stop,
+            today=today,
+            on_line=line,
+            on_report=remote_done,
         )
-        lines.append(r.summary())
-    lines.extend(
-        f"deleted {d.name}: {'; '.join(d.reasons)}" for d in mirror.local_decisions if not d.keep
-    )
+    for d in mirror.local_decisions:
+        if not d.keep:
+            line(f"local: deleted {d.name}: {'; '.join(d.reasons)}")
     problems = [
         *report.problems,
         *mirror.problems,
@@ -67,12 +83,11 @@ def _parse_day(value: str | None) -> dt.date | None:
 def run(app, as_json: bool, today: str | None) -> int:  # type: ignore[no-untyped-def]
     """The periodic job: make a dated version when one is due and the model changed, push to
     every auto_push remote, then apply retention on each side."""
-    code, data, lines = periodic_job(app, today=_parse_day(today))
+    # lines go out as they happen: a long push shows its progress file by file
+    code, data, _ = periodic_job(app, today=_parse_day(today), emit=None if as_json else app.out)
     if as_json:
         app.out_json(data)
     else:
-        for line in lines:
-            app.out(line)
         for problem in [*data["problems"], *data["warnings"]]:
             app.warn(problem)
     return code
@@ -111,12 +126,13 @@ def daemon(app, at: str | None, every: float | None, run_now: bool) -> int:  # t
 
         app.__dict__.pop("store", None)  # each run sees the files as they are now
         try:
-            code, _, lines = periodic_job(app, should_stop=should_stop)
+            # each line is logged, and so stamped, when it happens, not when the run ends
+            code, _, _ = periodic_job(
+                app, should_stop=should_stop, emit=lambda t: log.info("%s", t)
+            )
         except LockHeld as exc:
             log.warning("skipped: %s", exc)
             return exc.exit_code
-        for line in lines:
-            log.info("%s", line)
         return code
 
     interval = dt.timedelta(hours=every) if every is not None else None

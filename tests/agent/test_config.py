@@ -95,15 +95,16 @@ def test_models_dir_is_relative_to_the_config_file(tmp_path, monkeypatch):
         ("MODEL_SAFTY:\n  models: [{file: a.pth}]\n", "MODEL_SAFETY"),
         (
             "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  remotes: {x: {path: /p}}\n",
-            "remotes.x.type",
+            "remotes.x: 'type' is required",
         ),
         (
-            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  remotes: {x: {type: s3, auto_push: 1}}\n",
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"
+            "  remotes: {x: {type: s3, bucket: b, auto_push: 1}}\n",
             "auto_push",
         ),
         (
             "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"
-            "  remotes: {x: {type: s3, retention: {keep_lst: 1}}}\n",
+            "  remotes: {x: {type: s3, bucket: b, retention: {keep_lst: 1}}}\n",
             "keep_last",
         ),
         ("MODEL_SAFETY:\n  models: [{file: a.pth}]\n  validation: {scorer: nocolon}\n", "scorer"),
@@ -161,3 +162,84 @@ def test_several_models_need_a_name(cli, project):
     assert result.code == 1 and "name one of them" in result.err
     typo = cli("list", "aa")
     assert typo.code == 1 and "did you mean 'a'" in typo.err
+
+
+# A remote entry for each type, with its required keys; the paths need not exist, since the
+# config is checked before anything is opened.
+REMOTES = {
+    "local": "{type: local, path: /mnt/nas/model-backups}",
+    "s3": "{type: s3, bucket: my-bucket}",
+    "gdrive": "{type: gdrive, folder_id: abc, service_account_file: sa.json}",
+}
+
+
+def with_remote(project, entry: str) -> None:
+    """The project's config with one remote ``r`` whose entry is ``entry`` (YAML flow style)."""
+    text = project.config.read_text()
+    project.config.write_text(text + f"  remotes:\n    r: {entry}\n")
+
+
+@pytest.mark.parametrize(
+    ("entry", "command", "expected"),
+    [
+        # a typo of auto_push must not silently turn backups off
+        ("{type: local, path: /mnt/nas, autopush: true}", "run", "did you mean 'auto_push'?"),
+        ("{type: s3, bucke: my-bucket}", "status", "unknown key 'bucke' (did you mean 'bucket'?)"),
+        ("{type: s3, bucke: my-bucket}", "backup", "did you mean 'bucket'?"),
+        ("{type: s4, bucket: my-bucket}", "status", "valid types: gdrive, local, s3"),
+        ("{type: s4, bucket: my-bucket}", "backup", "unknown type 's4'"),
+        ("{tpye: s3, bucket: b}", "list", "unknown key 'tpye' (did you mean 'type'?)"),
+        ("{type: s3, region: eu-west-1}", "list", "missing required key 'bucket'"),
+        ("{type: s3, bucket: b, retry: {attempt: 3}}", "list", "did you mean 'attempts'?"),
+        ("{type: gdrive, folder_id: x, chunksize: 1}", "list", "did you mean 'chunk_size'?"),
+    ],
+)
+def test_a_wrong_remote_key_fails_every_command(cli, project, entry, command, expected):
+    with_remote(project, entry)
+    result = cli(command)
+    assert result.code == 1, result.out
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "MODEL_SAFETY.remotes.r" in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("kind", sorted(REMOTES))
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("autopush: true", "auto_push"), ("retension: {}", "retention"), ("rerty: {}", "retry")],
+)
+def test_remote_typos_suggest_the_common_keys_for_every_type(cli, project, kind, typo, meant):
+    with_remote(project, REMOTES[kind][:-1] + f", {typo}}}")
+    result = cli("list")
+    assert result.code == 1 and f"did you mean {meant!r}?" in result.err
+
+
+@pytest.mark.parametrize("kind", sorted(REMOTES))
+def test_valid_remotes_of_every_type_load(cli, project, kind):
+    with_remote(project, REMOTES[kind][:-1] + ", auto_push: false, retry: {attempts: 2}}")
+    assert cli("list").code == 0
+
+
+def test_checking_remote_keys_loads_no_sdk(project):
+    """The key lists are the backends' own, yet checking them never imports boto3 or pydrive2
+    (`model-safety --help` and local commands stay fast)."""
+    import subprocess
+    import sys
+
+    from tests.agent.conftest import cli_env
+
+    with_remote(project, REMOTES["s3"])
+    project.config.write_text(project.config.read_text() + "    d: " + REMOTES["gdrive"] + "\n")
+    code = (
+        "import sys; from agent.config import load_config; load_config('config.yaml'); "
+        "print(sorted(m for m in ('boto3', 'botocore', 'pydrive2') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project.root,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

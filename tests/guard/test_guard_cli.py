@@ -44,6 +44,9 @@ def test_a_degraded_fine_tune_is_rolled_back_and_kept_aside(gproject):
     proc = guard(gproject, MODEL, mode="degrade")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "validation failed" in proc.stderr
+    # the line names the model once, at its start
+    (line,) = [x for x in proc.stderr.splitlines() if "validation failed" in x]
+    assert line.startswith(f"{MODEL}: validation failed: ") and f": {MODEL}: " not in line
     assert "restored dinesh_ai_model.pth from dinesh_ai_model_backup.pth" in proc.stderr
     assert gproject.model.read_bytes() == before
     kept = aside(gproject)

@@ -160,10 +160,12 @@ def test_kill_9_mid_upload_resumes_from_the_journal(
     assert drive_emulator.open_sessions() >= 1
 
     drive_emulator.reset_counters()
-    _, stored_sha = run_to_done(start_worker(settings, "model.pth", src, state))
+    moved, stored_sha = run_to_done(start_worker(settings, "model.pth", src, state))
     assert stored_sha == hashlib.sha256(src.read_bytes()).hexdigest()
     assert drive_emulator.counter("POST /upload/drive/v2/files") == 0  # same session continued
     assert drive_emulator.counter("upload_bytes") <= size - first_run
+    # what the resumed run reports as sent is what it sent, not the bytes the server held
+    assert moved <= drive_emulator.counter("upload_bytes")
     assert list((state / "gdrive-uploads").iterdir()) == []
     provider = open_provider("drive", settings, state_dir=state)
     _round_trip_ok(provider, src, tmp_path)

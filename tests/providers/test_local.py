@@ -23,6 +23,9 @@ def remote(tmp_path):
 def test_unknown_setting_names_the_nearest(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'path'"):
         open_provider("nas", {"type": "local", "path": str(tmp_path), "pth": 1})
+    # the agent's own keys are valid for every backend, so a typo of one is named too
+    with pytest.raises(ConfigError, match="did you mean 'auto_push'"):
+        open_provider("nas", {"type": "local", "path": str(tmp_path), "autopush": True})
 
 
 def test_unmounted_parent_is_not_created(tmp_path):

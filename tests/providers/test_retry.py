@@ -103,3 +103,11 @@ def test_policy_from_settings():
     with pytest.raises(ConfigError):
         RetryPolicy.from_settings({"attempts": 0})
     assert RetryPolicy().no_wait().initial_wait == 0
+
+
+def test_retry_keys_checked_at_config_load_are_the_policy_fields():
+    import dataclasses
+
+    from providers.config import RETRY_KEYS
+
+    assert set(RETRY_KEYS) == {f.name for f in dataclasses.fields(RetryPolicy)}

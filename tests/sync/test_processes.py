@@ -4,6 +4,7 @@ tests/reliability/test_crash_transfer.py.)"""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from tests.agent.conftest import MODEL_FILE
+from tests.agent.conftest import MODEL_FILE, start_subprocess
 from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
 
 
@@ -80,3 +81,51 @@ def test_clean_push_aborts_multipart_uploads_a_killed_run_abandoned(tmp_path, se
     assert "aborted 1 abandoned upload(s)" in second.stdout
     uploads = client.list_multipart_uploads(Bucket=settings["bucket"], Prefix=settings["prefix"])
     assert not uploads.get("Uploads")
+
+
+@pytest.mark.slow
+def test_push_after_a_kill_reports_what_it_sent_and_what_it_resumed(
+    tmp_path, seaweedfs, fault_proxy
+):
+    """A push killed mid-upload; the next push's summary counts only the bytes it sent over the
+    wire (measured on a loopback proxy) and says how much it resumed."""
+    settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.models.mkdir()
+    size = len(big_checkpoint(proj.models / MODEL_FILE, mb=40))
+    (proj.models / "tokenizer.json").write_text("{}")
+    kill_agent_when(proj.root, "push", reached=lambda: fault_proxy.body_bytes >= size * 0.6)
+    assert fault_proxy.body_bytes < size, "the push finished before it could be killed"
+
+    fault_proxy.clear()
+    second = agent_cli(proj.root, "push")
+    assert second.returncode == 0, second.stderr
+    on_the_wire = fault_proxy.body_bytes  # parts, the tokenizer and the remote catalog
+    summary = second.stdout.strip().splitlines()[-1]
+    words = summary.split()
+    sent = int(words[words.index("sent,") - 2])
+    resumed = int(words[words.index("resumed") - 2])
+    assert sent <= on_the_wire < size, summary
+    assert resumed >= size * 0.4, summary  # at least the parts done before the kill
+    assert sent + resumed >= size, summary
+    assert "resumed from an earlier upload" in second.stdout.split(MODEL_FILE, 1)[1]
+
+
+def test_daemon_logs_each_line_when_it_happens(tmp_path, local_settings):
+    """The daemon's lines are logged (and time-stamped) as the work happens, not all at the end
+    of the run: killed right after its uploads, before the run could finish, it has already
+    logged the version it wrote and each upload, each with its own stamp."""
+    proj = SyncProject.create(tmp_path / "proj", local_settings)
+    proj.write_model(seed=2)
+    daemon = start_subprocess(
+        ["daemon", "--every", "24", "--now"],
+        proj.root,
+        MODEL_SAFETY_TEST_CRASH_AT="remote-catalog-write",
+    )
+    _, err = daemon.communicate(timeout=120)
+    assert daemon.returncode == -signal.SIGKILL, err
+    assert "run 1 started" in err and "run 1 finished" not in err
+    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (.*)$")
+    logged = [m.group(1) for m in map(stamped.match, err.splitlines()) if m]
+    assert any(line.startswith("dinesh_ai_model: wrote dinesh_ai_model_v") for line in logged), err
+    assert f"uploaded {MODEL_FILE} to r (not on the remote)" in logged, err

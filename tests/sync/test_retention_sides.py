@@ -104,8 +104,8 @@ def test_an_unreachable_remote_that_run_does_not_push_to_only_warns(tmp_path, ms
     proj.write_model(seed=1)
     res = ms(proj.root, "run")
     assert res.code == 0, res.out + res.err
-    assert "remote offline" in res.err
-    assert res.err.count("remote offline") == 1
+    assert "remote 'offline'" in res.err and "remote offline" not in res.err
+    assert res.err.count("remote 'offline'") == 1
 
 
 def test_a_version_the_remote_expired_is_not_pushed_again_until_its_policy_keeps_it(
