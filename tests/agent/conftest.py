@@ -29,6 +29,16 @@ def write_checkpoint(path: Path, seed: int = 0, hidden: int = 64) -> bytes:
     return path.read_bytes()
 
 
+def write_sized_checkpoint(path: Path, size: int) -> None:
+    """A real checkpoint of about ``size`` bytes (one uint8 tensor; ~1.5 KB of archive around
+    it), for tests that need a big model that still passes the check."""
+    import torch
+
+    data = torch.zeros(size, dtype=torch.uint8)
+    data[:13] = torch.frombuffer(bytearray(b"not all zeros"), dtype=torch.uint8)
+    torch.save({"w": data}, path)
+
+
 def load_checkpoint(path: Path) -> dict:
     import torch
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+from tests.agent.conftest import write_sized_checkpoint
+
 BIG = 150 * 1024 * 1024  # 150.0 MiB; 157.3 MB in decimal units
 
 
@@ -24,8 +26,7 @@ def rows(out: str) -> list[list[str]]:
 
 
 def test_sizes_are_binary_and_labelled_so_in_list_and_status(cli, project):
-    with open(project.model(), "wb") as fh:
-        fh.truncate(BIG)
+    write_sized_checkpoint(project.model(), BIG)
     assert cli("backup").code == 0
     listing = cli("list")
     assert listing.code == 0, listing.err

@@ -13,16 +13,14 @@ from pathlib import Path
 
 from agent import progress
 from agent.hashing import hash_file
-from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess
+from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess, write_sized_checkpoint
 
 BIG = 150 * 1024 * 1024  # over the 100 MiB threshold: 150.0 MiB (157.3 MB in decimal units)
 ZERO_FRAME = re.compile(r"(?<![\d.])0\.0/")  # "0.0/150.0 MiB", not the "150.0/150.0" of a bar
 
 
 def big_model(project) -> None:
-    with open(project.models / MODEL_FILE, "wb") as fh:
-        fh.truncate(BIG)
-        fh.write(b"not all zeros")
+    write_sized_checkpoint(project.models / MODEL_FILE, BIG)
 
 
 def on_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
