@@ -13,7 +13,7 @@ __all__ = ["ModelSafety", "UpdateRejected", "__version__"]
 
 if TYPE_CHECKING:
     from agent.api import ModelSafety
-    from agent.guard_result import UpdateRejected
+    from agent.guard.result import UpdateRejected
 
 
 def __getattr__(name: str) -> Any:
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return ModelSafety
     if name == "UpdateRejected":
-        from agent.guard_result import UpdateRejected
+        from agent.guard.result import UpdateRejected
 
         return UpdateRejected
     raise AttributeError(f"module 'agent' has no attribute {name!r}")

@@ -28,14 +28,14 @@ from agent.config import Config, load_config
 from agent.errors import AgentError
 
 if TYPE_CHECKING:
-    from agent.guard_result import GuardResult
-    from agent.lock import Lock
-    from agent.pull import PullReport
-    from agent.remote import Remote
-    from agent.restore import RestoreResult
-    from agent.store import BackupResult, CopyState, Store
-    from agent.sync import SyncReport
-    from agent.validation import ValidationResult
+    from agent.guard.result import GuardResult
+    from agent.local.lock import Lock
+    from agent.local.restore import RestoreResult
+    from agent.local.store import BackupResult, CopyState, Store
+    from agent.remote.connect import Remote
+    from agent.remote.pull import PullReport
+    from agent.remote.push import SyncReport
+    from agent.validation.validate import ValidationResult
 
 
 @dataclass
@@ -61,14 +61,14 @@ class ModelSafety:
 
     @cached_property
     def store(self) -> Store:
-        from agent.store import Store
+        from agent.local.store import Store
 
         return Store(self.config)
 
     @contextlib.contextmanager
     def locked(self, command: str) -> Iterator[None]:
         """Hold the models-dir lock (re-entrant within this object)."""
-        from agent.lock import Lock
+        from agent.local.lock import Lock
 
         if self._lock_depth == 0:
             self._lock = Lock(self.config.state_dir, f"python: {command}").acquire()
@@ -115,7 +115,7 @@ class ModelSafety:
         self, model: str | None = None, *, path: str | Path | None = None, record: bool = True
     ) -> ValidationResult:
         """Run the checks of ``model-safety validate``; ``result.passed`` says whether all held."""
-        from agent.validation import validate_model
+        from agent.validation.validate import validate_model
 
         return validate_model(
             self.store, model, Path(path) if path is not None else None, record=record
@@ -135,8 +135,8 @@ class ModelSafety:
         """Back up, run the block, validate: keep the update, or roll back and raise
         ``UpdateRejected`` (``raise_on_reject=False``: look at ``update.result`` instead).
         An exception or Ctrl-C in the block rolls back a changed model and is re-raised."""
-        from agent.guard import Guard
-        from agent.guard_result import UpdateRejected
+        from agent.guard.result import UpdateRejected
+        from agent.guard.update import Guard
 
         with self.locked(f"guard {model or ''}".strip()):
             g = Guard(
@@ -160,7 +160,7 @@ class ModelSafety:
     def push(self, remote: str | None = None, *, dry_run: bool = False) -> list[SyncReport]:
         """Mirror local copies to ``remote`` (default: every configured remote). Never deletes
         anything remotely; copies whose checksum no longer matches are reported, not sent."""
-        from agent.sync import push as do_push
+        from agent.remote.push import push as do_push
 
         names = [remote] if remote else [r.name for r in self.config.remotes]
         if not names:
@@ -177,7 +177,7 @@ class ModelSafety:
     ) -> PullReport:
         """Bring copies back from ``remote`` (needed when several are configured); ``version``:
         latest, backup, YYYY-MM-DD or all."""
-        from agent.pull import pull as do_pull
+        from agent.remote.pull import pull as do_pull
 
         if remote is None:
             if len(self.config.remotes) != 1:
@@ -188,7 +188,7 @@ class ModelSafety:
 
     @contextlib.contextmanager
     def _remote(self, name: str) -> Iterator[Remote]:
-        from agent.remote import opened_remote
+        from agent.remote.connect import opened_remote
 
         with opened_remote(self.store, self.config.remote(name)) as r:
             yield r

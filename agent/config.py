@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.naming import is_plain_name
-from agent.retention import RetentionPolicy
+from agent.rules.naming import is_plain_name
+from agent.rules.retention import RetentionPolicy
 from providers.config import remote_problem
 
 BLOCK = "MODEL_SAFETY"

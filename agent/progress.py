@@ -2,7 +2,8 @@
 
 A bar is drawn from the first bytes moved, never before: work that turns out to need no reading
 (a hash the cache already knows) shows nothing, and a bar on screen always shows bytes moving.
-Sizes are binary (MiB, GiB), as everywhere else in the output (``agent.units``).
+Sizes are binary (KiB, MiB, GiB) with their IEC labels, as ``ls -h``, ``du -h`` and rclone show
+them, here and everywhere else in the output (``human_size``); ``--json`` keeps exact bytes.
 
 The callback returned may be called from worker threads (the copy pipeline); rich's Progress is
 thread-safe and the first call starts it under a lock. When stderr is not a terminal nothing at
@@ -17,7 +18,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from agent.units import MIB, human_size
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+KIB = 1024
+MIB = 1024**2
+GIB = 1024**3
+
+
+def human_size(n: int | float) -> str:
+    """``512`` -> ``512 B``; ``200001633`` -> ``190.7 MiB``."""
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    size = n / 1024
+    for unit in UNITS[1:-1]:
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} {UNITS[-1]}"
+
 
 if TYPE_CHECKING:
     from rich.console import Console

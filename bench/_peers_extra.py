@@ -30,7 +30,7 @@ from _s3env import (
 )
 from sync_s3 import _not_noop, _quiet, _remote_keys, checked
 
-from agent import hashing
+from agent.local import hashing
 
 med = statistics.median
 
@@ -234,7 +234,7 @@ def local_part(directory: Path, reps: int, mb: int = 400) -> list[str]:
         "| operation | s | MB/s |",
         "|---|---|---|",
         row("`sha256sum FILE` (coreutils)", "sum"),
-        row("model-safety's sha256 of a file (agent.hashing.hash_file)", "sha"),
+        row("model-safety's sha256 of a file (agent.local.hashing.hash_file)", "sha"),
         row("`cp FILE COPY && sync COPY`", "cp"),
         row("model-safety backup, file never seen (hash + copy + fsync + rename)", "new"),
         row("model-safety backup, hash cached (verified copy + fsync + rename)", "cached"),

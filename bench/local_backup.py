@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent import hashing
 from agent.config import parse_config
-from agent.schedule import run_job
-from agent.store import Store
+from agent.local import hashing
+from agent.local.store import Store
+from agent.remote.schedule import run_job
 
 MODEL = "bench_model.pth"
 

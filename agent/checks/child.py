@@ -18,9 +18,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from agent.checkpoint.walk import WalkLimit, tensors_in
 from agent.checks.explain import global_message, safetensors_message, torch_load_message
 from agent.checks.pregate import Refused, inspect
-from agent.checks.walk import WalkLimit, tensors_in
 
 CHUNK_ELEMENTS = 1 << 20
 SAFETENSORS_WHOLE_BYTES = 64 * 1024 * 1024  # larger tensors are read in row slices
@@ -202,7 +202,7 @@ def _check_records(torch: Any, tensors: list[tuple[str, Any]], records: dict[int
 
 
 def check_torch(path: Path, shape: Any) -> dict[str, Any]:
-    from agent.torch_import import torch as _torch
+    from agent.checkpoint.torch_import import torch as _torch
 
     torch = _torch()
     torch.set_num_threads(1)
@@ -295,7 +295,7 @@ def _nan_message(bad: list[str]) -> str:
 
 # -- safetensors ----------------------------------------------------------------------------
 def check_safetensors(path: Path) -> dict[str, Any]:
-    from agent.torch_import import torch as _torch
+    from agent.checkpoint.torch_import import torch as _torch
 
     torch = _torch()
     torch.set_num_threads(1)
@@ -363,7 +363,7 @@ def _is_oom(exc: BaseException) -> bool:
 def run(path: Path, fmt: str, memory: int, cpu: int) -> dict[str, Any]:
     started = time.process_time()
     _limit_cpu(cpu)
-    from agent.torch_import import torch as _torch
+    from agent.checkpoint.torch_import import torch as _torch
 
     _torch()
     _limit_memory(memory)

@@ -13,13 +13,13 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.checks.records import load_records, save_record
 from agent.checks.runner import Verdict, check_file
-from agent.hashing import hash_file
-from agent.validate_cache import load_records, save_record
+from agent.local.hashing import hash_file
 
 if TYPE_CHECKING:
     from agent.config import ModelConfig
-    from agent.store import Store
+    from agent.local.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def is_checkpoint(name: str, model: ModelConfig | None, *, companion: str | None
 def refusal(store: Store, name: str, sha256: str) -> str | None:
     """Why the file ``name`` in models_dir (content ``sha256``) must not leave the machine, or
     None: the one question push, sync, run and repair ask before an upload or a copy."""
-    from agent.naming import identify
+    from agent.rules.naming import identify
 
     ident = identify(name, store.config.models)
     model = next((m for m in store.config.models if ident and m.name == ident.model), None)

@@ -112,7 +112,7 @@ def project(tmp_path) -> Project:
 @pytest.fixture
 def cli(project, capsys, monkeypatch):
     """Run ``model-safety ARGS`` in this process through agent.cli.main (exit codes included)."""
-    from agent.cli import main
+    from agent.cli.main import main
 
     monkeypatch.chdir(project.root)
     monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from agent.cli import cli
+from agent.cli.main import cli
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
 # "model-safety CMD rest": the rest ends at a backtick, a quote, a line end or `;`

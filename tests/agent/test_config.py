@@ -8,7 +8,7 @@ import pytest
 
 from agent.config import load_config
 from agent.errors import ConfigError
-from agent.retention import RetentionPolicy
+from agent.rules.retention import RetentionPolicy
 
 FULL = """\
 training: {epochs: 3}       # someone else's section: left alone

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from agent import hashing
-from agent.hashing import HashCache, HashMismatch, atomic_copy, hash_file
+from agent.local import hashing
+from agent.local.hashing import HashCache, HashMismatch, atomic_copy, hash_file
 
 
 def test_hash_file_matches_hashlib_in_one_pass(checkpoint):

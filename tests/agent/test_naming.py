@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import ModelConfig
-from agent.naming import (
+from agent.rules.naming import (
     backup_name,
     identify,
     parse_name,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from agent import progress
-from agent.hashing import hash_file
+from agent.local.hashing import hash_file
 from tests.agent.conftest import MODEL_FILE, cli_env, run_subprocess, write_sized_checkpoint
 
 BIG = 150 * 1024 * 1024  # over the 100 MiB threshold: 150.0 MiB (157.3 MB in decimal units)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from agent import hashing
+from agent.local import hashing
 from tests.agent.conftest import TOKENIZER, load_checkpoint
 
 

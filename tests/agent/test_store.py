@@ -10,13 +10,13 @@ import shutil
 
 import pytest
 
-from agent.catalog import Catalog, Entry
 from agent.checks.runner import check_file
 from agent.config import load_config
 from agent.errors import AgentError, LockHeld
-from agent.lock import Lock
-from agent.naming import version_name
-from agent.store import Store
+from agent.local.catalog import Catalog, Entry
+from agent.local.lock import Lock
+from agent.local.store import Store
+from agent.rules.naming import version_name
 from tests.agent.conftest import MODEL_FILE, TOKENIZER, write_checkpoint
 
 
@@ -106,7 +106,7 @@ def test_structural_check(tmp_path, checkpoint):
     assert "NaN" in (check_file(nan).reason or "")
     pickled = tmp_path / "code.pth"
     torch.save({"w": torch.zeros(1), "obj": Catalog}, pickled)  # not weights-only loadable
-    assert "agent.catalog.Catalog" in (check_file(pickled).reason or "")
+    assert "agent.local.catalog.Catalog" in (check_file(pickled).reason or "")
     notes = tmp_path / "notes.pth"
     notes.write_text("not a checkpoint")
     assert "not a torch checkpoint" in (check_file(notes).reason or "")
@@ -131,8 +131,8 @@ def test_catalog_file_is_valid_json_after_each_command(cli, project):
 
 
 def test_run_makes_a_version_only_when_due_and_changed(project, store):
-    from agent.hashing import bytes_read
-    from agent.schedule import run_job
+    from agent.local.hashing import bytes_read
+    from agent.remote.schedule import run_job
 
     day = dt.date(2024, 5, 1)
     first = run_job(store, today=day)

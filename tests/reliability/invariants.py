@@ -12,16 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from agent.hashing import OUR_TEMP_RE
+from agent.local.hashing import OUR_TEMP_RE
 from providers import Provider, open_provider
 from providers.base import Streamer
 
 STATE_DIR = ".model-safety"
 CHUNK = 4 * 1024 * 1024
 
-# Temp names of every writer we have: agent.hashing.temp_path (``.<name>.<12 hex>.incomplete``),
-# providers.transfer's partial downloads (``.<name>.<tag>.incomplete``), Drive's uploads under a
-# temporary title, and generic ``*.tmp``.
+# Temp names of every writer we have: agent.local.hashing.temp_path
+# (``.<name>.<12 hex>.incomplete``), providers.transfer's partial downloads
+# (``.<name>.<tag>.incomplete``), Drive's uploads under a temporary title, and generic ``*.tmp``.
 TEMP_RE = re.compile(r".*(\.incomplete|\.tmp|\.partial)$")
 
 

@@ -26,7 +26,7 @@ from tests.sync.conftest import SyncProject
 HOLDER = """
 import sys
 from pathlib import Path
-from agent.lock import Lock
+from agent.local.lock import Lock
 lock = Lock(Path(sys.argv[1]), "test holder").acquire()
 print("locked", flush=True)
 sys.stdin.read()

@@ -14,7 +14,7 @@ import pickle
 import struct
 from pathlib import Path
 
-from agent.naming import identify
+from agent.rules.naming import identify
 from tests.reliability.invariants import snapshot_dir
 from tests.sync import conftest as sync_conftest
 from tests.sync.conftest import SyncProject

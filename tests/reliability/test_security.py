@@ -249,7 +249,7 @@ def test_redaction_masks_secrets_in_printed_lines_and_logs(capsys):
     import logging
 
     from agent import secrets
-    from agent.app import App
+    from agent.cli.app import App
 
     app = App(None, verbose=2)
     secrets.register(["s3cr3t-from-config-xyz"])
@@ -260,7 +260,7 @@ def test_redaction_masks_secrets_in_printed_lines_and_logs(capsys):
     app.warn(f"put failed: {session}")
     app.out_json({"detail": f"Bearer ya29.a0AfH6SMBx-token and s3cr3t-from-config-xyz {pem}"})
     logging.getLogger("providers.retry").warning("retrying %s", session)
-    logging.getLogger("agent.sync").debug("aws_secret_access_key = s3cr3t-from-config-xyz")
+    logging.getLogger("agent.remote.push").debug("aws_secret_access_key = s3cr3t-from-config-xyz")
     secrets.forget(["s3cr3t-from-config-xyz"])
     captured = capsys.readouterr()
     text = captured.out + captured.err

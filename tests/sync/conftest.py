@@ -90,7 +90,7 @@ def sync_project(tmp_path, request, remote_kind) -> SyncProject:
 @pytest.fixture
 def ms(monkeypatch, capsys):
     """Run ``model-safety ARGS`` in-process against a given project root."""
-    from agent.cli import main
+    from agent.cli.main import main
 
     monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from agent import remote_catalog
+from agent.remote.connect import catalog as remote_catalog
 from tests.agent.conftest import MODEL_FILE, TOKENIZER
 from tests.sync.conftest import SyncProject, agent_cli
 
@@ -287,8 +287,8 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out, err)
     from agent.config import load_config
-    from agent.remote import Remote
-    from agent.store import Store
+    from agent.local.store import Store
+    from agent.remote.connect import Remote
 
     store = Store(load_config(projects[0].config))
     remote = Remote.open(store, store.config.remote("r"))

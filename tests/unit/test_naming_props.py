@@ -11,7 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agent.config import ModelConfig
-from agent.naming import (
+from agent.remote.connect import unsafe_name
+from agent.rules.naming import (
     backup_name,
     identify,
     parse_name,
@@ -19,7 +20,6 @@ from agent.naming import (
     sort_versions,
     version_name,
 )
-from agent.remote import unsafe_name
 
 stems = st.text(
     alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="_-."),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.retention import Candidate, RetentionPolicy, plan_retention
+from agent.rules.retention import Candidate, RetentionPolicy, plan_retention
 
 DAY0 = dt.date(2024, 1, 1)
 
@@ -146,7 +146,7 @@ def test_policy_default_keep_last():
 # -- more properties: input order, any floor, real names whose string order misleads -----------
 def real_cand(day: int, seq: int, good: bool) -> Candidate:
     """A candidate under the name the agent builds: ``.10`` sorts before ``.9`` as a string."""
-    from agent.naming import version_name
+    from agent.rules.naming import version_name
 
     date = DAY0 + dt.timedelta(days=day)
     return Candidate(version_name("m.pth", date, seq), date, seq, good)

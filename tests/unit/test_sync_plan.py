@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from agent.daemon import next_run
-from agent.sync_plan import Action, LocalFile, RemoteFile, plan_push
+from agent.cli.daemon import next_run
+from agent.rules.push_plan import Action, LocalFile, RemoteFile, plan_push
 
 
 def lf(name: str, sha: str, size: int = 10, **kw) -> LocalFile:

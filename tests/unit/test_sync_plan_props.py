@@ -1,4 +1,4 @@
-"""Properties of the push plan (agent.sync_plan) for any local and remote state: a corrupt or
+"""Properties of the push plan (agent.rules.push_plan) for any local and remote state: a corrupt or
 blocked local copy is never sent, nothing on the remote is ever deleted or overwritten with other
 bytes than the local file's, a copy's source holds the same bytes, and applying the plan makes
 the next plan a no-op. The examples are in test_sync_plan.py."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.sync_plan import Action, LocalFile, RemoteFile, Step, plan_push
+from agent.rules.push_plan import Action, LocalFile, RemoteFile, Step, plan_push
 
 NAMES = [f"m_v2024-01-{d:02d}.pth" for d in range(1, 9)] + ["m.pth", "m_backup.pth", "tok.json"]
 SHAS = ["a" * 64, "b" * 64, "c" * 64, "d" * 64]

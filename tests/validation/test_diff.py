@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from agent.tensor_diff import diff_checkpoints
+from agent.checkpoint.diff import diff_checkpoints
 from tests.validation.conftest import save
 
 

@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.checkpoint_reader import CheckpointError, open_checkpoint
+from agent.checkpoint.reader import CheckpointError, open_checkpoint
 from agent.checks.runner import check_file
 
 

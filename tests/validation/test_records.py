@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+from agent.checks.records import FILE, MAX_RECORDS, load_records, save_record
 from agent.checks.runner import CHECKER_VERSION
 from agent.checks.verdicts import verdict_for
 from agent.config import load_config
-from agent.store import Store
-from agent.validate_cache import FILE, MAX_RECORDS, load_records, save_record
+from agent.local.store import Store
 
 
 def test_records_merge_and_damage_is_an_empty_store(tmp_path):

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from agent.validate_cache import load_records
+from agent.checks.records import load_records
 from tests.validation import scoring
 from tests.validation.conftest import SCORER, add_validation, save
 

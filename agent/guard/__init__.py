@@ -1,0 +1,1 @@
+"""`guard`: back up, run the update, validate, keep or roll back."""

@@ -1,0 +1,450 @@
+"""Push local copies to a remote, and apply retention on the remote (DESIGN.md §4–5).
+
+The facts are gathered here (local files with their catalog state, the remote's objects and
+catalog); agent.rules.push_plan decides; this module carries the steps out, one file at a time, and
+writes the remote catalog last. Nothing here deletes a remote object because a local file is gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent import progress
+from agent.config import ModelConfig
+from agent.faultpoints import crash_point
+from agent.local.catalog import Entry
+from agent.progress import human_size
+from agent.remote.catalog import RemoteCatalog
+from agent.remote.connect import Remote
+from agent.rules.naming import identify
+from agent.rules.push_plan import Action, LocalFile, Step, compare_hashes, plan_push
+from agent.rules.retention import Candidate, Decision, plan_retention
+from providers import Copier, UploadJanitor
+from providers.errors import IntegrityError, NotFound, ProviderError
+
+if TYPE_CHECKING:
+    from agent.local.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """A stop was requested between two files (the daemon's SIGTERM)."""
+
+
+@dataclass
+class SyncReport:
+    remote: str
+    steps: list[Step] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # one line per action carried out
+    problems: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes_sent: int = 0  # over the wire by this run
+    bytes_resumed: int = 0  # already on the server from an interrupted earlier upload
+    bytes_copied: int = 0  # server-side
+    seconds: float = 0.0
+    decisions: list[Decision] = field(default_factory=list)
+    # told each `done` line as it happens (the daemon stamps its log lines with the time)
+    on_line: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def did(self, line: str) -> None:
+        self.done.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def summary(self) -> str:
+        return (
+            f"{self.remote}: {self.files} file(s), {human_size(self.bytes_sent)} sent, "
+            + (
+                f"{human_size(self.bytes_resumed)} resumed from an earlier upload, "
+                if self.bytes_resumed
+                else ""
+            )
+            + f"{human_size(self.bytes_copied)} copied server-side, {self.seconds:.1f}s"
+            + (f", {len(self.problems)} problem(s)" if self.problems else "")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "steps": [
+                {"action": s.action.value, "name": s.name, "size": s.size, "reason": s.reason}
+                | ({"source": s.source} if s.source else {})
+                for s in self.steps
+            ],
+            "done": self.done,
+            "problems": self.problems,
+            "files": self.files,
+            "bytes_sent": self.bytes_sent,
+            "bytes_resumed": self.bytes_resumed,
+            "bytes_copied": self.bytes_copied,
+            "seconds": round(self.seconds, 3),
+            "prune": [d.to_dict() for d in self.decisions],
+        }
+
+
+# -- local facts -------------------------------------------------------------------------------
+def _catalog_dict(entry: Entry) -> dict[str, Any]:
+    data = entry.to_dict()
+    data.pop("md5", None)  # filled from what the remote reports after the transfer
+    return data
+
+
+def local_files(store: Store) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
+    """Every local file worth mirroring, in push order: per model, the dated versions oldest
+    first, then the backup slot, then the current files; companions before their model file, so
+    a model file under a name on the remote means its whole version is there."""
+    for m in store.config.models:
+        copies = sorted(
+            (e for e in store.catalog.of_model(m.name) if e.kind in ("version", "backup")),
+            key=lambda e: (e.kind == "backup", e.sort_key),
+        )
+        for entry in copies:
+            parts = [store.catalog.get(n) for n in entry.companions.values()]
+            for part in [*parts, entry]:
+                if part is None or not store.path(part.name).is_file():
+                    continue
+                ok = store.state_of(part).state == "ok"
+                yield LocalFile(part.name, part.size, part.sha256, ok=ok), _catalog_dict(part)
+        yield from _current_files(store, m)
+
+
+def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
+    names = [*m.companions, m.file]
+    for name in names:
+        path = store.path(name)
+        if not path.is_file():
+            continue
+        st = path.stat()
+        sha = store.sha256(path)
+        entry = {
+            "name": name,
+            "model": m.name,
+            "kind": "current",
+            "date": None,
+            "seq": 1,
+            "created": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
+            "size": st.st_size,
+            "sha256": sha,
+            "companion": None if name == m.file else name,
+            "companions": {c: c for c in m.companions} if name == m.file else {},
+        }
+        yield LocalFile(name, st.st_size, sha), entry
+
+
+# -- push --------------------------------------------------------------------------------------
+def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, Any]]]:
+    files = list(local_files(store))
+    again = _expired_again(store, remote, [lf.name for lf, _ in files])
+    files = [(lf, entry) for lf, entry in files if lf.name not in again]
+    sizes = {lf.name: lf.size for lf, _ in files}
+    held = remote.provider.capabilities.hashes
+    remote_files = {}
+    for name, obj in remote.objects.items():
+        rf = obj.as_plan_input()
+        if rf.recorded is None and sizes.get(name) == rf.size and not set(rf.hashes) & held:
+            # Uploaded but never catalogued (a push killed before its catalog write): listings
+            # omit checksums the object itself holds, so ask before sending it all again.
+            rf = dataclasses.replace(rf, hashes=dict(remote.provider.stat(name).hashes))
+        remote_files[name] = rf
+    can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
+    local = [lf for lf, _ in files]
+    steps = plan_push(local, remote_files, can_copy=can_copy)
+    currents = {e["name"] for _, e in files if e.get("kind") == "current"}
+    leaving = {s.name for s in steps if s.action in (Action.UPLOAD, Action.COPY)} | currents
+    if leaving:
+        # What would leave the machine is checked, and the current files whatever the remote
+        # holds (a current pulled from a remote that holds a bad copy is reported, not trusted);
+        # a dated copy already there was checked when it left. Whatever fails is refused under
+        # every name it has.
+        local = [_checked(store, lf) if lf.name in leaving else lf for lf in local]
+        steps = plan_push(local, remote_files, can_copy=can_copy)
+    return steps, {lf.name: entry for lf, entry in files}
+
+
+def _checked(store: Store, lf: LocalFile) -> LocalFile:
+    from agent.checks.verdicts import refusal
+
+    why = refusal(store, lf.name, lf.sha256) if lf.ok else None
+    return dataclasses.replace(lf, blocked=why) if why else lf
+
+
+def _expired_again(store: Store, remote: Remote, local_names: list[str]) -> set[str]:
+    """Local version files this remote's retention removed before and would remove again right
+    after this push: sending them would cost a full upload on every run for nothing. A version
+    the policy would now keep (it was widened) is sent again."""
+    expired = remote.catalog.expired
+    back = {n for n in local_names if n in expired and n not in remote.objects}
+    if not back:
+        return set()
+    idents = {n: identify(n, store.config.models) for n in back}
+    again: set[str] = set()
+    for m in store.config.models:
+        returning = {
+            n: i for n, i in idents.items() if i and i.model == m.name and i.kind == "version"
+        }
+        if not returning:
+            continue
+        cands = [
+            Candidate(o.name, o.ident.date or dt.date.min, o.ident.seq, remote_good(remote, o.name))
+            for o in remote.objects.values()
+            if o.ident.model == m.name and o.ident.kind == "version" and o.ident.companion is None
+        ]
+        cands += [
+            Candidate(n, i.date or dt.date.min, i.seq)
+            for n, i in returning.items()
+            if i.companion is None
+        ]
+        decisions = plan_retention(cands, remote.config.retention, minimum=2, today=dt.date.today())
+        doomed = {
+            (returning[d.name].date, returning[d.name].seq)
+            for d in decisions
+            if not d.keep and d.name in returning
+        }
+        again |= {n for n, i in returning.items() if (i.date, i.seq) in doomed}
+    return again
+
+
+def push(
+    store: Store,
+    remote: Remote,
+    *,
+    dry_run: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_line: Callable[[str], None] | None = None,
+) -> SyncReport:
+    started = time.monotonic()
+    report = SyncReport(remote.name, on_line=on_line)
+    steps, entries = plan(store, remote)
+    report.steps = steps
+    run = _Push(store, remote, report, dry_run, should_stop)
+    try:
+        for step in steps:
+            run.carry_out(step, entries[step.name])
+    finally:
+        # Written last, and also when the push stops early (SIGTERM, a remote that went away):
+        # what did arrive is then known to the next push instead of being sent again.
+        if not dry_run and run.recorded:
+            try:
+                _record(remote, run.recorded)
+            except ProviderError as exc:
+                log.warning("remote %s: could not write its catalog: %s", remote.name, exc)
+    if not dry_run and not report.problems:
+        _abort_abandoned_uploads(remote, report)
+    store.save()  # the hashes learned here spare the next push a full read of every file
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class _Push:
+    """One push in progress: carries out steps and remembers what arrived, for the catalog."""
+
+    store: Store
+    remote: Remote
+    report: SyncReport
+    dry_run: bool
+    should_stop: Callable[[], bool]
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def carry_out(self, step: Step, entry: dict[str, Any]) -> None:
+        report = self.report
+        if step.action is Action.REFUSE:
+            report.problems.append(f"{step.name}: not pushed: {step.reason}")
+            return
+        if step.action is Action.PRESENT:
+            hashes = self.remote.objects[step.name].info.hashes
+            self.recorded[step.name] = _remote_entry(entry, hashes)
+            return
+        if self.dry_run:
+            return
+        if self.should_stop():
+            raise Interrupted(f"stopped before {step.name}; run push again to continue")
+        try:
+            info, sent = _transfer(self.store, self.remote, step, entry["sha256"])
+        except (IntegrityError, NotFound) as exc:
+            report.problems.append(f"{step.name}: not pushed: {exc}")
+            return
+        self.recorded[step.name] = _remote_entry(entry, info.hashes)
+        report.files += 1
+        if step.action is Action.COPY:
+            report.bytes_copied += step.size
+            report.did(f"copied {step.source} -> {step.name} on {self.remote.name}")
+        else:
+            # What the provider reported moving is what this run sent; the rest of the file was
+            # already on the server (parts or a session of a killed run), so it is not counted
+            # as sent.
+            resumed = max(0, step.size - sent)
+            report.bytes_sent += sent
+            report.bytes_resumed += resumed
+            report.did(
+                f"uploaded {step.name} to {self.remote.name} ({step.reason})"
+                + (f"; {resumed} bytes resumed from an earlier upload" if resumed else "")
+            )
+
+
+def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
+    """After a clean push nothing of ours is in flight: multipart uploads left by a killed run for
+    files that are gone or changed would only cost storage (S3 bills them until aborted)."""
+    inner = getattr(remote.provider, "inner", remote.provider)  # cleanup only: no retry needed
+    if not isinstance(inner, UploadJanitor):
+        return
+    try:
+        aborted = inner.abort_incomplete_uploads()
+    except ProviderError as exc:
+        log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
+        return
+    if aborted:
+        report.did(f"aborted {aborted} abandoned upload(s) on {remote.name}")
+
+
+def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
+    """The object's info and the bytes sent over the wire (0 for a server-side copy)."""
+    provider = remote.provider
+    if step.action is Action.COPY:
+        assert step.source is not None and isinstance(provider, Copier)
+        info = provider.copy(step.source, step.name)
+        if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
+            provider.delete(step.name)
+            raise IntegrityError(f"server-side copy of {step.source} came out different")
+        return info, 0
+    path = store.path(step.name)
+    sent = 0
+    with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
+
+        def moved(n: int) -> None:
+            # providers call this under their own lock (providers.transfer.Progress)
+            nonlocal sent
+            sent += n
+            if advance is not None:
+                advance(n)
+
+        info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
+    return info, sent
+
+
+def _remote_entry(entry: dict[str, Any], hashes: Any) -> dict[str, Any]:
+    out = dict(entry)
+    if hashes.get("md5"):
+        out["md5"] = hashes["md5"]
+    return out
+
+
+def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
+    """Write the remote catalog last; entries already identical are left as they were."""
+
+    def edit(catalog: RemoteCatalog) -> None:
+        for name, entry in recorded.items():
+            old = catalog.files.get(name)
+            if old and all(old.get(k) == v for k, v in entry.items()):
+                continue
+            catalog.record(name, entry)
+
+    remote.refresh()
+    from agent.remote.connect import catalog as remote_catalog
+
+    remote_catalog.update(remote.provider, edit)
+
+
+# -- retention ---------------------------------------------------------------------------------
+def remote_good(remote: Remote, name: str) -> bool:
+    """A remote copy counts as good when it is there with the size and checksum its catalog entry
+    (or, with no entry, the provider itself) vouches for."""
+    obj = remote.objects.get(name)
+    if obj is None:
+        return False
+    rec = obj.recorded
+    if rec is None:
+        return True  # nothing to compare with; `verify --deep` reads the bytes
+    if rec.get("size") != obj.info.size:
+        return False
+    return compare_hashes(obj.info.hashes, rec) is not False
+
+
+def prune_remote(
+    store: Store, remote: Remote, *, dry_run: bool = False, today: dt.date | None = None
+) -> list[Decision]:
+    """Apply the remote's own retention to its dated versions (with their companion copies);
+    versions dated after ``today`` are kept and not counted (agent.rules.retention)."""
+    from agent.local.prune import warn_future
+
+    today = today or dt.date.today()
+    decisions: list[Decision] = []
+    forgotten: list[str] = []
+    for m in store.config.models:
+        versions = [
+            o
+            for o in remote.objects.values()
+            if o.ident.model == m.name and o.ident.kind == "version" and o.ident.companion is None
+        ]
+        cands = [
+            Candidate(o.name, o.ident.date or dt.date.min, o.ident.seq, remote_good(remote, o.name))
+            for o in versions
+        ]
+        plan = plan_retention(cands, remote.config.retention, minimum=2, today=today)
+        warn_future(plan, today, f"remote {remote.name}")
+        decisions.extend(plan)
+        for d in plan:
+            if d.keep or dry_run:
+                continue
+            doomed = remote.objects[d.name]
+            companions = [
+                o.name
+                for o in remote.objects.values()
+                if o.ident.model == m.name
+                and o.ident.kind == "version"
+                and o.ident.companion is not None
+                and (o.ident.date, o.ident.seq) == (doomed.ident.date, doomed.ident.seq)
+            ]
+            # the model file first: without it the version is no longer offered for a pull
+            for name in [d.name, *companions]:
+                remote.provider.delete(name)
+                crash_point("remote-prune-delete")  # test-only: part of a version deleted
+                forgotten.append(name)
+    if forgotten:
+        from agent.remote.connect import catalog as remote_catalog
+
+        def edit(catalog: RemoteCatalog) -> None:
+            for name in forgotten:
+                catalog.forget(name)
+
+        remote_catalog.update(remote.provider, edit)
+        remote.refresh()
+    return decisions
+
+
+def unmirrored_pins(store: Store, remotes: list[Remote]) -> dict[str, str]:
+    """Local dated versions that are on no remote yet, as retention pins: local retention never
+    deletes the only copy a user has. A version some remote held and then expired by its own
+    retention is not pinned: it was mirrored, and the policies agree it may go."""
+    pins: dict[str, str] = {}
+    if not remotes:
+        return pins
+    for m in store.config.models:
+        for entry in store.catalog.of_model(m.name, "version"):
+            if any(_mirrored(r, entry) or _expired(r, entry.name) for r in remotes):
+                continue
+            pins[entry.name] = "not on any remote yet (push first, or prune --force)"
+    return pins
+
+
+def _expired(remote: Remote, name: str) -> bool:
+    try:
+        return name in remote.catalog.expired
+    except ProviderError:
+        return False
+
+
+def _mirrored(remote: Remote, entry: Entry) -> bool:
+    try:
+        obj = remote.objects.get(entry.name)
+    except ProviderError as exc:
+        log.warning("remote %s unreachable (%s); treating its copies as absent", remote.name, exc)
+        return False
+    return obj is not None and obj.info.size == entry.size and remote_good(remote, entry.name)

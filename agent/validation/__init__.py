@@ -1,0 +1,1 @@
+"""`validate`: the ordered checks (the checker's verdict, structure, quality gate)."""
