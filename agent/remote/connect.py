@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from agent.config import RemoteConfig
 from agent.errors import AgentError
+from agent.remote import catalog as remote_catalog
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog
-from agent.remote.connect import catalog as remote_catalog
 from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider

@@ -347,7 +347,7 @@ def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
             catalog.record(name, entry)
 
     remote.refresh()
-    from agent.remote.connect import catalog as remote_catalog
+    from agent.remote import catalog as remote_catalog
 
     remote_catalog.update(remote.provider, edit)
 
@@ -408,7 +408,7 @@ def prune_remote(
                 crash_point("remote-prune-delete")  # test-only: part of a version deleted
                 forgotten.append(name)
     if forgotten:
-        from agent.remote.connect import catalog as remote_catalog
+        from agent.remote import catalog as remote_catalog
 
         def edit(catalog: RemoteCatalog) -> None:
             for name in forgotten:

@@ -147,7 +147,7 @@ def verify_remote(
         report.checks.append(RemoteCheck(name, state, detail, (rec or {}).get("verified_at")))
     verified = [n for n in verified if n in recorded]
     if verified and record:
-        from agent.remote.connect import catalog as remote_catalog
+        from agent.remote import catalog as remote_catalog
 
         when = now_iso()
 

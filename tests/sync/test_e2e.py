@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from agent.remote.connect import catalog as remote_catalog
+from agent.remote import catalog as remote_catalog
 from tests.agent.conftest import MODEL_FILE, TOKENIZER
 from tests.sync.conftest import SyncProject, agent_cli
 
