@@ -452,6 +452,6 @@ class Store:
         return self.catalog.entries[entry.name]
 
     def status(self, model: str | None = None) -> dict[str, object]:
-        from agent.remote.schedule import status_report
+        from agent.local.schedule import status_report
 
         return status_report(self, model)

@@ -132,7 +132,7 @@ def test_catalog_file_is_valid_json_after_each_command(cli, project):
 
 def test_run_makes_a_version_only_when_due_and_changed(project, store):
     from agent.local.hashing import bytes_read
-    from agent.remote.schedule import run_job
+    from agent.local.schedule import run_job
 
     day = dt.date(2024, 5, 1)
     first = run_job(store, today=day)

@@ -11,7 +11,7 @@ import click
 
 from agent.cli.commands import json_option, pass_app
 from agent.errors import EXIT_PROBLEMS
-from agent.remote.schedule import run_job
+from agent.local.schedule import run_job
 
 
 def periodic_job(
