@@ -29,9 +29,10 @@ from agent.errors import AgentError
 
 if TYPE_CHECKING:
     from agent.guard.result import GuardResult
+    from agent.local.backup import BackupResult
     from agent.local.lock import Lock
     from agent.local.restore import RestoreResult
-    from agent.local.store import BackupResult, CopyState, Store
+    from agent.local.store import CopyState, Store
     from agent.remote.connect import Remote
     from agent.remote.pull import PullReport
     from agent.remote.push import SyncReport

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +372,16 @@ class HashCache:
             self._dirty = False
         except OSError:
             pass  # a cache that cannot be saved (read-only dir) costs time, never correctness
+
+
+@dataclass
+class Staged:
+    """A file being copied: temp written and verified, waiting to be renamed into place (by a
+    backup or a restore)."""
+
+    source: Path
+    dest: Path
+    temp: Path
+    sha256: str
+    companion: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)

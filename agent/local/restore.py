@@ -14,14 +14,17 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import ModelConfig
 from agent.errors import NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, entry_for_file
-from agent.local.hashing import HashMismatch, fsync_dir
-from agent.local.store import Store, _Planned
+from agent.local.hashing import HashMismatch, Staged, fsync_dir
 from agent.rules.naming import identify, replaced_name
+
+if TYPE_CHECKING:
+    from agent.local.store import Store
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def restore_model(
         )
     skipped: list[str] = []
     for entry in tries:
-        planned: list[_Planned] = []
+        planned: list[Staged] = []
         try:
             planned = _stage(store, m, entry)
         except (HashMismatch, FileNotFoundError) as exc:
@@ -107,9 +110,9 @@ def restore_model(
     )
 
 
-def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[_Planned]:
+def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[Staged]:
     """Copy a version's files to temps beside their current names, verified."""
-    planned: list[_Planned] = []
+    planned: list[Staged] = []
     try:
         parts = [(comp, name) for comp, name in entry.companions.items()]
         parts.append((None, entry.name))
@@ -120,7 +123,7 @@ def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[_Planned]:
             src = store.path(name)
             dest = store.path(companion or m.file)
             temp, sha = store._copy(src, dest, copy_entry.sha256)
-            planned.append(_Planned(src, dest, temp, sha, companion))
+            planned.append(Staged(src, dest, temp, sha, companion))
     except BaseException:
         for p in planned:
             with suppress(FileNotFoundError):
@@ -149,7 +152,7 @@ def _switch(
     store: Store,
     m: ModelConfig,
     entry: Entry,
-    planned: list[_Planned],
+    planned: list[Staged],
     discard: bool,
     skipped: list[str],
 ) -> RestoreResult:

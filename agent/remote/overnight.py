@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from agent.config import RemoteConfig
 from agent.errors import AgentError
 from agent.remote.connect import Remote, about_remote
-from agent.remote.push import Interrupted, SyncReport, prune_remote, push, unmirrored_pins
+from agent.remote.prune import prune_remote, unmirrored_pins
+from agent.remote.push import Interrupted, SyncReport, push
 from agent.rules.retention import Decision
 from providers.errors import ProviderError
 

@@ -27,7 +27,7 @@ from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.progress import human_size
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
-from agent.remote.push import remote_good
+from agent.remote.prune import remote_good
 from agent.rules.naming import Identity, identify, is_plain_name, replaced_name
 from providers.errors import ProviderError
 

@@ -7,23 +7,9 @@ import contextlib
 import click
 
 from agent.cli.commands import json_option, model_argument, pass_app
+from agent.cli.commands.table import print_decisions
 from agent.errors import AgentError
 from agent.rules.retention import Decision
-
-
-def print_decisions(  # type: ignore[no-untyped-def]
-    app,
-    decisions: list[Decision],
-    dry_run: bool,
-    nothing: str = "no dated versions to prune",
-    side: str = "",
-) -> None:
-    """``side``: a prefix such as ``local: `` where remote decisions are printed too."""
-    for d in decisions:
-        verb = "keep  " if d.keep else ("would delete" if dry_run else "delete")
-        app.out(f"{side}{verb}  {d.name}: {'; '.join(d.reasons)}")
-    if not decisions:
-        app.out(nothing)
 
 
 @click.command()
@@ -80,7 +66,7 @@ def unmirrored(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
     if not app.config.remotes:
         return {}
     from agent.remote.connect import Remote
-    from agent.remote.push import unmirrored_pins
+    from agent.remote.prune import unmirrored_pins
 
     remotes = []
     try:

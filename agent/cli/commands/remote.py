@@ -146,7 +146,7 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
     else:
         for r in result.reports:
             _print_sync(app, r, dry_run)
-        from agent.cli.commands.prune import print_decisions
+        from agent.cli.commands.table import print_decisions
 
         print_decisions(app, result.local_decisions, dry_run, side="local: ")
         for problem in [*result.problems, *result.warnings]:

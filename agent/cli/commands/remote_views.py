@@ -148,8 +148,8 @@ def verify_remote_cmd(app, name: str, deep: bool, as_json: bool) -> int:  # type
 def prune_remote_cmd(app, name: str, dry_run: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     import contextlib
 
-    from agent.cli.commands.prune import print_decisions
-    from agent.remote.push import prune_remote
+    from agent.cli.commands.table import print_decisions
+    from agent.remote.prune import prune_remote
 
     with contextlib.nullcontext() if dry_run else app.lock("prune"), opened(app, name) as remote:
         decisions = prune_remote(app.store, remote, dry_run=dry_run)
