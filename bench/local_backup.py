@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import parse_config
 from agent.local import hashing
-from agent.local.store import Store
 from agent.local.schedule import run_job
+from agent.local.store import Store
 
 MODEL = "bench_model.pth"
 

