@@ -7,7 +7,7 @@ One run starts SeaweedFS (weed mini) on loopback, makes a torch checkpoint of ea
 times every tool as a child process (wait4: wall time, peak RSS, user+sys CPU; the server's CPU
 from /proc/<weed pid>/stat around each transfer), alternating the tools from one repetition to
 the next, median of --reps. Every download is compared byte for byte with the source. Then
-(unless --no-extra) issue 7 section 3: a no-op sync over 20 pushed versions, bytes re-sent after
+(unless --no-extra) section 3: a no-op sync over 20 pushed versions, bytes re-sent after
 a kill -9 at 70% of an upload, and the local part (backup vs cp+sync, hashing vs sha256sum).
 The markdown table goes to stdout and to bench/results/<date>-<host>.md, with a PNG of the
 throughput per tool (also copied to docs/throughput.png). See bench/README.md.
@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--settle", type=float, default=1.0, help="idle seconds before each timing")
     ap.add_argument("--peers", default=",".join(ALL_PEERS))
-    ap.add_argument("--no-extra", action="store_true", help="skip issue 7 section 3")
+    ap.add_argument("--no-extra", action="store_true", help="skip section 3")
     ap.add_argument("--no-write", action="store_true", help="print only; no results files")
     args = ap.parse_args()
 

@@ -1,7 +1,7 @@
 """One remote as the agent sees it: the provider, what is there under our names, and its catalog.
 
 This is the only place the agent turns remote names into local meaning, so the checks that keep
-untrusted names out of ``models_dir`` live here (DESIGN.md §5.6).
+untrusted names out of ``models_dir`` live here.
 """
 
 from __future__ import annotations

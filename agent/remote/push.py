@@ -1,4 +1,4 @@
-"""Push local copies to a remote, and apply retention on the remote (DESIGN.md §4–5).
+"""Push local copies to a remote, and apply retention on the remote.
 
 The facts are gathered here (local files with their catalog state, the remote's objects and
 catalog); agent.rules.push_plan decides; this module carries the steps out, one file at a time, and

@@ -1,4 +1,4 @@
-"""What a push would do, decided without any I/O (DESIGN.md §4, invariants 3 and 4).
+"""What a push would do, decided without any I/O.
 
 The executor (agent/remote/push.py) gathers the facts — local files with their catalog state, the
 remote's listing and catalog — and this module turns them into steps, one per file, each with a

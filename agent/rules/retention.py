@@ -1,5 +1,5 @@
 """Which versions to keep, with a reason for each decision. Pure: used for both the local models
-dir and every remote, so both sides obey the same rules (DESIGN.md §5.4).
+dir and every remote, so both sides obey the same rules.
 
 Policy semantics (the calendar rules follow restic's ``forget``):
 

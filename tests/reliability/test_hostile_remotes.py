@@ -1,4 +1,4 @@
-"""Hostile remotes (issue 6 §2, DESIGN.md §5.6): object names that try to escape ``models_dir``,
+"""Hostile remotes: object names that try to escape ``models_dir``,
 a catalog that points outside it, a malicious pickle and a lying safetensors header. Nothing is
 written outside ``models_dir``, nothing executes, and each bad name is reported.
 

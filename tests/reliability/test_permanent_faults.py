@@ -1,4 +1,4 @@
-"""Permanent faults (issue 6 §1): wrong credentials, a missing bucket or folder, permission
+"""Permanent faults: wrong credentials, a missing bucket or folder, permission
 denied, quota exceeded, a read-only models dir. Each gives one clear error line and exit 1,
 without a retry storm (the requests are counted at the proxy / emulator), and deletes nothing on
 either side.

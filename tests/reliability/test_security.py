@@ -1,4 +1,4 @@
-"""Security (issue 6 §2): secrets stay out of every output and file, loose permissions on a
+"""Security: secrets stay out of every output and file, loose permissions on a
 config holding a literal secret are warned about, journals holding bearer URLs are private, and
 S3 server-side encryption is honoured and shown. Hostile remotes are in test_hostile_remotes.py.
 

@@ -1,4 +1,4 @@
-"""Transient faults on the wire (issue 6 §1): push and pull through the real CLI complete with
+"""Transient faults on the wire: push and pull through the real CLI complete with
 every byte intact while the network misbehaves.
 
 S3: SeaweedFS behind the loopback FaultProxy (tests/servers/proxy.py): TCP resets before an

@@ -111,7 +111,7 @@ def test_an_unreachable_remote_that_run_does_not_push_to_only_warns(tmp_path, ms
 def test_a_version_the_remote_expired_is_not_pushed_again_until_its_policy_keeps_it(
     tmp_path, local_settings, ms
 ):
-    """Local keeps more versions than the remote: each run used to upload the versions the
+    """Local keeps more versions than the remote: a run must not upload again the versions the
     remote's retention had just removed, and remove them again (a full upload per run)."""
     proj = SyncProject.create(
         tmp_path / "proj", local_settings, max_backups=5, retention={"keep_last": 2}
