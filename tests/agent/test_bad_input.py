@@ -94,6 +94,31 @@ def test_read_only_models_dir(tmp_path, tmpfs, cli, project):
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def _code_nobody_can_run(root: Path, cmd: list[str]) -> dict[str, str]:
+    """The environment in which `nobody` runs this checkout's CLI. A checkout under a private
+    directory (mode 0700, like a home) is unreadable to nobody, so the code is brought along: a
+    world-readable copy of agent/ and providers/. If nobody cannot run the interpreter itself
+    (a virtualenv inside that private directory), the test cannot run and says why."""
+    checkout = Path(__file__).resolve().parents[2]
+    code = root / "code"
+    for pkg in ("agent", "providers"):
+        shutil.copytree(checkout / pkg, code / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [code, *code.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    probe = subprocess.run(
+        [*cmd, sys.executable, "-c", "import agent.cli.main"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"the nobody user cannot run {sys.executable}: {probe.stderr.strip()[-200:]}")
+    return env
+
+
 def test_unreadable_model_file():
     # Root reads everything, so run the CLI as nobody (setpriv) against a file mode 000.
     if os.geteuid() != 0:
@@ -112,7 +137,7 @@ def test_unreadable_model_file():
         (models / "tokenizer.json").write_text("{}")
         (models / "tokenizer.json").chmod(0o644)
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        env = _code_nobody_can_run(root, cmd)
         proc = subprocess.run(
             [*cmd, sys.executable, "-m", "agent", "backup"],
             cwd=root,
