@@ -285,7 +285,7 @@ class _Push:
             report.bytes_resumed += resumed
             report.did(
                 f"uploaded {step.name} to {self.remote.name} ({step.reason})"
-                + (f"; {resumed} bytes resumed from an earlier upload" if resumed else "")
+                + (f"; {human_size(resumed)} resumed from an earlier upload" if resumed else "")
             )
 
 

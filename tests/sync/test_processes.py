@@ -4,6 +4,7 @@ tests/reliability/test_crash_transfer.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -98,17 +99,16 @@ def test_push_after_a_kill_reports_what_it_sent_and_what_it_resumed(
     assert fault_proxy.body_bytes < size, "the push finished before it could be killed"
 
     fault_proxy.clear()
-    second = agent_cli(proj.root, "push")
+    second = agent_cli(proj.root, "push", "--json")
     assert second.returncode == 0, second.stderr
     on_the_wire = fault_proxy.body_bytes  # parts, the tokenizer and the remote catalog
-    summary = second.stdout.strip().splitlines()[-1]
-    words = summary.split()
-    sent = int(words[words.index("sent,") - 2])
-    resumed = int(words[words.index("resumed") - 2])
-    assert sent <= on_the_wire < size, summary
-    assert resumed >= size * 0.4, summary  # at least the parts done before the kill
-    assert sent + resumed >= size, summary
-    assert "resumed from an earlier upload" in second.stdout.split(MODEL_FILE, 1)[1]
+    (report,) = json.loads(second.stdout)
+    sent, resumed = report["bytes_sent"], report["bytes_resumed"]
+    assert sent <= on_the_wire < size, report
+    assert resumed >= size * 0.4, report  # at least the parts done before the kill
+    assert sent + resumed >= size, report
+    (line,) = [d for d in report["done"] if MODEL_FILE in d]
+    assert "resumed from an earlier upload" in line, line
 
 
 def test_daemon_logs_each_line_when_it_happens(tmp_path, local_settings):
