@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelConfig
-from agent.errors import ModelFileError
+from agent.errors import CheckFailed, ModelFileError
 from agent.progress import GIB, human_size
 from agent.rules.retention import Decision
 
@@ -84,7 +84,7 @@ def run_job(
             continue
         try:
             result = store.backup(m.name, "version", source="run", today=today)
-        except ModelFileError as exc:
+        except (ModelFileError, CheckFailed) as exc:  # the mirror and retention still run
             report.problems.append(str(exc))
             continue
         report.did(result.message)

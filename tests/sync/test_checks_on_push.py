@@ -69,3 +69,18 @@ def test_a_failing_file_is_refused_under_every_name(sync_project, ms, tmp_path):
     assert res.code == 3 and res.err.count("not pushed: fails the check") == 4, res
     assert records.stat().st_mtime_ns == before
     assert not bad & set(_remote_shas(ms, proj).values())
+
+
+def test_a_refusal_is_said_once_per_run_whatever_the_number_of_remotes(ms, tmp_path):
+    from tests.sync.conftest import SyncProject
+
+    (tmp_path / "nas").mkdir()
+    nas = {"type": "local", "path": str(tmp_path / "nas" / "a")}
+    proj = SyncProject.create(tmp_path / "proj", nas)
+    proj.write_config(extra_remotes={"b": {"type": "local", "path": str(tmp_path / "nas" / "b")}})
+    proj.write_model(seed=1)
+    torch.save({"w": torch.tensor([float("nan")])}, proj.models / MODEL_FILE)
+    for args in (["push", "--all"], ["sync", "--all"], ["run"]):
+        res = ms(proj.root, *args)
+        assert res.code == 3, (args, res)
+        assert res.err.count(f"{MODEL_FILE}: not pushed: fails the check") == 1, (args, res.err)

@@ -35,7 +35,9 @@ def opened(app, name: str):  # type: ignore[no-untyped-def]
     return opened_remote(app.store, app.config.remote(name))
 
 
-def _print_sync(app, report, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_sync(app, report, dry_run: bool, said: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """``said``: problems already printed for another remote in this run (a file refused by the
+    check is refused for every remote: one line says so)."""
     from agent.rules.push_plan import Action
 
     if dry_run:
@@ -48,7 +50,9 @@ def _print_sync(app, report, dry_run: bool) -> None:  # type: ignore[no-untyped-
         verb = "keep" if d.keep else ("would delete" if dry_run else "deleted")
         app.out(f"{report.remote}: {verb} {d.name}: {'; '.join(d.reasons)}")
     for problem in report.problems:
-        app.warn(problem)
+        if problem not in said:
+            app.warn(problem)
+            said.add(problem)
     app.out(report.summary())
 
 
@@ -73,8 +77,9 @@ def push(app, remote_name, all_remotes, dry_run, as_json) -> int:  # type: ignor
     if as_json:
         app.out_json([r.to_dict() for r in reports])
     else:
+        said: set[str] = set()
         for r in reports:
-            _print_sync(app, r, dry_run)
+            _print_sync(app, r, dry_run, said)
     return EXIT_PROBLEMS if any(r.problems for r in reports) else 0
 
 
@@ -144,8 +149,9 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
     if as_json:
         app.out_json(result.to_dict())
     else:
+        said: set[str] = set()
         for r in result.reports:
-            _print_sync(app, r, dry_run)
+            _print_sync(app, r, dry_run, said)
         from agent.cli.commands.table import print_decisions
 
         print_decisions(app, result.local_decisions, dry_run, side="local: ")

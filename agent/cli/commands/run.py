@@ -54,11 +54,12 @@ def periodic_job(
     for d in mirror.local_decisions:
         if not d.keep:
             line(f"local: deleted {d.name}: {'; '.join(d.reasons)}")
-    problems = [
-        *report.problems,
-        *mirror.problems,
-        *(p for r in mirror.reports for p in r.problems),
-    ]
+    # a file refused for every remote is one problem, said once
+    problems = list(
+        dict.fromkeys(
+            [*report.problems, *mirror.problems, *(p for r in mirror.reports for p in r.problems)]
+        )
+    )
     data = report.to_dict()
     data["prune"] = mirror.to_dict()["local_prune"]
     data["remotes"] = [r.to_dict() for r in mirror.reports]
