@@ -12,8 +12,8 @@ import pytest
 
 from agent.checks.limits import for_size
 from agent.checks.runner import check_file
-from tests.agent.conftest import cli_env
 from tests.checks.corpus import CASES
+from tests.local.conftest import cli_env
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from agent import ModelSafety, UpdateRejected
-from tests.agent.conftest import cli_env, run_subprocess
 from tests.guard.conftest import GuardProject
 from tests.guard.finetune import finetune
+from tests.local.conftest import cli_env, run_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.agent.conftest import MODEL_FILE, run_subprocess
+from tests.local.conftest import MODEL_FILE, run_subprocess
 from tests.reliability.invariants import lost_bytes, sizes_dir, snapshot_dir, stray_temps
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.agent.conftest import MODEL_FILE, TOKENIZER, run_subprocess
+from tests.local.conftest import MODEL_FILE, TOKENIZER, run_subprocess
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -19,7 +19,7 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
-from tests.sync.conftest import SyncProject
+from tests.remote.conftest import SyncProject
 
 PAGE = 4096
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-from tests.agent.conftest import tmpfs  # noqa: F401 - the real small file system fixture
+from tests.local.conftest import tmpfs  # noqa: F401 - the real small file system fixture
 from tests.reliability.invariants import snapshot_dir, snapshot_remote_at, stray_temps
+from tests.remote import conftest as sync_conftest
+from tests.remote.conftest import SyncProject
 from tests.servers.drive import make_service_account
-from tests.sync import conftest as sync_conftest
-from tests.sync.conftest import SyncProject
 
 ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 NO_WAIT = {"attempts": 5, "initial_wait": 0, "max_wait": 0, "jitter": 0}

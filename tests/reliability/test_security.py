@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import TransientError
+from tests.remote import conftest as sync_conftest
+from tests.remote.conftest import SyncProject
 from tests.servers.drive import make_service_account
 from tests.servers.seaweed import PART
-from tests.sync import conftest as sync_conftest
-from tests.sync.conftest import SyncProject
 
 ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 
 from providers import open_provider
-from tests.agent.conftest import MODEL_FILE
+from tests.local.conftest import MODEL_FILE
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -22,9 +22,9 @@ from tests.reliability.invariants import (
     snapshot_remote_at,
     stray_temps,
 )
-from tests.sync import conftest as sync_conftest
-from tests.sync.conftest import SyncProject, agent_cli
-from tests.sync.test_processes import big_checkpoint
+from tests.remote import conftest as sync_conftest
+from tests.remote.conftest import SyncProject, agent_cli
+from tests.remote.test_processes import big_checkpoint
 
 ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 NO_WAIT = {"attempts": 10, "initial_wait": 0, "max_wait": 0, "jitter": 0}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import Project, cli, project  # noqa: F401 (fixtures)
+from tests.local.conftest import Project, cli, project  # noqa: F401 (fixtures)
 
 SCORER = "tests.validation.scoring:score"
 

@@ -13,7 +13,7 @@ IN, HIDDEN, OUT = 32, 64, 8
 
 
 def build() -> nn.Module:
-    # The same layout as tests/agent/conftest.py's write_checkpoint (0.weight ... 2.bias).
+    # The same layout as tests/local/conftest.py's write_checkpoint (0.weight ... 2.bias).
     return nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))
 
 

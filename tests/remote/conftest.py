@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent.conftest import MODEL_FILE, TOKENIZER, Result, run_subprocess, write_checkpoint
+from tests.local.conftest import MODEL_FILE, TOKENIZER, Result, run_subprocess, write_checkpoint
 
 REMOTE_KINDS = ["local", "s3_seaweedfs", "gdrive_emulator"]
 

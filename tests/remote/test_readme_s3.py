@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.agent.conftest import MODEL_FILE, TOKENIZER
-from tests.sync.conftest import SyncProject
+from tests.local.conftest import MODEL_FILE, TOKENIZER
+from tests.remote.conftest import SyncProject
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

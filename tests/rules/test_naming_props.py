@@ -1,4 +1,4 @@
-"""Properties of names beyond the round trips in tests/agent/test_naming.py: only names we build
+"""Properties of names beyond the round trips in tests/local/test_naming.py: only names we build
 parse as ours (near misses never do), sorting ignores input order and foreign names, identify
 agrees with parse, and no name that passes the remote-name check can land outside models_dir."""
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
-from tests.agent.conftest import MODEL_FILE
-from tests.sync.conftest import SyncProject
+from tests.local.conftest import MODEL_FILE
+from tests.remote.conftest import SyncProject
 
 
 def local_project(tmp_path, name: str = "p", remote: str = "nas") -> SyncProject:

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.agent.conftest import MODEL_FILE, start_subprocess
-from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
+from tests.local.conftest import MODEL_FILE, start_subprocess
+from tests.remote.conftest import SyncProject, agent_cli, kill_agent_when
 
 
 def big_checkpoint(path, mb: int = 64) -> bytes:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.sync.conftest import SyncProject
+from tests.remote.conftest import SyncProject
 
 MONDAY = dt.date(2026, 2, 2)
 
