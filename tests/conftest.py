@@ -1,5 +1,25 @@
-"""Shared fixtures. Real servers live in tests/servers/ as pytest plugins, one module each, so
-that provider conformance tests and agent end-to-end tests start the same real servers."""
+"""Fixtures shared by every test folder (their helpers: tests/support.py). Real servers live in
+tests/servers/ as pytest plugins, one module each, so that provider conformance tests and agent
+end-to-end tests start the same real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    REMOTE_KINDS,
+    Project,
+    SyncProject,
+    run_cli,
+    write_checkpoint,
+)
 
 pytest_plugins = [
     "tests.servers.seaweed",
@@ -7,3 +27,78 @@ pytest_plugins = [
     "tests.servers.drive",
     "tests.servers.proxy",
 ]
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """One real torch checkpoint file."""
+    path = tmp_path / "checkpoint.pth"
+    write_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """A project dir with config.yaml and models/ holding a real checkpoint and a tokenizer."""
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    proj = Project(root, root / "models", root / "config.yaml")
+    proj.write_config()
+    proj.write_model(seed=1)
+    return proj
+
+
+@pytest.fixture
+def cli(project, capsys, monkeypatch):
+    """Run ``model-safety ARGS`` in the ``project`` fixture's directory (see run_cli)."""
+    return lambda *args: run_cli(project.root, list(args), capsys, monkeypatch)
+
+
+@pytest.fixture
+def tmpfs(tmp_path) -> Iterator[callable]:
+    """Mount real small tmpfs file systems (root only); unmounted at the end."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "20m", name: str = "fs") -> Path:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("needs root and mount(8) to create a real small file system")
+        target = tmp_path / name
+        target.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs here: {proc.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+@pytest.fixture
+def local_settings(tmp_path) -> dict[str, Any]:
+    (tmp_path / "nas").mkdir()
+    return {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
+
+
+@pytest.fixture(params=REMOTE_KINDS)
+def remote_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def sync_project(tmp_path, request, remote_kind) -> SyncProject:
+    settings = request.getfixturevalue(f"{remote_kind}_settings")
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.write_model(seed=1)
+    return proj
+
+
+@pytest.fixture
+def ms(capsys, monkeypatch):
+    """Run ``model-safety ARGS`` in a given project directory (see run_cli)."""
+    return lambda root, *args: run_cli(root, list(args), capsys, monkeypatch)

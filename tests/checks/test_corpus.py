@@ -13,7 +13,7 @@ import pytest
 from agent.checks.limits import for_size
 from agent.checks.runner import check_file
 from tests.checks.corpus import CASES
-from tests.local.conftest import cli_env
+from tests.support import cli_env
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import MODEL_FILE, TOKENIZER, write_checkpoint
+from tests.support import MODEL_FILE, TOKENIZER, write_checkpoint
 
 HERE = Path(__file__).parent
 

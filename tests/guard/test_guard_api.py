@@ -15,7 +15,7 @@ import torch
 from agent import ModelSafety, UpdateRejected
 from tests.guard.conftest import GuardProject
 from tests.guard.finetune import finetune
-from tests.local.conftest import cli_env, run_subprocess
+from tests.support import cli_env, run_subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 

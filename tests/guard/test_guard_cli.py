@@ -13,7 +13,7 @@ import time
 import torch
 
 from tests.guard.conftest import GuardProject
-from tests.local.conftest import MODEL, run_subprocess, start_subprocess
+from tests.support import MODEL, run_subprocess, start_subprocess
 
 
 def guard(proj: GuardProject, *args: str, mode: str) -> subprocess.CompletedProcess:

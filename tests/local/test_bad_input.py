@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import CONFIG, MODEL_FILE, write_checkpoint
+from tests.support import CONFIG, MODEL_FILE, write_checkpoint
 
 
 def no_temps(directory: Path) -> bool:

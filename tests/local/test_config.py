@@ -226,7 +226,7 @@ def test_checking_remote_keys_loads_no_sdk(project):
     import subprocess
     import sys
 
-    from tests.local.conftest import cli_env
+    from tests.support import cli_env
 
     with_remote(project, REMOTES["s3"])
     project.config.write_text(project.config.read_text() + "    d: " + REMOTES["gdrive"] + "\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.local.conftest import write_sized_checkpoint
+from tests.support import write_sized_checkpoint
 
 BIG = 150 * 1024 * 1024  # 150.0 MiB; 157.3 MB in decimal units
 

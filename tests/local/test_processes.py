@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import MODEL_FILE, run_subprocess, start_subprocess
+from tests.support import MODEL_FILE, run_subprocess, start_subprocess
 
 BIG = 1536 * 1024 * 1024  # big enough that the copy is still running when we signal it
 

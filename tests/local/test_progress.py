@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent import progress
 from agent.local.hashing import hash_file
-from tests.local.conftest import MODEL_FILE, cli_env, run_subprocess, write_sized_checkpoint
+from tests.support import MODEL_FILE, cli_env, run_subprocess, write_sized_checkpoint
 
 BIG = 150 * 1024 * 1024  # over the 100 MiB threshold: 150.0 MiB (157.3 MB in decimal units)
 ZERO_FRAME = re.compile(r"(?<![\d.])0\.0/")  # "0.0/150.0 MiB", not the "150.0/150.0" of a bar

@@ -7,7 +7,7 @@ import os
 import pty
 import subprocess
 
-from tests.local.conftest import MODEL_FILE, cli_env, model_safety_cmd
+from tests.support import MODEL_FILE, cli_env, model_safety_cmd
 
 
 def restore_cmd(project, stdin) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from agent.local import hashing
-from tests.local.conftest import TOKENIZER, load_checkpoint
+from tests.support import TOKENIZER, load_checkpoint
 
 
 def flip_byte(path, offset=200):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.local.conftest import write_checkpoint
+from tests.support import write_checkpoint
 
 OLD = "dinesh_ai_model_replaced-20200101T000000000000.pth"  # set aside years ago
 

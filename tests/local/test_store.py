@@ -17,7 +17,7 @@ from agent.local.catalog import Catalog, Entry
 from agent.local.lock import Lock
 from agent.local.store import Store
 from agent.rules.naming import version_name
-from tests.local.conftest import MODEL_FILE, TOKENIZER, write_checkpoint
+from tests.support import MODEL_FILE, TOKENIZER, write_checkpoint
 
 
 @pytest.fixture

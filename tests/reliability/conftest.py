@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.ledger import Case, Ledger
+
 # Fixtures reused from the agent and sync suites: a project dir with a real checkpoint, a real
 # small tmpfs, a local remote.
-from tests.local.conftest import project, tmpfs  # noqa: F401
-from tests.reliability.ledger import Case, Ledger
-from tests.remote.conftest import local_settings  # noqa: F401
 
 _LEDGER = Ledger()
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import shutil
 
-from tests.local.conftest import MODEL_FILE, run_subprocess
 from tests.reliability.invariants import lost_bytes, sizes_dir, snapshot_dir, stray_temps
+from tests.support import MODEL_FILE, run_subprocess
 
 
 def run_on(project, day: str) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.local.conftest import cli_env, run_subprocess, start_subprocess, write_checkpoint
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -21,7 +20,7 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
-from tests.remote.conftest import SyncProject
+from tests.support import SyncProject, cli_env, run_subprocess, start_subprocess, write_checkpoint
 
 HOLDER = """
 import sys

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.local.conftest import MODEL_FILE
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -19,8 +18,8 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
-from tests.remote.conftest import SyncProject, agent_cli, kill_agent_when
 from tests.remote.test_processes import big_checkpoint
+from tests.support import MODEL_FILE, SyncProject, agent_cli, kill_agent_when
 
 MB = 24  # five 5 MiB parts / ranges: some done at the kill, some not
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.local.conftest import cli_env, run_subprocess
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -22,7 +21,7 @@ from tests.reliability.invariants import (
     stray_temps,
 )
 from tests.reliability.ledger import said
-from tests.remote.conftest import SyncProject
+from tests.support import SyncProject, cli_env, run_subprocess
 
 
 def flip_bit(path: Path, offset: int | None = None) -> None:

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from agent.faultpoints import ENV
-from tests.local.conftest import MODEL_FILE, TOKENIZER, cli_env, run_subprocess
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -20,7 +19,7 @@ from tests.reliability.invariants import (
     stray_temps,
 )
 from tests.reliability.ledger import said
-from tests.remote.conftest import SyncProject
+from tests.support import MODEL_FILE, TOKENIZER, SyncProject, cli_env, run_subprocess
 
 
 def crash(root: Path, point: str, *args: str) -> None:
@@ -211,8 +210,8 @@ def _same_version(name: str, model_version: str) -> bool:
 
 
 def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_path):
-    from tests.remote.conftest import kill_agent_when
     from tests.remote.test_processes import big_checkpoint
+    from tests.support import kill_agent_when
 
     (tmp_path / "nas").mkdir()
     settings = {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}

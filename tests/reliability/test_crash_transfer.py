@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 
-from tests.local.conftest import MODEL_FILE
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -17,8 +16,8 @@ from tests.reliability.invariants import (
     snapshot_remote_at,
     stray_temps,
 )
-from tests.remote.conftest import SyncProject, agent_cli, kill_agent_when
 from tests.remote.test_processes import big_checkpoint
+from tests.support import MODEL_FILE, SyncProject, agent_cli, kill_agent_when
 
 # 5 MiB parts, 4 in flight: more than 4 must be done at 60% of the bytes to show a resume.
 PUSH_MB, PULL_MB = 64, 32

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from providers import open_provider
-from tests.local.conftest import MODEL_FILE, TOKENIZER, run_subprocess
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -19,7 +18,7 @@ from tests.reliability.invariants import (
     snapshot_remote,
     stray_temps,
 )
-from tests.remote.conftest import SyncProject
+from tests.support import MODEL_FILE, TOKENIZER, SyncProject, run_subprocess
 
 PAGE = 4096
 

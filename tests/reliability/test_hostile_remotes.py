@@ -16,10 +16,8 @@ from pathlib import Path
 
 from agent.rules.naming import identify
 from tests.reliability.invariants import snapshot_dir
-from tests.remote import conftest as sync_conftest
-from tests.remote.conftest import SyncProject
+from tests.support import SyncProject
 
-ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 CATALOG = ".model-safety/catalog.json"
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-from tests.local.conftest import tmpfs  # noqa: F401 - the real small file system fixture
 from tests.reliability.invariants import snapshot_dir, snapshot_remote_at, stray_temps
-from tests.remote import conftest as sync_conftest
-from tests.remote.conftest import SyncProject
 from tests.servers.drive import make_service_account
+from tests.support import (
+    SyncProject,
+)
 
-ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 NO_WAIT = {"attempts": 5, "initial_wait": 0, "max_wait": 0, "jitter": 0}
 
 
@@ -177,7 +176,7 @@ def test_drive_wrong_key_missing_folder_and_quota(
             )
 
 
-def test_read_only_models_dir(ledger, tmp_path, tmpfs, ms):  # noqa: F811
+def test_read_only_models_dir(ledger, tmp_path, tmpfs, ms):
     with ledger.case(
         fault="models/ not writable (read-only file system)",
         where="models dir on a tmpfs remounted read-only; `backup`, `pull` and `run`",

@@ -17,12 +17,9 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import TransientError
-from tests.remote import conftest as sync_conftest
-from tests.remote.conftest import SyncProject
 from tests.servers.drive import make_service_account
 from tests.servers.seaweed import PART
-
-ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
+from tests.support import SyncProject
 
 SECRET_ENV = "MS_TEST_AWS_SECRET"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 
 from providers import open_provider
-from tests.local.conftest import MODEL_FILE
 from tests.reliability.invariants import (
     leftover_journals,
     lost_bytes,
@@ -22,11 +21,9 @@ from tests.reliability.invariants import (
     snapshot_remote_at,
     stray_temps,
 )
-from tests.remote import conftest as sync_conftest
-from tests.remote.conftest import SyncProject, agent_cli
 from tests.remote.test_processes import big_checkpoint
+from tests.support import MODEL_FILE, SyncProject, agent_cli
 
-ms = sync_conftest.ms  # the in-process CLI fixture, shared with the sync tests
 NO_WAIT = {"attempts": 10, "initial_wait": 0, "max_wait": 0, "jitter": 0}
 UPLOAD_CHUNK = r"^/upload/drive/v2/files$"  # chunk PUTs go to the session URI
 LIST = r"^/drive/v2/files$"

@@ -9,7 +9,7 @@ import os
 
 import torch
 
-from tests.local.conftest import MODEL_FILE
+from tests.support import MODEL_FILE
 
 
 class _Payload:
@@ -72,7 +72,7 @@ def test_a_failing_file_is_refused_under_every_name(sync_project, ms, tmp_path):
 
 
 def test_a_refusal_is_said_once_per_run_whatever_the_number_of_remotes(ms, tmp_path):
-    from tests.remote.conftest import SyncProject
+    from tests.support import SyncProject
 
     (tmp_path / "nas").mkdir()
     nas = {"type": "local", "path": str(tmp_path / "nas" / "a")}

@@ -10,8 +10,7 @@ import shutil
 import pytest
 
 from agent.remote import catalog as remote_catalog
-from tests.local.conftest import MODEL_FILE, TOKENIZER
-from tests.remote.conftest import SyncProject, agent_cli
+from tests.support import MODEL_FILE, TOKENIZER, SyncProject, agent_cli
 
 MONDAY = dt.date(2026, 1, 5)
 
@@ -261,7 +260,7 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
         models = [{"name": model, "file": f"{model}.pth"}]
         p = SyncProject.create(tmp_path / model, sync_project.remote, models=models)
         p.models.mkdir()
-        from tests.local.conftest import write_checkpoint
+        from tests.support import write_checkpoint
 
         write_checkpoint(p.models / f"{model}.pth", seed=i)
         projects.append(p)

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from tests.local.conftest import MODEL_FILE, start_subprocess
-from tests.remote.conftest import SyncProject, agent_cli, kill_agent_when
+from tests.support import MODEL_FILE, SyncProject, agent_cli, kill_agent_when, start_subprocess
 
 
 def big_checkpoint(path, mb: int = 64) -> bytes:

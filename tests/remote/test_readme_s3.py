@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.local.conftest import MODEL_FILE, TOKENIZER
-from tests.remote.conftest import SyncProject
+from tests.support import MODEL_FILE, TOKENIZER, SyncProject
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.remote.conftest import SyncProject
+from tests.support import SyncProject
 
 MONDAY = dt.date(2026, 2, 2)
 

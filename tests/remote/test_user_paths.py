@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from tests.local.conftest import MODEL_FILE
-from tests.remote.conftest import SyncProject
+from tests.support import MODEL_FILE, SyncProject
 
 
 def local_project(tmp_path, name: str = "p", remote: str = "nas") -> SyncProject:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import Project, cli, project  # noqa: F401 (fixtures)
+from tests.support import Project
 
 SCORER = "tests.validation.scoring:score"
 
@@ -40,7 +40,7 @@ def trained_state() -> dict:
 
 
 @pytest.fixture
-def good_model(project, trained_state) -> dict:  # noqa: F811
+def good_model(project, trained_state) -> dict:
     """The project's current model replaced by the trained one; returns a copy of its state."""
     state = {k: v.clone() for k, v in trained_state.items()}
     save(state, project.model())
