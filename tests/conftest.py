@@ -50,7 +50,9 @@ def project(tmp_path) -> Project:
 
 @pytest.fixture
 def cli(project, capsys, monkeypatch):
-    """Run ``model-safety ARGS`` in the ``project`` fixture's directory (see run_cli)."""
+    """Run ``model-safety ARGS`` in the ``project`` fixture's directory (see run_cli), with no
+    config override from the caller's shell (a test may set one)."""
+    monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)
     return lambda *args: run_cli(project.root, list(args), capsys, monkeypatch)
 
 
@@ -101,4 +103,5 @@ def sync_project(tmp_path, request, remote_kind) -> SyncProject:
 @pytest.fixture
 def ms(capsys, monkeypatch):
     """Run ``model-safety ARGS`` in a given project directory (see run_cli)."""
+    monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)
     return lambda root, *args: run_cli(root, list(args), capsys, monkeypatch)

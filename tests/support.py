@@ -100,7 +100,6 @@ def run_cli(root: Path, args: list[str], capsys, monkeypatch) -> Result:  # type
     from agent.cli.main import main
 
     monkeypatch.chdir(root)
-    monkeypatch.delenv("MODEL_SAFETY_CONFIG", raising=False)
     capsys.readouterr()
     try:
         main(list(args))
