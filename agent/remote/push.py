@@ -268,7 +268,15 @@ class _Push:
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
         try:
             info, sent = _transfer(self.store, self.remote, step, entry["sha256"])
-        except (IntegrityError, NotFound) as exc:
+        except NotFound as exc:
+            if step.action is not Action.COPY:
+                report.problems.append(f"{step.name}: not pushed: {exc}")
+                return
+            # the source was to arrive earlier in this push and did not: send the bytes
+            step = Step(Action.UPLOAD, step.name, step.size, f"{step.source} is not there")
+            self.carry_out(step, entry)
+            return
+        except IntegrityError as exc:
             report.problems.append(f"{step.name}: not pushed: {exc}")
             return
         self.recorded[step.name] = _remote_entry(entry, info.hashes)

@@ -80,11 +80,12 @@ def same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
 def plan_push(
     local: Iterable[LocalFile], remote: Mapping[str, RemoteFile], *, can_copy: bool
 ) -> list[Step]:
-    by_sha: dict[str, str] = {}
+    # sha256 -> the names on the remote holding those bytes once the steps so far are done
+    holders: dict[str, list[str]] = {}
     for obj in remote.values():
         sha = obj.hashes.get("sha256") or (obj.recorded or {}).get("sha256")
         if sha and (obj.recorded is None or obj.recorded.get("size") in (None, obj.size)):
-            by_sha.setdefault(sha, obj.name)
+            holders.setdefault(sha, []).append(obj.name)
     steps = []
     for lf in local:
         if not lf.ok:
@@ -110,11 +111,18 @@ def plan_push(
             reason = "remote copy differs" if same is False else "remote copy cannot be compared"
         else:
             reason = "not on the remote"
-        source = by_sha.get(lf.sha256)
-        if can_copy and source is not None and source != lf.name:
+        source = next((n for n in holders.get(lf.sha256, ()) if n != lf.name), None)
+        if can_copy and source is not None:
             steps.append(
                 Step(Action.COPY, lf.name, lf.size, f"same bytes as {source} on the remote", source)
             )
-            continue
-        steps.append(Step(Action.UPLOAD, lf.name, lf.size, reason))
+        else:
+            steps.append(Step(Action.UPLOAD, lf.name, lf.size, reason))
+        # lf.name now holds lf's bytes and no others: a later file with these bytes (the
+        # current file of a version just made, the backup slot) is copied from it server-side,
+        # so content goes over the wire once per push, and nothing copies from it what it held
+        for names in holders.values():
+            if lf.name in names:
+                names.remove(lf.name)
+        holders.setdefault(lf.sha256, []).append(lf.name)
     return steps

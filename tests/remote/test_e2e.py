@@ -319,3 +319,19 @@ def test_a_lost_remote_catalog_costs_no_upload(sync_project, ms):
         assert len(remote_catalog.load(provider).files) == 4  # rebuilt from what is there
     finally:
         provider.close()
+
+
+def test_content_goes_over_the_wire_once_per_push(sync_project, ms):
+    """A new dated version, the backup slot and the current file hold the same bytes: the first
+    push sends them once and copies them server-side to the other names, verified."""
+    proj = sync_project
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "backup").code == 0
+    model = (proj.models / MODEL_FILE).stat().st_size
+    tokenizer = (proj.models / TOKENIZER).stat().st_size
+    res = ms(proj.root, "push", "--json")
+    assert res.code == 0, res.err
+    (report,) = json.loads(res.out)
+    assert report["bytes_sent"] == model + tokenizer, report
+    assert report["bytes_copied"] == 2 * (model + tokenizer), report
+    assert ms(proj.root, "verify", "--remote", "r", "--deep").code == 0
