@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 from agent.config import Config, load_config
 from agent.errors import AgentError
+from agent.local.backup import backup_model
+from agent.local.restore import restore_model
 
 if TYPE_CHECKING:
     from agent.guard.result import GuardResult
@@ -94,7 +96,9 @@ class ModelSafety:
         """``kind``: "pre-update" (the ``<stem>_backup`` slot) or "version" (dated). A model
         that fails the check raises CheckFailed unless ``allow_failing``."""
         with self.locked(f"backup --kind {kind}"):
-            return self.store.backup(model, kind, note, source="api", allow_failing=allow_failing)
+            return backup_model(
+                self.store, model, kind, note, source="api", allow_failing=allow_failing
+            )
 
     def restore(
         self,
@@ -106,7 +110,7 @@ class ModelSafety:
         """``source``: "backup", "latest", a date (YYYY-MM-DD) or a file name; default the newest
         intact copy. The replaced current file is kept aside unless another copy holds it."""
         with self.locked("restore"):
-            return self.store.restore(model, source, discard_current)
+            return restore_model(self.store, model, source, discard_current)
 
     def versions(self, model: str | None = None) -> list[CopyState]:
         """The copies of a model, newest first, each with its state (ok, corrupted, missing)."""

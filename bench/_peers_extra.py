@@ -31,6 +31,7 @@ from _s3env import (
 from sync_s3 import _not_noop, _quiet, _remote_keys, checked
 
 from agent.local import hashing
+from agent.local.backup import backup_model
 
 med = statistics.median
 
@@ -201,7 +202,7 @@ def local_part(directory: Path, reps: int, mb: int = 400) -> list[str]:
     def backup_new() -> None:
         local_backup.reset(models)
         store = local_backup.fresh_store(models)
-        timed("new", lambda: store.backup(None, "version"))
+        timed("new", lambda: backup_model(store, None, "version"))
         local_backup.drop_copies(models)
 
     def backup_cached() -> None:
@@ -209,7 +210,7 @@ def local_part(directory: Path, reps: int, mb: int = 400) -> list[str]:
         warm.sha256(src)
         warm.cache.save()
         store = local_backup.fresh_store(models)
-        timed("cached", lambda: store.backup(None, "pre-update"))
+        timed("cached", lambda: backup_model(store, None, "pre-update"))
         local_backup.drop_copies(models)
 
     for _ in range(reps):

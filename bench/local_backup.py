@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import parse_config
 from agent.local import hashing
+from agent.local.backup import backup_model
 from agent.local.schedule import run_job
 from agent.local.store import Store
 
@@ -123,7 +124,7 @@ def main() -> None:
         reset(models)  # no state: the source's hash is not known
         store = fresh_store(models)
         settle(args.settle)
-        t = timed(lambda: store.backup(None, "version"))
+        t = timed(lambda: backup_model(store, None, "version"))
         drop_copies(models)
         return t
 
@@ -134,7 +135,7 @@ def main() -> None:
         warm.cache.save()
         store = fresh_store(models)  # the source's hash is read from .model-safety/
         settle(args.settle)
-        t = timed(lambda: store.backup(None, "pre-update"))
+        t = timed(lambda: backup_model(store, None, "pre-update"))
         drop_copies(models)
         return t
 

@@ -35,7 +35,9 @@ from agent.guard.result import (
     GuardResult,
     signals_ignored,
 )
+from agent.local.backup import backup_model
 from agent.local.hashing import atomic_write_bytes, fsync_dir
+from agent.local.restore import restore_model
 
 if TYPE_CHECKING:
     from agent.local.catalog import Entry
@@ -85,8 +87,8 @@ class Guard:
         self._recover_unfinished()
         present = store.path(m.file).is_file()
         if present and store.config.auto_backup_before_train:
-            result = store.backup(
-                m.name, "pre-update", note="before a guarded update", source="guard"
+            result = backup_model(
+                store, m.name, "pre-update", note="before a guarded update", source="guard"
             )
             self.warnings.extend(result.warnings)
             self.backup_entry = store.catalog.get(_backup_name(store, m.name))
@@ -237,8 +239,13 @@ class Guard:
         # accepted is final: a failure making the version below must not roll it back later
         self.marker.unlink(missing_ok=True)
         if self.version:
-            made = self.store.backup(
-                m.name, "version", note=_score_note(base), source="guard", today=self.today
+            made = backup_model(
+                self.store,
+                m.name,
+                "version",
+                note=_score_note(base),
+                source="guard",
+                today=self.today,
             )
             base.version = made.entries[-1].name if made.entries else None
             base.message += f"; version {base.version or 'unchanged'}"
@@ -270,11 +277,13 @@ class Guard:
         from agent.errors import NothingToRestore
 
         try:
-            restored = self.store.restore(m.name, self.backup_entry.name, discard_current=discard)
+            restored = restore_model(
+                self.store, m.name, self.backup_entry.name, discard_current=discard
+            )
         except NothingToRestore as exc:
             # The pre-update copy was damaged while the update ran: the newest intact one will do.
             result.warnings.append(f"{self.backup_entry.name} cannot be used ({exc})")
-            restored = self.store.restore(m.name, None, discard_current=discard)
+            restored = restore_model(self.store, m.name, None, discard_current=discard)
         result.kept_aside = restored.kept_aside
         result.warnings.extend(restored.warnings)
         note = f"rejected by guard: {why}"[:300]

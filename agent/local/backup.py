@@ -15,17 +15,14 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent.config import ModelConfig
 from agent.errors import AgentError, CheckFailed, ModelFileError
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, now_utc
 from agent.local.hashing import Staged, fsync_dir
+from agent.local.store import Store, check_source
 from agent.rules.naming import backup_name, version_name
-
-if TYPE_CHECKING:
-    from agent.local.store import Store
 
 KINDS = {"pre-update": "backup", "version": "version"}
 
@@ -61,26 +58,19 @@ class _Slot:
     previous: Entry | None  # what the slot (or the day's newest version) holds now
 
 
-def check_source(path: Path, what: str = "model file") -> os.stat_result:
-    """The stat of a file we are about to copy, or a ModelFileError that says what is wrong."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{what} {path} does not exist; restore it with `model-safety restore` "
-            "or fix `file:` in config.yaml"
-        ) from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot access {what} {path}: {exc.strerror}") from None
-    if path.is_dir():
-        raise ModelFileError(f"{what} {path} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise ModelFileError(f"{what} {path} is not a regular file")
-    if st.st_size == 0:
-        raise ModelFileError(f"{what} {path} is empty; refusing to back up an empty checkpoint")
-    if not os.access(path, os.R_OK):
-        raise ModelFileError(f"{what} {path} is not readable; check its permissions")
-    return st
+def backup_model(
+    store: Store,
+    model: str | None = None,
+    kind: str = "pre-update",
+    note: str | None = None,
+    *,
+    source: str = "manual",
+    today: dt.date | None = None,
+    allow_failing: bool = False,
+) -> BackupResult:
+    """The pre-update slot (``kind="pre-update"``) or a dated version (``"version"``)."""
+    request = Request(kind, note, source, today or dt.date.today(), allow_failing)
+    return take_backup(store, model, request)
 
 
 def take_backup(store: Store, model: str | None, request: Request) -> BackupResult:

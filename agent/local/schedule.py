@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelConfig
 from agent.errors import CheckFailed, ModelFileError
+from agent.local.backup import backup_model
+from agent.local.prune import prune_local
 from agent.progress import GIB, human_size
 from agent.rules.retention import Decision
 
@@ -83,7 +85,7 @@ def run_job(
             report.did(f"{m.name}: unchanged since {versions[0].name}; no new version needed")
             continue
         try:
-            result = store.backup(m.name, "version", source="run", today=today)
+            result = backup_model(store, m.name, "version", source="run", today=today)
         except (ModelFileError, CheckFailed) as exc:  # the mirror and retention still run
             report.problems.append(str(exc))
             continue
@@ -92,7 +94,7 @@ def run_job(
             report.did(warning)
     if not prune:
         return report
-    report.decisions = store.prune(today=today)
+    report.decisions = prune_local(store, today=today)
     for d in report.decisions:
         if not d.keep:
             report.did(f"local: deleted {d.name}: {'; '.join(d.reasons)}")

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent import progress
 from agent.config import Config
-from agent.errors import AgentError, NotEnoughSpace
-from agent.local.backup import BackupResult, Request, check_source, take_backup
+from agent.errors import AgentError, ModelFileError, NotEnoughSpace
 from agent.local.catalog import (
     Catalog,
     Entry,
@@ -31,10 +29,6 @@ from agent.local.catalog import (
 from agent.local.hashing import HashCache, Staged, copy_to_temp, remove_stale_temps
 from agent.progress import GIB, human_size
 from agent.rules.naming import identify
-from agent.rules.retention import Decision
-
-if TYPE_CHECKING:
-    from agent.local.restore import RestoreResult
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +38,28 @@ class CopyState:
     entry: Entry
     state: str  # ok | corrupted | missing
     problems: tuple[str, ...] = ()
+
+
+def check_source(path: Path, what: str = "model file") -> os.stat_result:
+    """The stat of a file we are about to copy, or a ModelFileError that says what is wrong."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{what} {path} does not exist; restore it with `model-safety restore` "
+            "or fix `file:` in config.yaml"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot access {what} {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise ModelFileError(f"{what} {path} is a directory, not a checkpoint file")
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} is not a regular file")
+    if st.st_size == 0:
+        raise ModelFileError(f"{what} {path} is empty; refusing to back up an empty checkpoint")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"{what} {path} is not readable; check its permissions")
+    return st
 
 
 class Store:
@@ -163,30 +179,6 @@ class Store:
                 return False
         return set(previous.companions) == {p.companion for p in planned[:-1]}
 
-    # -- backup ----------------------------------------------------------------------------
-    def backup(
-        self,
-        model: str | None = None,
-        kind: str = "pre-update",
-        note: str | None = None,
-        *,
-        source: str = "manual",
-        today: dt.date | None = None,
-        allow_failing: bool = False,
-    ) -> BackupResult:
-        """The pre-update slot or a dated version (see agent.local.backup)."""
-        request = Request(kind, note, source, today or dt.date.today(), allow_failing)
-        return take_backup(self, model, request)
-
-    # -- restore ---------------------------------------------------------------------------
-    def restore(
-        self, model: str | None = None, source: str | None = None, discard_current: bool = False
-    ) -> RestoreResult:
-        """Put a copy back as the current file (see agent.local.restore)."""
-        from agent.local.restore import restore_model
-
-        return restore_model(self, model, source, discard_current)
-
     # -- inspection ------------------------------------------------------------------------
     def versions(self, model: str | None = None, *, fresh: bool = False) -> list[CopyState]:
         """Copies of a model (backup slot, versions, kept-aside files), newest first."""
@@ -203,20 +195,6 @@ class Store:
         ]
         self.save()
         return states
-
-    # -- retention -------------------------------------------------------------------------
-    def prune(
-        self,
-        model: str | None = None,
-        *,
-        dry_run: bool = False,
-        pins: Mapping[str, str] | None = None,
-        today: dt.date | None = None,
-    ) -> list[Decision]:
-        """Apply local retention (see agent.local.prune)."""
-        from agent.local.prune import prune_local
-
-        return prune_local(self, model, dry_run=dry_run, pins=pins, today=today)
 
     # -- files obtained elsewhere ----------------------------------------------------------
     def adopt(
@@ -250,8 +228,3 @@ class Store:
         link_companions(self.catalog)
         self.save()
         return self.catalog.entries[entry.name]
-
-    def status(self, model: str | None = None) -> dict[str, object]:
-        from agent.local.schedule import status_report
-
-        return status_report(self, model)

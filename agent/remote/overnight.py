@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import RemoteConfig
 from agent.errors import AgentError
+from agent.local.prune import prune_local
 from agent.remote.connect import Remote, about_remote
 from agent.remote.prune import prune_remote, unmirrored_pins
 from agent.remote.push import Interrupted, SyncReport, push
@@ -94,7 +95,7 @@ def mirror_and_prune(
                     if remote is not None:
                         remotes[rc.name] = remote
             pins = unmirrored_pins(store, list(remotes.values()))
-        result.local_decisions = store.prune(dry_run=dry_run, pins=pins, today=today)
+        result.local_decisions = prune_local(store, dry_run=dry_run, pins=pins, today=today)
     finally:
         for remote in remotes.values():
             remote.close()

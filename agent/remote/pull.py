@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from agent import progress
 from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
+from agent.local.restore import restore_model
 from agent.progress import human_size
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
@@ -230,7 +231,7 @@ def _pull_model(
     if not store.path(m.file).exists():
         model_copy = next(o for o in reversed(chosen) if o.ident.companion is None)
         if model_copy.ident.kind != "current":
-            result = store.restore(m.name, model_copy.name)
+            result = restore_model(store, m.name, model_copy.name)
             report.done.append(result.message)
     return True
 

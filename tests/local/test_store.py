@@ -13,8 +13,10 @@ import pytest
 from agent.checks.runner import check_file
 from agent.config import load_config
 from agent.errors import AgentError, LockHeld
+from agent.local.backup import backup_model
 from agent.local.catalog import Catalog, Entry
 from agent.local.lock import Lock
+from agent.local.prune import prune_local
 from agent.local.store import Store
 from agent.rules.naming import version_name
 from tests.support import MODEL_FILE, TOKENIZER, write_checkpoint
@@ -71,9 +73,11 @@ def test_prune_keeps_pinned_versions(project, store):
     names = []
     for seed, day in enumerate([1, 2, 3, 4, 5], start=2):
         project.write_model(seed=seed)
-        names.append(store.backup(kind="version", today=dt.date(2024, 1, day)).entries[-1].name)
+        names.append(
+            backup_model(store, kind="version", today=dt.date(2024, 1, day)).entries[-1].name
+        )
     store.config = dataclasses.replace(store.config, max_backups=2)
-    decisions = {d.name: d for d in store.prune(pins={names[0]: "not on any remote yet"})}
+    decisions = {d.name: d for d in prune_local(store, pins={names[0]: "not on any remote yet"})}
     assert decisions[names[0]].keep and "not on any remote yet" in decisions[names[0]].reasons
     assert not decisions[names[1]].keep and not decisions[names[2]].keep
     assert (project.models / names[0]).exists() and not (project.models / names[1]).exists()
@@ -82,10 +86,10 @@ def test_prune_keeps_pinned_versions(project, store):
 
 def test_rebuilt_catalog_skips_a_truncated_checkpoint_on_restore(cli, project, store):
     project.write_model(seed=2)
-    store.backup(kind="version", today=dt.date(2024, 1, 1))
+    backup_model(store, kind="version", today=dt.date(2024, 1, 1))
     good = project.model().read_bytes()
     project.write_model(seed=3)
-    newest = store.backup(kind="version", today=dt.date(2024, 1, 2)).entries[-1].name
+    newest = backup_model(store, kind="version", today=dt.date(2024, 1, 2)).entries[-1].name
     shutil.rmtree(project.models / ".model-safety")  # catalog and hash cache lost
     damaged = project.models / newest
     damaged.write_bytes(damaged.read_bytes()[:4000])  # and the newest version truncated

@@ -127,4 +127,5 @@ def test_daemon_logs_each_line_when_it_happens(tmp_path, local_settings):
     stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (.*)$")
     logged = [m.group(1) for m in map(stamped.match, err.splitlines()) if m]
     assert any(line.startswith("dinesh_ai_model: wrote dinesh_ai_model_v") for line in logged), err
-    assert f"uploaded {MODEL_FILE} to r (not on the remote)" in logged, err
+    # the current file holds the version's bytes: copied on the remote, not sent again
+    assert any(line.endswith(f"-> {MODEL_FILE} on r") for line in logged), err

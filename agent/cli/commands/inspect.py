@@ -21,6 +21,7 @@ from agent.cli.commands.table import (
     render,
 )
 from agent.errors import EXIT_PROBLEMS
+from agent.local.schedule import status_report
 from agent.local.store import CopyState
 
 
@@ -242,7 +243,7 @@ def _current_states(app, model: str | None, states: list[CopyState]) -> list[dic
 def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     """Storage used, free disk, what the next version needs and when it is due, warnings;
     per remote: versions there, when last verified, what a push would send."""
-    report = app.store.status(model)
+    report = status_report(app.store, model)
     remotes = []
     if not local_only and app.config.remotes:
         from agent.cli.commands.remote_views import print_remote_status, remote_status

@@ -9,6 +9,7 @@ import click
 from agent.cli.commands import json_option, model_argument, pass_app
 from agent.cli.commands.table import print_decisions
 from agent.errors import AgentError
+from agent.local.prune import prune_local
 from agent.rules.retention import Decision
 
 
@@ -46,7 +47,7 @@ def prune(app, model, dry_run, remote_name, force, replaced_days, as_json) -> in
     aside: list[Decision] = []
     with guard:
         pins = {} if force else unmirrored(app)
-        decisions = app.store.prune(model, dry_run=dry_run, pins=pins)
+        decisions = prune_local(app.store, model, dry_run=dry_run, pins=pins)
         if replaced_days is not None:
             aside = prune_set_aside(app.store, model, replaced_days, dry_run=dry_run)
     if as_json:

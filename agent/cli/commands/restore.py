@@ -7,6 +7,7 @@ import sys
 import click
 
 from agent.cli.commands import model_argument, pass_app
+from agent.local.restore import restore_model
 
 
 @click.command()
@@ -47,7 +48,7 @@ def restore(app, model: str | None, source: str | None, yes: bool, discard_curre
             abort=True,
         )
     with app.lock(f"restore {m.name}"):
-        result = app.store.restore(m.name, source, discard_current)
+        result = restore_model(app.store, m.name, source, discard_current)
     for item in result.skipped:
         app.warn(f"skipped {item}")
     for warning in result.warnings:
