@@ -10,7 +10,7 @@ import pytest
 
 from providers import open_provider
 from providers.errors import TransientError
-from providers.gdrive import DriveProvider
+from providers.gdrive.provider import DriveProvider
 from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 from tests.servers.drive import GDRIVE_TEST_CHUNK
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
-from providers.s3_multipart import (
+from providers.s3.multipart import (
     MAX_PART,
     MAX_PARTS,
     MIN_PART,
@@ -273,8 +273,8 @@ def test_abort_incomplete_uploads(seaweedfs, fault_proxy, tmp_path):
 
 
 def test_copy_above_the_single_copy_limit_uses_upload_part_copy(seaweedfs, tmp_path):
-    from providers.s3_copy import copy_object
-    from providers.s3_errors import s3_errors
+    from providers.s3.errors import s3_errors
+    from providers.s3.server_copy import copy_object
 
     remote = open_remote(seaweedfs.settings(), tmp_path)
     src = tmp_path / "s"

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import TransientError
-from providers.s3_download import MAX_GET, Partial, download_ranges, stretches
-from providers.s3_errors import s3_errors
-from providers.s3_multipart import Journal, crc32_b64
+from providers.s3.download import MAX_GET, Partial, download_ranges, stretches
+from providers.s3.errors import s3_errors
+from providers.s3.multipart import Journal, crc32_b64
 from providers.transfer import Progress
 from tests.servers.seaweed import PART
 

@@ -41,9 +41,9 @@ from providers.errors import (
     NotFound,
     TransientError,
 )
-from providers.gdrive_client import DriveSession, connect, translate
-from providers.gdrive_io import DriveIO
-from providers.gdrive_upload import Journal, JournalEntry, upload_file
+from providers.gdrive.client import DriveSession, connect, translate
+from providers.gdrive.transfers import DriveIO
+from providers.gdrive.upload import Journal, JournalEntry, upload_file
 from providers.transfer import Progress, check_key, hash_file, verify
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class DriveProvider(DriveIO):
         self.delete_mode = delete_mode
         self._session: DriveSession | None = None
         self._folder_checked = False
-        # Downloads whose temp file and journal are kept for the next attempt (gdrive_io).
+        # Downloads whose temp file and journal are kept for the next attempt (transfers.py).
         self._pending_downloads: dict[Path, tuple[DownloadJournal, Path]] = {}
 
     @classmethod

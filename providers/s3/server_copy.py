@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from providers.s3_multipart import MAX_PART
+from providers.s3.multipart import MAX_PART
 
 COPY_LIMIT = 5 * 1024**3
 

@@ -17,7 +17,7 @@ from typing import Any
 from providers.base import ObjectInfo, ProgressFn
 from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import IntegrityError, PreconditionFailed, TransientError
-from providers.gdrive_upload import upload_file
+from providers.gdrive.upload import upload_file
 from providers.transfer import (
     CHUNK,
     MultiHasher,

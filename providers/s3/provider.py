@@ -40,9 +40,9 @@ from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_backend, parse_size
 from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
-from providers.s3_download import Partial, download_ranges, remove_quietly, stream_object
-from providers.s3_errors import s3_errors
-from providers.s3_multipart import (
+from providers.s3.download import Partial, download_ranges, remove_quietly, stream_object
+from providers.s3.errors import s3_errors
+from providers.s3.multipart import (
     PART_CHECKSUMS,
     abort_orphans,
     checksum_args,
@@ -378,7 +378,7 @@ class S3Provider:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
-        from providers.s3_copy import copy_object
+        from providers.s3.server_copy import copy_object
 
         src = self._head(src_key)
         copy_object(
