@@ -39,18 +39,18 @@ HASHES = ("sha256", "md5")
 
 
 class LocalProvider:
-    capabilities = Capabilities(
-        hashes=frozenset(HASHES),
-        server_side_copy=True,
-        multipart=False,
-        resumable=False,
-        conditional_write=True,
-        max_connections=1,
-    )
-
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
+        self.capabilities = Capabilities(
+            hashes=frozenset(HASHES),
+            conditional_write=True,
+            copy=self.copy,
+            get_bytes=self.get_bytes,
+            put_bytes=self.put_bytes,
+            iter_bytes=self.iter_bytes,
+            abort_incomplete_uploads=self.abort_incomplete_uploads,
+        )
 
     @classmethod
     def from_settings(

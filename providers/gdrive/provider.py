@@ -62,15 +62,6 @@ def _quote(text: str) -> str:
 
 
 class DriveProvider(DriveIO):
-    capabilities = Capabilities(
-        hashes=frozenset({"md5", "sha256"}),
-        server_side_copy=True,
-        multipart=False,
-        resumable=True,
-        conditional_write=True,
-        max_connections=1,
-    )
-
     def __init__(
         self,
         name: str,
@@ -104,6 +95,16 @@ class DriveProvider(DriveIO):
         self._folder_checked = False
         # Downloads whose temp file and journal are kept for the next attempt (transfers.py).
         self._pending_downloads: dict[Path, tuple[DownloadJournal, Path]] = {}
+        # No abort_incomplete_uploads: an upload this agent abandoned is a file under a temporary
+        # title, removed by the next put of its key; Drive expires the session itself.
+        self.capabilities = Capabilities(
+            hashes=frozenset({"md5", "sha256"}),
+            conditional_write=True,
+            copy=self.copy,
+            get_bytes=self.get_bytes,
+            put_bytes=self.put_bytes,
+            iter_bytes=self.iter_bytes,
+        )
 
     @classmethod
     def from_settings(

@@ -95,11 +95,12 @@ class S3Provider:
         self._etag_may_be_md5 = sse in (None, "AES256")
         self.capabilities = Capabilities(
             hashes=frozenset({"sha256"}),
-            server_side_copy=True,
-            multipart=True,
-            resumable=True,
             conditional_write=True,
-            max_connections=self.concurrency,
+            copy=self.copy,
+            get_bytes=self.get_bytes,
+            put_bytes=self.put_bytes,
+            iter_bytes=self.iter_bytes,
+            abort_incomplete_uploads=self.abort_incomplete_uploads,
         )
 
     @classmethod

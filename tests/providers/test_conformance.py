@@ -1,6 +1,6 @@
 """The one conformance suite: every provider, opened through ``open_provider`` (so through the
 retry layer, as the agent sees it), on a real server. Tests branch on declared capabilities and
-protocols, never on the provider's class."""
+operations, never on the provider's class."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from providers import Copier, SmallObjects, Streamer, open_provider
+from providers import open_provider
 from providers.errors import IntegrityError, NotFound, PreconditionFailed
 
 MIB = 1024 * 1024
@@ -173,13 +173,13 @@ def test_overwrite_replaces_content(remote, tmp_path):
 
 def test_server_side_copy_where_declared(remote, tmp_path):
     if not remote.capabilities.server_side_copy:
-        assert not isinstance(remote, Copier)
+        assert remote.capabilities.copy is None
         return
-    assert isinstance(remote, Copier)
+    assert remote.capabilities.copy is not None
     src = tmp_path / "s"
     hashes = make_file(src, 70_000)
     remote.put("orig/a.pth", src)
-    info = remote.copy("orig/a.pth", "copies/b.pth")
+    info = remote.capabilities.copy("orig/a.pth", "copies/b.pth")
     assert info.size == 70_000
     for name in remote.capabilities.hashes:
         assert info.hashes[name] == hashes[name]
@@ -189,23 +189,24 @@ def test_server_side_copy_where_declared(remote, tmp_path):
 
 
 def test_small_objects_and_conditional_writes(remote):
-    if not isinstance(remote, SmallObjects):
+    if not remote.capabilities.small_objects:
         return
-    first = remote.put_bytes(".model-safety/catalog.json", b'{"v": 1}')
-    data, info = remote.get_bytes(".model-safety/catalog.json")
+    get_bytes, put_bytes = remote.capabilities.get_bytes, remote.capabilities.put_bytes
+    first = put_bytes(".model-safety/catalog.json", b'{"v": 1}')
+    data, info = get_bytes(".model-safety/catalog.json")
     assert data == b'{"v": 1}'
     assert info.etag == first.etag
     if not remote.capabilities.conditional_write:
         return
     with pytest.raises(PreconditionFailed):
-        remote.put_bytes(".model-safety/catalog.json", b"x", if_none_match=True)
-    second = remote.put_bytes(".model-safety/catalog.json", b'{"v": 2}', if_match=info.etag)
+        put_bytes(".model-safety/catalog.json", b"x", if_none_match=True)
+    second = put_bytes(".model-safety/catalog.json", b'{"v": 2}', if_match=info.etag)
     with pytest.raises(PreconditionFailed):  # a writer holding the old etag lost the race
-        remote.put_bytes(".model-safety/catalog.json", b'{"v": 3}', if_match=info.etag)
-    assert remote.get_bytes(".model-safety/catalog.json")[0] == b'{"v": 2}'
+        put_bytes(".model-safety/catalog.json", b'{"v": 3}', if_match=info.etag)
+    assert get_bytes(".model-safety/catalog.json")[0] == b'{"v": 2}'
     with pytest.raises(PreconditionFailed):  # If-Match on a missing key: 404 or 412, same error
-        remote.put_bytes("missing.json", b"x", if_match=second.etag)
-    created = remote.put_bytes("new.json", b"n", if_none_match=True)
+        put_bytes("missing.json", b"x", if_match=second.etag)
+    created = put_bytes("new.json", b"n", if_none_match=True)
     assert created.etag
 
 
@@ -218,15 +219,17 @@ def test_bad_keys_are_rejected(remote, tmp_path):
 
 
 def test_streaming_read_yields_the_exact_bytes(remote, remote_settings, tmp_path):
-    if not isinstance(remote, Streamer):
-        pytest.skip("this backend does not declare Streamer")
+    if remote.capabilities.iter_bytes is None:
+        pytest.skip("this backend does not stream")
     src = tmp_path / "s"
     hashes = make_file(src, 2 * part_size(remote_settings) + 13, seed=7)
     remote.put("stream/big.pth", src)
     files_before = sorted(p for p in tmp_path.rglob("*"))
     digest, chunks, moved = hashlib.sha256(), [], []
     chunk_size = MIB
-    for chunk in remote.iter_bytes("stream/big.pth", chunk_size=chunk_size, progress=moved.append):
+    for chunk in remote.capabilities.iter_bytes(
+        "stream/big.pth", chunk_size=chunk_size, progress=moved.append
+    ):
         digest.update(chunk)
         chunks.append(len(chunk))
     assert digest.hexdigest() == hashes["sha256"]
@@ -234,20 +237,20 @@ def test_streaming_read_yields_the_exact_bytes(remote, remote_settings, tmp_path
     assert max(chunks) <= chunk_size  # memory bounded by the chunk, not the object
     assert sorted(p for p in tmp_path.rglob("*")) == files_before  # nothing written locally
     # A caller that stops early is fine, and the object is still readable afterwards.
-    stream = remote.iter_bytes("stream/big.pth", chunk_size=chunk_size)
+    stream = remote.capabilities.iter_bytes("stream/big.pth", chunk_size=chunk_size)
     assert len(next(stream)) > 0
     stream.close()
-    assert b"".join(remote.iter_bytes("stream/big.pth")) == src.read_bytes()
+    assert b"".join(remote.capabilities.iter_bytes("stream/big.pth")) == src.read_bytes()
 
 
 def test_streaming_read_of_missing_and_empty_objects(remote, tmp_path):
-    if not isinstance(remote, Streamer):
-        pytest.skip("this backend does not declare Streamer")
+    if remote.capabilities.iter_bytes is None:
+        pytest.skip("this backend does not stream")
     with pytest.raises(NotFound):
-        b"".join(remote.iter_bytes("nope/missing.pth"))
+        b"".join(remote.capabilities.iter_bytes("nope/missing.pth"))
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     remote.put("empty.pth", empty)
     moved: list[int] = []
-    assert b"".join(remote.iter_bytes("empty.pth", progress=moved.append)) == b""
+    assert b"".join(remote.capabilities.iter_bytes("empty.pth", progress=moved.append)) == b""
     assert sum(moved) == 0

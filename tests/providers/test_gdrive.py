@@ -196,13 +196,13 @@ def test_tampered_sha256_property_fails_get_and_leaves_no_file(
 
 
 def test_conditional_small_writes(drive):
-    first = drive.put_bytes("catalog.json", b'{"v": 1}', if_none_match=True)
+    first = drive.capabilities.put_bytes("catalog.json", b'{"v": 1}', if_none_match=True)
     with pytest.raises(PreconditionFailed):
-        drive.put_bytes("catalog.json", b'{"v": 2}', if_none_match=True)
-    second = drive.put_bytes("catalog.json", b'{"v": 2}', if_match=first.etag)
+        drive.capabilities.put_bytes("catalog.json", b'{"v": 2}', if_none_match=True)
+    second = drive.capabilities.put_bytes("catalog.json", b'{"v": 2}', if_match=first.etag)
     with pytest.raises(PreconditionFailed):
-        drive.put_bytes("catalog.json", b'{"v": 3}', if_match=first.etag)  # stale etag
-    data, info = drive.get_bytes("catalog.json")
+        drive.capabilities.put_bytes("catalog.json", b'{"v": 3}', if_match=first.etag)  # stale etag
+    data, info = drive.capabilities.get_bytes("catalog.json")
     assert data == b'{"v": 2}'
     assert info.etag == second.etag != first.etag
 
@@ -230,7 +230,7 @@ def test_upload_corrupted_in_transit_leaves_old_object_intact(
 
 def test_delete_mode_delete_removes_for_good(settings, tmp_path, drive_emulator):
     provider = open_provider("drive", {**settings, "delete_mode": "delete"})
-    provider.put_bytes("old.json", b"{}")
+    provider.capabilities.put_bytes("old.json", b"{}")
     provider.delete("old.json")
     provider.delete("old.json")
     assert drive_emulator.files_in(settings["folder_id"], include_trashed=True) == []

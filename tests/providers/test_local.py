@@ -38,7 +38,7 @@ def test_copy_is_a_real_copy_not_a_hard_link(remote, tmp_path):
     src = tmp_path / "s"
     src.write_bytes(b"weights" * 1000)
     remote.put("a.pth", src)
-    remote.copy("a.pth", "b.pth")
+    remote.capabilities.copy("a.pth", "b.pth")
     root = tmp_path / "remote"
     assert os.stat(root / "a.pth").st_ino != os.stat(root / "b.pth").st_ino
     assert os.stat(root / "b.pth").st_nlink == 1
@@ -71,10 +71,10 @@ def test_stat_recomputes_hashes_when_the_sidecar_is_stale(remote, tmp_path):
 
 
 def test_internal_files_are_not_listed_nor_addressable(remote, tmp_path):
-    remote.put_bytes("c.json", b"{}")
+    remote.capabilities.put_bytes("c.json", b"{}")
     assert [o.key for o in remote.list()] == ["c.json"]
     with pytest.raises(ValueError):
-        remote.put_bytes(".ms-hashes/x", b"")
+        remote.capabilities.put_bytes(".ms-hashes/x", b"")
 
 
 def test_concurrent_conditional_creates_have_one_winner(remote):
@@ -82,7 +82,7 @@ def test_concurrent_conditional_creates_have_one_winner(remote):
 
     def create(i: int) -> None:
         try:
-            remote.put_bytes("lock.json", str(i).encode(), if_none_match=True)
+            remote.capabilities.put_bytes("lock.json", str(i).encode(), if_none_match=True)
             results.append("won")
         except PreconditionFailed:
             results.append("lost")

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from providers import Copier, SmallObjects
+from providers import Capabilities
 from providers.errors import ConfigError, NotFound, PermissionDenied, TransientError
 from providers.local import LocalProvider
 from providers.retry import RetryingProvider, RetryPolicy
@@ -38,10 +38,10 @@ class Flaky(LocalProvider):
 
 
 class Minimal:
-    """A provider with only the core methods: no Copier, no SmallObjects."""
+    """A provider with only the core methods: no optional operation."""
 
     name = "minimal"
-    capabilities = LocalProvider.capabilities
+    capabilities = Capabilities(hashes=frozenset({"sha256", "md5"}), conditional_write=True)
 
     def put(self, *a, **k): ...
     def get(self, *a, **k): ...
@@ -86,12 +86,12 @@ def test_permanent_errors_fail_at_once(tmp_path, error):
     assert inner.calls == 1
 
 
-def test_optional_protocols_follow_the_inner_provider(tmp_path):
+def test_optional_operations_follow_the_inner_provider(tmp_path):
     full = RetryingProvider(flaky(tmp_path), FAST)
-    assert isinstance(full, Copier) and isinstance(full, SmallObjects)
+    assert full.capabilities.copy is not None and full.capabilities.small_objects
     bare = RetryingProvider(Minimal(), FAST)
-    assert not isinstance(bare, Copier)
-    assert not isinstance(bare, SmallObjects)
+    assert bare.capabilities.copy is None
+    assert not bare.capabilities.small_objects
     assert bare.name == "minimal"
 
 

@@ -268,7 +268,7 @@ def test_abort_incomplete_uploads(seaweedfs, fault_proxy, tmp_path):
     fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=1", limit=1)
     with pytest.raises(IntegrityError):
         remote.put("a.pth", src)
-    assert remote.inner.abort_incomplete_uploads() == 1
+    assert remote.capabilities.abort_incomplete_uploads() == 1
     assert list((tmp_path / "state" / "uploads").iterdir()) == []
 
 
