@@ -34,7 +34,6 @@ import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_prov
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
 from providers.config import check_backend, parse_size
-from providers.download_journal import DownloadJournal
 from providers.errors import (
     ConfigError,
     IntegrityError,
@@ -43,7 +42,8 @@ from providers.errors import (
 )
 from providers.gdrive.client import DriveSession, connect, translate
 from providers.gdrive.transfers import DriveIO
-from providers.gdrive.upload import Journal, JournalEntry, upload_file
+from providers.gdrive.upload import JournalEntry, Session, SessionJournal, Target, upload_file
+from providers.journal import Journal as _Journal
 from providers.transfer import Progress, check_key, hash_file, verify
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class DriveProvider(DriveIO):
         self._session: DriveSession | None = None
         self._folder_checked = False
         # Downloads whose temp file and journal are kept for the next attempt (transfers.py).
-        self._pending_downloads: dict[Path, tuple[DownloadJournal, Path]] = {}
+        self._pending_downloads: dict[Path, tuple[_Journal, Path]] = {}
         # No abort_incomplete_uploads: an upload this agent abandoned is a file under a temporary
         # title, removed by the next put of its key; Drive expires the session itself.
         self.capabilities = Capabilities(
@@ -308,7 +308,7 @@ class DriveProvider(DriveIO):
             raise ValueError(f"invalid key {key!r}: {PARTIAL_MARK!r} marks our temporary uploads")
         src = Path(src_path)
         files = self._files()
-        journal = Journal(self.state_dir / "gdrive-uploads", key)
+        journal = SessionJournal(self.state_dir / "gdrive-uploads", key)
         entry = journal.load(key, src)
         stale = journal.load_any() if entry is None else None
         if stale is not None:
@@ -343,14 +343,11 @@ class DriveProvider(DriveIO):
         res = upload_file(
             self.session.service,
             src,
-            metadata=metadata,
-            chunk_size=self.chunk_size,
-            session_uri=entry.session_uri,
-            on_session=on_session,
+            Target(metadata),
+            chunking=self._chunking(),
+            session=Session(entry.session_uri, on_session),
             progress=Progress(progress),
             translate=self._translate,
-            chunk_retries=self.chunk_retries,
-            chunk_retry_wait=self.chunk_retry_wait,
         )
         try:
             verify(

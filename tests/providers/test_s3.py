@@ -4,7 +4,6 @@ fault proxy in front of SeaweedFS), server-verified part checksums, journals and
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import subprocess
 import sys
@@ -17,15 +16,8 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
-from providers.s3.multipart import (
-    MAX_PART,
-    MAX_PARTS,
-    MIN_PART,
-    Header,
-    Journal,
-    crc32_b64,
-    part_size_for,
-)
+from providers.s3.multipart import UploadJournal
+from providers.s3.parts import MAX_PART, MAX_PARTS, MIN_PART, crc32_b64, part_size_for
 from tests.servers.seaweed import PART
 
 NO_WAIT = {"attempts": 6, "initial_wait": 0, "max_wait": 0, "jitter": 0}
@@ -59,7 +51,9 @@ def test_part_checksum_setting_is_validated(seaweedfs):
     with pytest.raises(ConfigError, match="part_checksum must be crc32 or md5, not 'sha1'"):
         open_provider("r", {**seaweedfs.settings(), "part_checksum": "sha1"})
     assert (
-        open_provider("r", {**seaweedfs.settings(), "part_checksum": "MD5"}).inner.part_checksum
+        open_provider(
+            "r", {**seaweedfs.settings(), "part_checksum": "MD5"}
+        ).inner.config.part_checksum
         == "md5"
     )
 
@@ -194,8 +188,7 @@ def test_corrupted_request_is_rejected_by_the_server(
 
 
 def _interrupted_upload(seaweedfs, fault_proxy, tmp_path, checksum: str):
-    """An upload stopped after parts 1-2 of 3, its journal rewritten as the pre-CRC32 code wrote
-    it (no ``checksum`` in the header, ``md5`` hex per part)."""
+    """An upload with part checksum ``checksum`` stopped after parts 1-2 of 3."""
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
     remote = open_remote(settings, tmp_path, retry={"attempts": 1}, part_checksum=checksum)
     src = tmp_path / "s"
@@ -204,16 +197,13 @@ def _interrupted_upload(seaweedfs, fault_proxy, tmp_path, checksum: str):
     with pytest.raises(Exception, match="busy or failing"):
         remote.put("old.pth", src)
     key = remote.inner._key("old.pth")
-    journal = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key)
-    lines = [json.loads(line) for line in journal.path.read_text().splitlines()]
-    del lines[0]["checksum"]
-    journal.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    journal = UploadJournal(tmp_path / "state" / "uploads", seaweedfs.bucket, key)
     header, parts = journal.load()
     assert header is not None and header.checksum == "md5" and sorted(parts) == [1, 2]
     return settings, src, key, header
 
 
-def test_old_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
+def test_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
     settings, src, _, _ = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
     sent_before = fault_proxy.body_bytes
     remote = open_remote(settings, tmp_path, part_checksum="md5")
@@ -223,7 +213,7 @@ def test_old_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
     assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
 
 
-def test_old_md5_journal_is_aborted_and_restarted_with_crc32(seaweedfs, fault_proxy, tmp_path):
+def test_md5_journal_is_aborted_and_restarted_with_crc32(seaweedfs, fault_proxy, tmp_path):
     settings, src, key, header = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
     sent_before = fault_proxy.body_bytes
     remote = open_remote(settings, tmp_path)  # default: crc32
@@ -246,7 +236,7 @@ def test_changed_file_aborts_the_orphaned_upload(seaweedfs, fault_proxy, tmp_pat
     with pytest.raises(Exception, match="busy or failing"):
         remote.put("o.pth", src)
     key = remote.inner._key("o.pth")
-    header, parts = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key).load()
+    header, parts = UploadJournal(tmp_path / "state" / "uploads", seaweedfs.bucket, key).load()
     assert header is not None and parts
     client = seaweedfs.client()
 
@@ -273,25 +263,25 @@ def test_abort_incomplete_uploads(seaweedfs, fault_proxy, tmp_path):
 
 
 def test_copy_above_the_single_copy_limit_uses_upload_part_copy(seaweedfs, tmp_path):
+    from providers.s3.bucket import Bucket
     from providers.s3.errors import s3_errors
-    from providers.s3.server_copy import copy_object
+    from providers.s3.server_copy import CopyJob, copy_object
 
     remote = open_remote(seaweedfs.settings(), tmp_path)
     src = tmp_path / "s"
     sha = make_file(src, 2 * PART + 77)
     remote.put("orig.pth", src)
     inner = remote.inner
+    bucket = Bucket(inner.client, inner.bucket, lambda what: s3_errors("r", inner.bucket, what))
+    job = CopyJob(
+        inner._key("orig.pth"), inner._key("copy.pth"), src.stat().st_size, {"sha256": sha}
+    )
     copy_object(
-        inner.client,
-        bucket=inner.bucket,
-        src_key=inner._key("orig.pth"),
-        dst_key=inner._key("copy.pth"),
-        size=src.stat().st_size,
-        metadata={"sha256": sha},
-        extra_args={},
+        bucket,
+        job,
+        create_args={},
         part_size=PART,
         concurrency=2,
-        errors=lambda what: s3_errors("r", inner.bucket, what),
         copy_limit=0,  # force the UploadPartCopy path S3 needs above 5 GiB
     )
     info = remote.stat("copy.pth")
@@ -308,13 +298,10 @@ def test_part_size_always_valid(size, chunk):
     assert -(-size // part) <= MAX_PARTS  # any object up to S3's 5 TiB maximum fits
 
 
-def test_journal_ignores_a_torn_last_line(tmp_path):
-    journal = Journal(tmp_path, "b", "k")
-    journal.start(Header("b", "k", "up-1", 100, 1, 5, "ab", "crc32"))
-    journal.add_part(1, '"e1"', "crc32", "AAAAAQ==")
-    journal.add_part(2, '"e2"', "crc32", "AAAAAg==")
-    with open(journal.path, "a") as f:
-        f.write('{"part": 3, "etag": "e')  # killed mid-write
-    header, parts = journal.load()
-    assert header is not None and header.upload_id == "up-1"
-    assert sorted(parts) == [1, 2]
+def test_s3_settings_are_the_keys_checked_at_config_load():
+    import dataclasses
+
+    from providers.config import BACKEND_KEYS
+    from providers.s3.config import S3Settings
+
+    assert {f.name for f in dataclasses.fields(S3Settings)} == set(BACKEND_KEYS["s3"].allowed)

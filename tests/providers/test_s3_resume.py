@@ -10,7 +10,6 @@ import random
 import pytest
 
 from providers import open_provider
-from providers.download_journal import DownloadJournal, resume_or_start
 from providers.errors import TransientError
 from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 from tests.servers.seaweed import PART
@@ -101,25 +100,3 @@ def test_download_kept_for_resume_is_discarded_when_the_object_changed(
     assert not kept.exists()
     assert os.listdir(out) == ["d.pth"]
     assert list((tmp_path / "state" / "downloads").iterdir()) == []
-
-
-def test_download_journal_ignores_a_torn_line_and_deletes_only_our_temp_files(tmp_path):
-    journal = DownloadJournal(tmp_path / "downloads", "bucket\0key\0dest")
-    dest = tmp_path / "out" / "m.pth"
-    dest.parent.mkdir()
-    header = {"temp": str(dest.parent / ".m.pth.0123456789abcdef.incomplete"), "size": 10}
-    journal.start(header)
-    journal.mark(0)
-    journal.mark(2)
-    journal.close()
-    with open(journal.path, "ab") as f:
-        f.write(b'{"m": 3')  # killed in the middle of an append
-    assert resume_or_start(journal, header, dest, lambda marks: True) == [0, 2]
-
-    # A journal that names some other file (damaged, or hand-edited) never gets it deleted.
-    precious = dest.parent / "m.pth.bak"
-    precious.write_bytes(b"keep me")
-    journal.start({**header, "temp": str(precious)})
-    assert resume_or_start(journal, header, dest, lambda marks: True) == []
-    assert precious.read_bytes() == b"keep me"
-    assert journal.read() == (header, [])
