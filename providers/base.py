@@ -100,6 +100,9 @@ class Capabilities:
 
     hashes: frozenset[str]  # hash names `stat` returns without downloading
     conditional_write: bool = False  # `put_bytes` honours if_match / if_none_match
+    # An interrupted put or get continues on a later call, even in a new process after kill -9,
+    # without moving again what already arrived (the conformance suite holds backends to it).
+    resumable: bool = False
     copy: CopyFn | None = None
     get_bytes: GetBytesFn | None = None
     put_bytes: PutBytesFn | None = None

@@ -46,6 +46,7 @@ class Journal:
         digest = hashlib.sha256(f"{kind}\0{ident}".encode()).hexdigest()[:32]
         self.path = directory / f"{digest}{SUFFIX}"
         self.kind = kind
+        self._torn = False  # the file read last ends mid-line: the next record starts a new one
 
     @classmethod
     def at(cls, path: Path, kind: str) -> Journal:
@@ -69,6 +70,7 @@ class Journal:
         )
         if not ours:
             return None, []
+        self._torn = lines[-1] != b""
         records = []
         for line in lines[1:]:
             try:
@@ -82,6 +84,7 @@ class Journal:
     def start(self, header: Mapping[str, Any]) -> None:
         """Begin a fresh journal, replacing whatever was there: the header alone."""
         envelope = {"journal": FORMAT, "version": VERSION, "kind": self.kind, "header": header}
+        self._torn = False
         with atomic_write(self.path, private=True) as f:
             f.write(json.dumps(envelope, sort_keys=True).encode() + b"\n")
 
@@ -89,6 +92,8 @@ class Journal:
         """Append one record (after ``start``, in this process or an earlier one). Opened per
         record, so no descriptor outlives a failed transfer."""
         line = json.dumps(record, sort_keys=True).encode() + b"\n"
+        if self._torn:  # never glue a record onto a torn line, where it would be lost with it
+            line, self._torn = b"\n" + line, False
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)

@@ -100,6 +100,7 @@ class DriveProvider(DriveIO):
         self.capabilities = Capabilities(
             hashes=frozenset({"md5", "sha256"}),
             conditional_write=True,
+            resumable=True,
             copy=self.copy,
             get_bytes=self.get_bytes,
             put_bytes=self.put_bytes,

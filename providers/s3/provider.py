@@ -53,6 +53,7 @@ class S3Provider:
         self.capabilities = Capabilities(
             hashes=frozenset({"sha256"}),
             conditional_write=True,
+            resumable=True,
             copy=self.copy,
             get_bytes=self.get_bytes,
             put_bytes=self.put_bytes,

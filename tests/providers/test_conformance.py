@@ -5,17 +5,24 @@ operations, never on the provider's class."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from providers import open_provider
-from providers.errors import IntegrityError, NotFound, PreconditionFailed
-
-MIB = 1024 * 1024
+from providers.config import BACKEND_KEYS
+from providers.errors import (
+    ConfigError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+)
+from tests.providers.helpers import MIB, make_file
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 
 
 def part_size(settings: dict[str, Any]) -> int:
@@ -33,12 +40,6 @@ def remote(remote_settings, tmp_path):
         yield provider
     finally:
         provider.close()
-
-
-def make_file(path: Path, size: int, seed: int = 0) -> dict[str, str]:
-    data = random.Random(seed).randbytes(size)  # incompressible and reproducible
-    path.write_bytes(data)
-    return {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
 
 
 def sizes_for(settings: dict[str, Any]) -> list[int]:
@@ -254,3 +255,113 @@ def test_streaming_read_of_missing_and_empty_objects(remote, tmp_path):
     moved: list[int] = []
     assert b"".join(remote.capabilities.iter_bytes("empty.pth", progress=moved.append)) == b""
     assert sum(moved) == 0
+
+
+# -- the contract every backend keeps at its edges --------------------------------------------
+
+
+def test_unknown_setting_names_the_nearest(remote_settings):
+    kind = remote_settings["type"]
+    required = BACKEND_KEYS[kind].required[0]
+    with pytest.raises(ConfigError, match=f"did you mean '{required}'"):
+        open_provider("r", {**remote_settings, required + "x": 1})
+    # the agent's own keys are valid for every backend, so a typo of one is named too
+    with pytest.raises(ConfigError, match="did you mean 'auto_push'"):
+        open_provider("r", {**remote_settings, "autopush": True})
+
+
+def test_bad_credentials_are_permission_denied_without_retry_storm(backend, tmp_path, caplog):
+    if backend.bad_credentials is None:
+        pytest.skip("no credentials to get wrong on this server")
+    settings = {**backend.bad_credentials, "retry": {"attempts": 4, "initial_wait": 0,
+                                                     "max_wait": 0, "jitter": 0}}  # fmt: skip
+    remote = open_provider("r", settings, state_dir=tmp_path / "state")
+    src = tmp_path / "s"
+    make_file(src, 100)
+    before = backend.requests()
+    with caplog.at_level(logging.WARNING, logger="providers.retry"):
+        with pytest.raises(PermissionDenied) as info:
+            remote.put("x.pth", src)
+        assert backend.requests() - before == 1  # neither the SDK nor our layer retried
+        with pytest.raises(PermissionError):  # PermissionDenied is a PermissionError too
+            remote.stat("x.pth")
+    assert "retrying" not in caplog.text
+    message = str(info.value)
+    assert "remote 'r'" in message
+    assert info.value.__cause__ is not None  # the SDK's error is chained
+    if backend.secret:
+        assert backend.secret not in message
+
+
+SIZE = 64 * MIB + 12345
+
+
+def _resumable(remote_settings, tmp_path) -> None:
+    probe = open_provider("probe", remote_settings, state_dir=tmp_path / "probe")
+    probe.close()
+    if not probe.capabilities.resumable:
+        pytest.skip("this backend does not resume interrupted transfers")
+
+
+def tear_journals(state: Path) -> int:
+    """What kill -9 in the middle of an append leaves: a torn last line in every journal."""
+    journals = [p for p in state.rglob("*.jsonl")]
+    for path in journals:
+        with open(path, "ab") as f:
+            f.write(b'{"part": 99, "etag": "')
+    return len(journals)
+
+
+@pytest.mark.slow
+def test_put_killed_with_sigkill_resumes_and_sends_only_what_is_missing(backend, tmp_path):
+    settings = {**backend.settings, **backend.big_transfer}
+    _resumable(settings, tmp_path)
+    src = tmp_path / "model.pth"
+    sha = make_file(src, SIZE, seed=7)["sha256"]
+    state = tmp_path / "state"
+
+    paused = kill_when_paused(start_worker(settings, "m/model.pth", src, state, SIZE // 2))
+    assert paused >= SIZE // 2
+    assert tear_journals(state) >= 1, "the killed run left its journal"
+
+    sent, stored_sha = run_to_done(start_worker(settings, "m/model.pth", src, state))
+    assert sent <= SIZE - paused  # what the killed run had sent was not sent again
+    assert stored_sha == sha
+    assert [p for p in state.rglob("*") if p.is_file()] == []  # no journal left
+
+    remote = open_provider("check", settings, state_dir=tmp_path / "other")
+    back = tmp_path / "back.pth"
+    info = remote.get("m/model.pth", back, expected_hashes={"sha256": sha})
+    assert info.size == SIZE
+    assert back.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.slow
+def test_get_killed_with_sigkill_resumes_and_fetches_only_what_is_missing(backend, tmp_path):
+    settings = {**backend.settings, **backend.big_transfer}
+    _resumable(settings, tmp_path)
+    src = tmp_path / "model.pth"
+    sha = make_file(src, SIZE, seed=11)["sha256"]
+    open_provider("up", settings, state_dir=tmp_path / "up").put("m/model.pth", src)
+    dest = tmp_path / "restore" / "model.pth"
+    state = tmp_path / "state"
+
+    first = start_worker(settings, "m/model.pth", dest, state, SIZE // 2, mode=("get",))
+    paused = kill_when_paused(first)
+    assert paused >= SIZE // 2
+    assert not dest.exists()
+    assert tear_journals(state) >= 1, "the killed run left its journal"
+    assert [p.name for p in dest.parent.glob(".model.pth.*.incomplete")], "and its temp file"
+
+    received, got_sha = run_to_done(
+        start_worker(settings, "m/model.pth", dest, state, mode=("get",))
+    )
+    # What was written before the kill is not fetched again; at most what was in flight at the
+    # kill (one range or chunk per connection) is.
+    in_flight = settings.get("max_request_concurrency", 1) * part_size(settings)
+    assert received < SIZE
+    assert received <= SIZE - paused + in_flight
+    assert got_sha == sha
+    assert dest.read_bytes() == src.read_bytes()
+    assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
+    assert [p for p in state.rglob("*") if p.is_file()] == []  # and no journal

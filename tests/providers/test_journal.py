@@ -27,6 +27,8 @@ def test_records_round_trip_and_a_torn_last_line_is_skipped(journal):
     with open(journal.path, "ab") as f:
         f.write(b'{"m": 3')  # killed in the middle of an append
     assert journal.read() == (HEADER, [{"m": 0}, {"etag": '"e2"', "part": 2}])
+    mark(journal, 5)  # the resumed transfer's first record is not lost with the torn line
+    assert journal.read() == (HEADER, [{"m": 0}, {"etag": '"e2"', "part": 2}, {"m": 5}])
 
 
 @pytest.mark.parametrize(

@@ -11,21 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from providers import open_provider
-from providers.errors import ConfigError, IntegrityError, NotFound, PreconditionFailed
+from providers.errors import IntegrityError, NotFound, PreconditionFailed
 from providers.transfer import check_key
 
 
 @pytest.fixture
 def remote(tmp_path):
     return open_provider("nas", {"type": "local", "path": str(tmp_path / "remote")})
-
-
-def test_unknown_setting_names_the_nearest(tmp_path):
-    with pytest.raises(ConfigError, match="did you mean 'path'"):
-        open_provider("nas", {"type": "local", "path": str(tmp_path), "pth": 1})
-    # the agent's own keys are valid for every backend, so a typo of one is named too
-    with pytest.raises(ConfigError, match="did you mean 'auto_push'"):
-        open_provider("nas", {"type": "local", "path": str(tmp_path), "autopush": True})
 
 
 def test_unmounted_parent_is_not_created(tmp_path):

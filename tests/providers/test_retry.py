@@ -7,12 +7,10 @@ import logging
 
 import pytest
 
-from providers import Capabilities
 from providers.errors import ConfigError, NotFound, PermissionDenied, TransientError
 from providers.local import LocalProvider
 from providers.retry import RetryingProvider, RetryPolicy
-
-FAST = RetryPolicy(attempts=4).no_wait()
+from tests.providers.helpers import FAST, Minimal
 
 
 class Flaky(LocalProvider):
@@ -35,22 +33,6 @@ class Flaky(LocalProvider):
     def stat(self, key):
         self._maybe_fail()
         return super().stat(key)
-
-
-class Minimal:
-    """A provider with only the core methods: no optional operation."""
-
-    name = "minimal"
-    capabilities = Capabilities(hashes=frozenset({"sha256", "md5"}), conditional_write=True)
-
-    def put(self, *a, **k): ...
-    def get(self, *a, **k): ...
-    def stat(self, key): ...
-    def list(self, prefix=""):
-        return iter(())
-
-    def delete(self, key): ...
-    def close(self): ...
 
 
 def flaky(tmp_path, *errors):

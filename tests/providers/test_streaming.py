@@ -10,15 +10,14 @@ import random
 
 import pytest
 
-from providers import Capabilities, open_provider
+from providers import open_provider
 from providers.errors import TransientError
 from providers.local import LocalProvider
-from providers.retry import RetryingProvider, RetryPolicy
+from providers.retry import RetryingProvider
+from tests.providers.helpers import FAST, NO_WAIT, Minimal
 from tests.servers.drive import GDRIVE_TEST_CHUNK
 from tests.servers.seaweed import PART
 
-FAST = RetryPolicy(attempts=4).no_wait()
-NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
 CHUNK = 64 * 1024
 
 
@@ -45,22 +44,6 @@ class Breaking(LocalProvider):
                 raise TransientError("connection reset by peer")
         finally:
             self.closed += 1
-
-
-class Minimal:
-    """Only the core Provider methods: no optional operation."""
-
-    name = "minimal"
-    capabilities = Capabilities(hashes=frozenset({"sha256", "md5"}), conditional_write=True)
-
-    def put(self, *a, **k): ...
-    def get(self, *a, **k): ...
-    def stat(self, key): ...
-    def list(self, prefix=""):
-        return iter(())
-
-    def delete(self, key): ...
-    def close(self): ...
 
 
 def make_remote(tmp_path, size, *breaks) -> tuple[Breaking, bytes]:
