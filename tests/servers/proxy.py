@@ -7,8 +7,8 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``500`` / ``503``: answer that status with an S3 XML error body (``InternalError`` /
   ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``; ``quota`` / ``denied``: 403
   with ``QuotaExceeded`` / ``AccessDenied`` (permanent errors);
-- ``cut``: forward, then send the response headers and half the body and reset (a download
-  interrupted mid-stream);
+- ``cut``: forward, then send the response headers and the first half of the body (rounded down:
+  nothing of a 1-byte body) and reset (a download interrupted mid-stream);
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
   must reject it).
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
@@ -169,7 +169,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             with proxy._lock:
                 proxy.response_bytes += len(data) if fault != "cut" else len(data) // 2
-            if fault == "cut" and len(data) > 1:
+            if fault == "cut" and data:
+                # Every body is cut, a 1-byte one too (after 0 bytes): a rule that fired must
+                # have had its effect, or a test depends on which request came first.
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
                 self.close_connection = True
