@@ -84,7 +84,7 @@ class IterBytesFn(Protocol):
 
 class AbortUploadsFn(Protocol):
     def __call__(self) -> int:
-        """Remove what uploads this agent started and can no longer resume left behind (S3
+        """Remove what uploads this agent started and cannot resume left behind (S3
         multipart uploads, temp copies on a local remote); returns how many. The caller must know
         no upload of its own is in progress (the agent holds its models-dir lock)."""
         ...

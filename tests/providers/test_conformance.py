@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +367,17 @@ def test_get_killed_with_sigkill_resumes_and_fetches_only_what_is_missing(backen
     assert dest.read_bytes() == src.read_bytes()
     assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
     assert [p for p in state.rglob("*") if p.is_file()] == []  # and no journal
+
+
+def test_providers_never_import_the_agent():
+    """The storage layer knows nothing of models: every providers module loads without agent/."""
+    root = Path(__file__).resolve().parents[2]
+    modules = sorted(
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for p in (root / "providers").rglob("*.py")
+    )
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+    code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'agent'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
