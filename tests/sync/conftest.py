@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agent.conftest import MODEL_FILE, TOKENIZER, Result, run_subprocess, write_checkpoint
+from tests.agent.conftest import (
+    MODEL_FILE,
+    TOKENIZER,
+    Result,
+    cli_env,
+    model_safety_cmd,
+    run_subprocess,
+    write_checkpoint,
+)
 
 REMOTE_KINDS = ["local", "s3_seaweedfs", "gdrive_emulator"]
 
@@ -117,7 +124,8 @@ def agent_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.Comple
 def kill_agent_when(root: Path, *args: str, reached: Callable[[], bool]) -> None:
     """Start ``model-safety ARGS`` in ``root`` and SIGKILL it as soon as ``reached()`` is true
     (or when it ended by itself, which the caller's asserts then catch). Bounded to 120 s."""
-    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], cwd=root)
+    # cli_env: this checkout's agent, not whichever one the interpreter has installed
+    proc = subprocess.Popen([*model_safety_cmd(), *args], cwd=root, env=cli_env())
     deadline = time.monotonic() + 120
     try:
         while not reached() and proc.poll() is None:

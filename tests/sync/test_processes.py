@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.agent.conftest import MODEL_FILE, start_subprocess
+from tests.agent.conftest import MODEL_FILE, cli_env, model_safety_cmd, start_subprocess
 from tests.sync.conftest import SyncProject, agent_cli, kill_agent_when
 
 
@@ -30,8 +29,9 @@ def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settin
     root = proj.root
     proj.write_model(seed=2)
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "agent", "daemon", "--every", "24", "--now"],
+        [*model_safety_cmd(), "daemon", "--every", "24", "--now"],
         cwd=root,
+        env=cli_env(),
         stderr=subprocess.PIPE,
         text=True,
     )
