@@ -146,7 +146,7 @@ class DriveIO:
         pending[dest] = journal, temp
         what = f"download of {key!r} from remote {self.name!r}"
         try:
-            got, count = self._fill(temp, start, file_id, key, info.size, journal, progress)
+            got, count = self._fill(temp, start, file_id, info, journal, progress)
             verify(what, expected_size=info.size, actual_size=count)
             verify(what, expected=info.hashes, actual=got)
             verify(what, expected=expected_hashes, actual=got)
@@ -161,15 +161,9 @@ class DriveIO:
         _discard_download(pending, dest)
 
     def _fill(
-        self,
-        temp: Path,
-        start: int,
-        file_id: str,
-        key: str,
-        size: int,
-        journal: Journal,
+        self, temp: Path, start: int, file_id: str, info: ObjectInfo, journal: Journal,
         progress: Progress,
-    ) -> tuple[dict[str, str], int]:
+    ) -> tuple[dict[str, str], int]:  # fmt: skip
         """Write bytes ``start``.. into ``temp``, journaling each chunk after it is written.
         Returns the md5 and sha256 of the whole file (the first ``start`` bytes are re-read
         from the temp file: a local read) and its length."""
@@ -186,7 +180,7 @@ class DriveIO:
                 hasher.update(memoryview(buf)[:n])
                 offset += n
             for chunk in self._chunks(
-                file_id, key, size=size, chunk_size=self.download_chunk_size, start=start
+                file_id, info.key, size=info.size, chunk_size=self.download_chunk_size, start=start
             ):
                 view = memoryview(chunk)
                 while view:

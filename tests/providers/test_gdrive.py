@@ -225,3 +225,14 @@ def test_delete_mode_delete_removes_for_good(settings, tmp_path, drive_emulator)
 def test_keys_that_look_like_temporary_uploads_are_refused(drive, tmp_path):
     with pytest.raises(ValueError, match="temporary"):
         drive.put("m.pth.ms-upload-1.partial", _file(tmp_path, "m", 1))
+
+
+def test_drive_settings_are_the_keys_checked_at_config_load():
+    import dataclasses
+
+    from providers.config import BACKEND_KEYS
+    from providers.gdrive.config import DriveSettings
+
+    assert {f.name for f in dataclasses.fields(DriveSettings)} == set(
+        BACKEND_KEYS["gdrive"].allowed
+    )
