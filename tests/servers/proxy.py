@@ -167,17 +167,24 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            with proxy._lock:
-                proxy.response_bytes += len(data) if fault != "cut" else len(data) // 2
+            # Counted once written: a response to a client killed meanwhile (its answer fails
+            # with a broken pipe) was never received, and must not count against the next run.
             if fault == "cut" and data:
                 # Every body is cut, a 1-byte one too (after 0 bytes): a rule that fired must
                 # have had its effect, or a test depends on which request came first.
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
+                self._count(len(data) // 2)
                 self.close_connection = True
                 _reset(self.connection)
                 return
             self.wfile.write(data)
+            self.wfile.flush()
+            self._count(len(data))
+
+        def _count(self, sent: int) -> None:
+            with proxy._lock:
+                proxy.response_bytes += sent
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
