@@ -12,28 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.base import (
-    Capabilities,
-    Copier,
-    ObjectInfo,
-    Provider,
-    SmallObjects,
-    Streamer,
-    UploadJanitor,
-)
+from providers.base import Backend, Capabilities, ObjectInfo, Provider
 from providers.config import COMMON_KEYS, check_remote
 from providers.errors import ConfigError
 
 __all__ = [
     "AGENT_KEYS",
     "BACKENDS",
+    "Backend",
     "Capabilities",
-    "Copier",
     "ObjectInfo",
     "Provider",
-    "SmallObjects",
-    "Streamer",
-    "UploadJanitor",
     "open_provider",
 ]
 
@@ -70,9 +59,8 @@ def open_provider(
             ) from exc
         raise
     backend_settings = {k: v for k, v in settings.items() if k not in AGENT_KEYS}
-    provider = getattr(module, factory_name).from_settings(
-        name, backend_settings, state_dir=state_dir
-    )
+    backend: type[Backend] = getattr(module, factory_name)
+    provider = backend.from_settings(name, backend_settings, state_dir=state_dir)
     from providers.retry import RetryingProvider, RetryPolicy
 
     return RetryingProvider(provider, RetryPolicy.from_settings(settings.get("retry") or {}))

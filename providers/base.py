@@ -1,22 +1,31 @@
-"""The storage interface every backend implements (see DESIGN.md §3).
+"""The storage contract: what the agent may ask of a remote, stated once.
 
 Keys are ``/``-separated relative names (``dinesh_ai_model_v2024-03-04.pth``,
 ``.model-safety/catalog.json``); each provider maps them under its own prefix or folder.
 Providers know nothing of models, versions or retention.
+
+Every provider has the core operations of ``Provider``. What varies between backends is said in
+one place, ``Provider.capabilities`` (modelled on rclone's ``fs.Features``): a few flags plus the
+optional operations themselves, None where the backend cannot do them. A caller branches on
+``capabilities.copy is None`` and calls ``capabilities.copy(...)``; a wrapper (the retry layer)
+builds its own Capabilities from the inner one, wrapping each operation that is there and
+leaving out the ones that are not, so what it offers is exactly what the backend offers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 # Called with the number of bytes moved since the previous call. May be called from worker threads.
 ProgressFn = Callable[[int], None]
 
 HASH_NAMES = ("sha256", "md5")
+STREAM_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,18 +38,102 @@ class ObjectInfo:
     etag: str | None = None
 
 
+class CopyFn(Protocol):
+    def __call__(self, src_key: str, dst_key: str) -> ObjectInfo:
+        """Copy ``src_key`` to ``dst_key`` on the server: the bytes never travel through us."""
+        ...
+
+
+class GetBytesFn(Protocol):
+    def __call__(self, key: str) -> tuple[bytes, ObjectInfo]:
+        """A small whole object (the remote catalog) and its info; checked against the hashes
+        the backend holds (IntegrityError when they differ)."""
+        ...
+
+
+class PutBytesFn(Protocol):
+    def __call__(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> ObjectInfo:
+        """Write a small whole object. Where ``Capabilities.conditional_write`` holds,
+        ``if_none_match=True`` fails with PreconditionFailed when the key exists and
+        ``if_match=etag`` fails with PreconditionFailed when the object's etag differs."""
+        ...
+
+
+class IterBytesFn(Protocol):
+    def __call__(
+        self,
+        key: str,
+        *,
+        chunk_size: int = STREAM_CHUNK,
+        progress: ProgressFn | None = None,
+        start: int = 0,
+    ) -> Iterator[bytes]:
+        """Yield the bytes of ``key`` from byte offset ``start`` to the end, in order, in chunks of
+        at most ``chunk_size`` bytes (an empty object yields nothing in total). ``start`` is the
+        resume offset: the retry layer reopens a stream broken by a transient error at the bytes
+        already yielded. Raises NotFound for a missing key and translated provider errors like
+        every other call; being a generator, they surface when iteration starts or later. A
+        stream that ends early raises TransientError, never a silent short read. Nothing is
+        written to disk and memory stays bounded by a few chunks. ``progress`` gets each chunk's
+        length as it is yielded. The bytes are not checked against stored hashes: hashing them
+        is the caller's job. Close the iterator (or exhaust it) to release the connection."""
+        ...
+
+
+class AbortUploadsFn(Protocol):
+    def __call__(self) -> int:
+        """Remove what uploads this agent started and cannot resume left behind (S3
+        multipart uploads, temp copies on a local remote); returns how many. The caller must know
+        no upload of its own is in progress (the agent holds its models-dir lock)."""
+        ...
+
+
+OPTIONAL_OPERATIONS = ("copy", "get_bytes", "put_bytes", "iter_bytes", "abort_incomplete_uploads")
+
+
 @dataclass(frozen=True)
 class Capabilities:
+    """What a remote can do beyond the core operations: flags, and the optional operations
+    themselves (None: not available)."""
+
     hashes: frozenset[str]  # hash names `stat` returns without downloading
-    server_side_copy: bool
-    multipart: bool
-    resumable: bool  # an interrupted `put` resumes on a later call
-    conditional_write: bool  # `put_bytes` honours if_match / if_none_match
-    max_connections: int = 1
+    conditional_write: bool = False  # `put_bytes` honours if_match / if_none_match
+    # An interrupted put or get continues on a later call, even in a new process after kill -9,
+    # without moving again what already arrived (the conformance suite holds backends to it).
+    resumable: bool = False
+    copy: CopyFn | None = None
+    get_bytes: GetBytesFn | None = None
+    put_bytes: PutBytesFn | None = None
+    iter_bytes: IterBytesFn | None = None
+    abort_incomplete_uploads: AbortUploadsFn | None = None
+
+    @property
+    def server_side_copy(self) -> bool:
+        return self.copy is not None
+
+    @property
+    def small_objects(self) -> bool:
+        return self.get_bytes is not None and self.put_bytes is not None
+
+    def narrow(self, **changes: Any) -> Capabilities:
+        """A copy with some flags changed or operations removed (``narrow(copy=None)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def wrap(
+        self, wrapper: Callable[[str, Callable[..., Any]], Callable[..., Any]]
+    ) -> Capabilities:
+        """A copy whose every present operation is ``wrapper(name, operation)``; absent ones
+        stay absent."""
+        ops = {n: getattr(self, n) for n in OPTIONAL_OPERATIONS}
+        return self.narrow(**{n: wrapper(n, op) for n, op in ops.items() if op is not None})
 
 
 @runtime_checkable
 class Provider(Protocol):
+    """The core operations every backend has, as the agent sees them (through the retry layer)."""
+
     name: str
     capabilities: Capabilities
 
@@ -54,7 +147,8 @@ class Provider(Protocol):
     ) -> ObjectInfo:
         """Upload ``src_path`` to ``key``. Verifies size and the hashes in ``expected_hashes``
         (computed while reading when absent); on mismatch raises IntegrityError and leaves no
-        object under ``key``."""
+        object under ``key``. An interrupted upload resumes on a later call where the backend
+        keeps a journal."""
         ...
 
     def get(
@@ -82,64 +176,15 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class Copier(Protocol):
-    """Backends whose ``capabilities.server_side_copy`` is true."""
+class Backend(Provider, Protocol):
+    """A provider as ``open_provider`` finds it in its registry: constructed from one entry of
+    the config's ``remotes:`` (the agent's keys removed)."""
 
-    def copy(self, src_key: str, dst_key: str) -> ObjectInfo: ...
-
-
-@runtime_checkable
-class SmallObjects(Protocol):
-    """Small whole objects (the remote catalog), with conditional writes where declared.
-
-    ``put_bytes(..., if_none_match=True)`` fails with PreconditionFailed when the key exists;
-    ``if_match=etag`` fails with PreconditionFailed when the object's etag differs.
-    """
-
-    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]: ...
-
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> ObjectInfo: ...
-
-
-@runtime_checkable
-class Streamer(Protocol):
-    """Backends that can read an object as a stream, without a temporary file (``verify --deep``
-    re-hashes remote objects this way)."""
-
-    def iter_bytes(
-        self,
-        key: str,
-        *,
-        chunk_size: int = 8 * 1024 * 1024,
-        progress: ProgressFn | None = None,
-    ) -> Iterator[bytes]:
-        """Yield the bytes of ``key`` in order, in chunks of at most ``chunk_size`` bytes (an
-        empty object yields nothing in total). Raises NotFound for a missing key and translated
-        provider errors like every other call; being a generator, they surface when iteration
-        starts or later. A stream that ends early raises TransientError, never a silent short
-        read. Nothing is written to disk and memory stays bounded by a few chunks. ``progress``
-        gets each chunk's length as it is yielded. The bytes are not checked against stored
-        hashes: hashing them is the caller's job. Close the iterator (or exhaust it) to release
-        the connection.
-
-        Our backends also take a keyword ``start: int = 0`` (begin at that byte offset), which
-        RetryingProvider uses to resume a stream broken by a transient error."""
-        ...
-
-
-@runtime_checkable
-class UploadJanitor(Protocol):
-    """Backends that can leave incomplete uploads behind (S3 multipart). The caller must know no
-    upload of its own is in progress (the agent holds its models-dir lock)."""
-
-    def abort_incomplete_uploads(self) -> int:
-        """Abort the uploads this agent started and can no longer resume; returns how many."""
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
+    ) -> Self:
+        """Check ``settings`` (ConfigError naming the remote on an unknown or bad key) and build
+        the provider; no request is sent. ``state_dir`` is where it may keep resume journals
+        (``~/.cache/model-safety/<type>-<name>`` when None)."""
         ...

@@ -1,8 +1,9 @@
 """Provider errors: one family, each also a builtin where one fits.
 
-Only ``providers/<backend>.py`` translates SDK exceptions into these, always with the SDK's
-exception chained (``raise NotFound(...) from exc``), so callers never import boto3 or pydrive2
-exception types and still get ``FileNotFoundError`` / ``PermissionError`` semantics.
+Only a backend (providers.local, providers.s3, providers.gdrive) translates SDK exceptions into
+these, always with the SDK's exception chained (``raise NotFound(...) from exc``), so callers
+never import boto3 or pydrive2 exception types and still get ``FileNotFoundError`` /
+``PermissionError`` semantics.
 """
 
 from __future__ import annotations

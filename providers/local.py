@@ -39,18 +39,18 @@ HASHES = ("sha256", "md5")
 
 
 class LocalProvider:
-    capabilities = Capabilities(
-        hashes=frozenset(HASHES),
-        server_side_copy=True,
-        multipart=False,
-        resumable=False,
-        conditional_write=True,
-        max_connections=1,
-    )
-
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
+        self.capabilities = Capabilities(
+            hashes=frozenset(HASHES),
+            conditional_write=True,
+            copy=self.copy,
+            get_bytes=self.get_bytes,
+            put_bytes=self.put_bytes,
+            iter_bytes=self.iter_bytes,
+            abort_incomplete_uploads=self.abort_incomplete_uploads,
+        )
 
     @classmethod
     def from_settings(
@@ -222,7 +222,7 @@ class LocalProvider:
         self._write_meta(dst_key, hashes)
         return self._info(dst_key, dest.stat(), hashes)
 
-    # --- Streamer ----------------------------------------------------------------------------
+    # --- streaming ----------------------------------------------------------------------------
 
     def iter_bytes(
         self,
@@ -232,7 +232,7 @@ class LocalProvider:
         progress: ProgressFn | None = None,
         start: int = 0,
     ) -> Iterator[bytes]:
-        """Streamer: the file's bytes from offset ``start`` (the retry layer resumes with it)."""
+        """The file's bytes from offset ``start`` (the retry layer resumes with it)."""
         path, what, report = self._path(key), f"read {key}", Progress(progress)
         with _translate(what):
             try:
@@ -254,7 +254,7 @@ class LocalProvider:
         finally:
             f.close()
 
-    # --- SmallObjects ------------------------------------------------------------------------
+    # --- small objects ------------------------------------------------------------------------
 
     def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
         with _translate(f"get {key}"), self._lock(key):

@@ -1,4 +1,4 @@
-"""The one retry layer (STYLE.md rule 2): a Provider that wraps another and retries
+"""The one retry layer: a Provider that wraps another and retries
 TransientError only, with exponential backoff and jitter, bounded by attempts and total time.
 
 Backends do not retry on their own (S3 sets botocore to a single attempt), so attempts never
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,14 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from providers.base import Copier, ObjectInfo, ProgressFn, Provider, SmallObjects, Streamer
+from providers.base import (
+    STREAM_CHUNK,
+    Capabilities,
+    IterBytesFn,
+    ObjectInfo,
+    ProgressFn,
+    Provider,
+)
 from providers.config import RETRY_KEYS, unknown_key_problem
 from providers.errors import ConfigError, TransientError
 
@@ -89,29 +95,30 @@ class RetryPolicy:
 
 
 class RetryingProvider:
-    """Proxies every Provider method through ``policy``. ``RetryingProvider(p)`` picks a
-    subclass so that ``isinstance(p, Copier)`` / ``isinstance(p, SmallObjects)`` /
-    ``isinstance(p, Streamer)`` hold exactly when they hold for the inner provider
-    (runtime_checkable protocols look for the methods)."""
-
-    def __new__(cls, provider: Provider, policy: RetryPolicy | None = None) -> RetryingProvider:
-        target = cls
-        if cls is RetryingProvider:
-            target = _class_for(
-                isinstance(provider, Copier),
-                isinstance(provider, SmallObjects),
-                isinstance(provider, Streamer),
-            )
-        return object.__new__(target)
+    """Proxies every Provider operation through ``policy``, the optional ones included: its
+    ``capabilities`` are the inner provider's with each present operation wrapped, so callers
+    never need the inner provider."""
 
     def __init__(self, provider: Provider, policy: RetryPolicy | None = None) -> None:
         self.inner = provider
         self.policy = policy or RetryPolicy()
         self.name = provider.name
-        self.capabilities = provider.capabilities
+        self.capabilities: Capabilities = provider.capabilities.wrap(self._retried)
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self.policy.retrying(f"{self.name}: {what}")(fn, *args, **kwargs)
+
+    def _retried(self, name: str, op: Callable[..., Any]) -> Callable[..., Any]:
+        if name == "iter_bytes":
+            return functools.partial(_resumed_stream, self._call, op)
+
+        @functools.wraps(op)
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            # PreconditionFailed (a lost put_bytes race) is not transient: reported at once.
+            what = " ".join([name, " -> ".join(a for a in args if isinstance(a, str))]).strip()
+            return self._call(what, op, *args, **kwargs)
+
+        return retried
 
     def put(
         self,
@@ -165,110 +172,49 @@ class RetryingProvider:
         return f"RetryingProvider({self.inner!r}, {self.policy!r})"
 
 
-class _CopyMixin:
-    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
-        return self._call(f"copy {src_key} -> {dst_key}", self.inner.copy, src_key, dst_key)  # type: ignore[attr-defined]
-
-
-class _SmallMixin:
-    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
-        return self._call(f"get_bytes {key}", self.inner.get_bytes, key)  # type: ignore[attr-defined]
-
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> ObjectInfo:
-        # PreconditionFailed is not transient, so a lost race is reported at once, never retried.
-        return self._call(  # type: ignore[attr-defined]
-            f"put_bytes {key}",
-            self.inner.put_bytes,  # type: ignore[attr-defined]
-            key,
-            data,
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
-
-
-class _StreamMixin:
+def _resumed_stream(
+    call: Callable[..., Any],
+    inner: IterBytesFn,
+    key: str,
+    *,
+    chunk_size: int = STREAM_CHUNK,
+    progress: ProgressFn | None = None,
+    start: int = 0,
+) -> Iterator[bytes]:
     """Streaming reads. The retried unit is one chunk, not the whole stream: a transient error
-    mid-stream reopens it at the byte offset already yielded (``start=``, which our backends
-    accept), so the caller sees every byte exactly once, in order. ``progress`` is reported here,
-    as chunks reach the caller, so it adds up to the object's size however often a stream broke.
-    The attempt budget applies per chunk: a chunk that arrives resets it, so a long download over
-    a flaky link finishes while a dead one still fails after ``attempts`` tries. A Streamer
-    without ``start`` is reopened from byte 0 and the bytes already yielded are skipped. An
-    object replaced between a failure and the reopen yields mixed bytes; the caller's hash check
-    reports that as a mismatch, never as a match."""
+    mid-stream reopens it at the byte offset already yielded (the contract's ``start``), so the
+    caller sees every byte exactly once, in order. ``progress`` is reported here, as chunks reach
+    the caller, so it adds up to the object's size however often a stream broke. The attempt
+    budget applies per chunk: a chunk that arrives resets it, so a long download over a flaky
+    link finishes while a dead one still fails after ``attempts`` tries. An object replaced
+    between a failure and the reopen yields mixed bytes; the caller's hash check reports that as
+    a mismatch, never as a match."""
+    offset = start  # bytes yielded to the caller so far
+    stream: Iterator[bytes] | None = None
 
-    def iter_bytes(
-        self,
-        key: str,
-        *,
-        chunk_size: int = 8 * 1024 * 1024,
-        progress: ProgressFn | None = None,
-    ) -> Iterator[bytes]:
-        inner = self.inner.iter_bytes  # type: ignore[attr-defined]
-        call = self._call  # type: ignore[attr-defined]
-        resumable = "start" in inspect.signature(inner).parameters
-        offset = 0  # bytes yielded to the caller so far
-        stream: Iterator[bytes] | None = None
-        pending = b""  # the part past ``offset`` of a re-read chunk (non-resumable streams)
-
-        def open_at(offset: int) -> Iterator[bytes]:
-            if resumable:
-                start = {"start": offset} if offset else {}
-                return iter(inner(key, chunk_size=chunk_size, **start))
-            nonlocal pending
-            fresh = iter(inner(key, chunk_size=chunk_size))
-            skip = offset
-            while skip > 0:
-                head = next(fresh, None)
-                if head is None:
-                    raise TransientError(f"read {key}: the object is shorter than before")
-                pending = head[skip:]
-                skip -= len(head)
-            return fresh
-
-        def next_chunk() -> bytes | None:
-            nonlocal stream, pending
-            try:
-                if stream is None:
-                    stream = open_at(offset)
-                if pending:
-                    chunk, pending = pending, b""
-                    return chunk
-                return next(stream, None)
-            except BaseException:
-                _close(stream)
-                stream, pending = None, b""  # a generator that raised is done: reopen next try
-                raise
-
+    def next_chunk() -> bytes | None:
+        nonlocal stream
         try:
-            while (chunk := call(f"read {key}", next_chunk)) is not None:
-                offset += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-                yield chunk
-        finally:
-            _close(stream)  # releases the connection when the caller stops early
+            if stream is None:
+                at = {"start": offset} if offset else {}
+                stream = iter(inner(key, chunk_size=chunk_size, **at))
+            return next(stream, None)
+        except BaseException:
+            _close(stream)
+            stream = None  # a generator that raised is done: reopen on the next try
+            raise
+
+    try:
+        while (chunk := call(f"read {key}", next_chunk)) is not None:
+            offset += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+    finally:
+        _close(stream)  # releases the connection when the caller stops early
 
 
 def _close(stream: Iterator[bytes] | None) -> None:
     close = getattr(stream, "close", None)
     if close is not None:
         close()
-
-
-@functools.cache
-def _class_for(copier: bool, small: bool, streamer: bool) -> type[RetryingProvider]:
-    """The RetryingProvider subclass with exactly the optional protocols of the inner provider."""
-    flags = ((_CopyMixin, copier), (_SmallMixin, small), (_StreamMixin, streamer))
-    mixins = [m for m, on in flags if on]
-    if not mixins:
-        return RetryingProvider
-    name = "_Retrying" + "".join(m.__name__.strip("_").removesuffix("Mixin") for m in mixins)
-    return type(name, (*mixins, RetryingProvider), {})

@@ -1,6 +1,6 @@
 """Backend-neutral transfer helpers: atomic temp files, hashing while streaming, hash checks,
-thread-safe progress, key validation. Every backend uses these so that the rules of STYLE.md
-(atomic writes, hash while streaming, check after every transfer) live in one place.
+thread-safe progress, key validation. Every backend uses these so that the rules (atomic
+writes, hash while streaming, check after every transfer) live in one place.
 """
 
 from __future__ import annotations

@@ -209,7 +209,8 @@ def agent_cli(root: Path, *args: str, timeout: float = 180) -> subprocess.Comple
 def kill_agent_when(root: Path, *args: str, reached: Callable[[], bool]) -> None:
     """Start ``model-safety ARGS`` in ``root`` and SIGKILL it as soon as ``reached()`` is true
     (or when it ended by itself, which the caller's asserts then catch). Bounded to 120 s."""
-    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], cwd=root)
+    # cli_env: this checkout's agent, not whichever one the interpreter has installed
+    proc = subprocess.Popen([*model_safety_cmd(), *args], cwd=root, env=cli_env())
     deadline = time.monotonic() + 120
     try:
         while not reached() and proc.poll() is None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.faultpoints import crash_point
-from providers import SmallObjects
 from providers.base import Provider
 from providers.errors import IntegrityError, NotFound, PreconditionFailed
 
@@ -93,10 +92,11 @@ class RemoteCatalog:
 def load(provider: Provider) -> RemoteCatalog:
     """The remote's catalog; an empty one when there is none. A damaged catalog is logged and
     treated as absent (the files themselves are the truth)."""
-    if not isinstance(provider, SmallObjects):
+    get_bytes = provider.capabilities.get_bytes
+    if get_bytes is None:
         raise TypeError(f"remote {provider.name!r} cannot store a catalog (no small-object API)")
     try:
-        data, info = provider.get_bytes(CATALOG_KEY)
+        data, info = get_bytes(CATALOG_KEY)
     except NotFound:
         return RemoteCatalog()
     except IntegrityError as exc:
@@ -124,7 +124,8 @@ def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteC
     edit, conditional write; on a lost race read again and re-apply ``edit`` (so it must be
     idempotent). Backends without conditional writes get a read-back check instead, which narrows
     the window but cannot close it; their capabilities say so."""
-    assert isinstance(provider, SmallObjects)
+    put_bytes = provider.capabilities.put_bytes
+    assert put_bytes is not None
     conditional = provider.capabilities.conditional_write
     for attempt in range(1, MAX_ATTEMPTS + 1):
         catalog = load(provider)
@@ -134,11 +135,11 @@ def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteC
         crash_point("remote-catalog-write")  # test-only: objects pushed, catalog not written
         try:
             if not conditional:
-                info = provider.put_bytes(CATALOG_KEY, data)
+                info = put_bytes(CATALOG_KEY, data)
             elif catalog.etag is None:
-                info = provider.put_bytes(CATALOG_KEY, data, if_none_match=True)
+                info = put_bytes(CATALOG_KEY, data, if_none_match=True)
             else:
-                info = provider.put_bytes(CATALOG_KEY, data, if_match=catalog.etag)
+                info = put_bytes(CATALOG_KEY, data, if_match=catalog.etag)
         except PreconditionFailed:
             log.info(
                 "remote %s: catalog changed under us (try %d); re-reading", provider.name, attempt

@@ -25,7 +25,6 @@ from agent.remote.prune import remote_good
 from agent.rules.naming import identify
 from agent.rules.push_plan import Action, LocalFile, Step, plan_push
 from agent.rules.retention import Candidate, Decision, plan_retention
-from providers import Copier, UploadJanitor
 from providers.errors import IntegrityError, NotFound, ProviderError
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
             # omit checksums the object itself holds, so ask before sending it all again.
             rf = dataclasses.replace(rf, hashes=dict(remote.provider.stat(name).hashes))
         remote_files[name] = rf
-    can_copy = remote.provider.capabilities.server_side_copy and isinstance(remote.provider, Copier)
+    can_copy = remote.provider.capabilities.copy is not None
     local = [lf for lf, _ in files]
     steps = plan_push(local, remote_files, can_copy=can_copy)
     currents = {e["name"] for _, e in files if e.get("kind") == "current"}
@@ -300,11 +299,11 @@ class _Push:
 def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
     """After a clean push nothing of ours is in flight: multipart uploads left by a killed run for
     files that are gone or changed would only cost storage (S3 bills them until aborted)."""
-    inner = getattr(remote.provider, "inner", remote.provider)  # cleanup only: no retry needed
-    if not isinstance(inner, UploadJanitor):
+    abort = remote.provider.capabilities.abort_incomplete_uploads
+    if abort is None:
         return
     try:
-        aborted = inner.abort_incomplete_uploads()
+        aborted = abort()
     except ProviderError as exc:
         log.warning("remote %s: could not abort abandoned uploads: %s", remote.name, exc)
         return
@@ -316,8 +315,9 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
     """The object's info and the bytes sent over the wire (0 for a server-side copy)."""
     provider = remote.provider
     if step.action is Action.COPY:
-        assert step.source is not None and isinstance(provider, Copier)
-        info = provider.copy(step.source, step.name)
+        copy = provider.capabilities.copy
+        assert step.source is not None and copy is not None
+        info = copy(step.source, step.name)
         if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")

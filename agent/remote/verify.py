@@ -25,7 +25,6 @@ from agent.remote.connect import Remote, unsafe_name
 from agent.remote.push import _remote_entry
 from agent.rules.naming import identify
 from agent.rules.push_plan import compare_hashes
-from providers import Streamer
 from providers.errors import IntegrityError, PermissionDenied, ProviderError, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -66,11 +65,12 @@ class RemoteVerifyReport:
 
 def _stream_sha256(remote: Remote, name: str, size: int) -> str:
     provider = remote.provider
-    if not isinstance(provider, Streamer):
+    iter_bytes = provider.capabilities.iter_bytes
+    if iter_bytes is None:
         raise ProviderError(f"remote {remote.name} cannot stream objects; --deep is not available")
     digest = hashlib.sha256()
     with progress.bar(f"reading {name} on {remote.name}", size) as advance:
-        for chunk in provider.iter_bytes(name, progress=advance):
+        for chunk in iter_bytes(name, progress=advance):
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -1,21 +1,30 @@
 """The one conformance suite: every provider, opened through ``open_provider`` (so through the
 retry layer, as the agent sees it), on a real server. Tests branch on declared capabilities and
-protocols, never on the provider's class."""
+operations, never on the provider's class."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from providers import Copier, SmallObjects, Streamer, open_provider
-from providers.errors import IntegrityError, NotFound, PreconditionFailed
-
-MIB = 1024 * 1024
+from providers import open_provider
+from providers.config import BACKEND_KEYS
+from providers.errors import (
+    ConfigError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+)
+from tests.providers.helpers import MIB, make_file
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker
 
 
 def part_size(settings: dict[str, Any]) -> int:
@@ -33,12 +42,6 @@ def remote(remote_settings, tmp_path):
         yield provider
     finally:
         provider.close()
-
-
-def make_file(path: Path, size: int, seed: int = 0) -> dict[str, str]:
-    data = random.Random(seed).randbytes(size)  # incompressible and reproducible
-    path.write_bytes(data)
-    return {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
 
 
 def sizes_for(settings: dict[str, Any]) -> list[int]:
@@ -173,13 +176,13 @@ def test_overwrite_replaces_content(remote, tmp_path):
 
 def test_server_side_copy_where_declared(remote, tmp_path):
     if not remote.capabilities.server_side_copy:
-        assert not isinstance(remote, Copier)
+        assert remote.capabilities.copy is None
         return
-    assert isinstance(remote, Copier)
+    assert remote.capabilities.copy is not None
     src = tmp_path / "s"
     hashes = make_file(src, 70_000)
     remote.put("orig/a.pth", src)
-    info = remote.copy("orig/a.pth", "copies/b.pth")
+    info = remote.capabilities.copy("orig/a.pth", "copies/b.pth")
     assert info.size == 70_000
     for name in remote.capabilities.hashes:
         assert info.hashes[name] == hashes[name]
@@ -189,23 +192,24 @@ def test_server_side_copy_where_declared(remote, tmp_path):
 
 
 def test_small_objects_and_conditional_writes(remote):
-    if not isinstance(remote, SmallObjects):
+    if not remote.capabilities.small_objects:
         return
-    first = remote.put_bytes(".model-safety/catalog.json", b'{"v": 1}')
-    data, info = remote.get_bytes(".model-safety/catalog.json")
+    get_bytes, put_bytes = remote.capabilities.get_bytes, remote.capabilities.put_bytes
+    first = put_bytes(".model-safety/catalog.json", b'{"v": 1}')
+    data, info = get_bytes(".model-safety/catalog.json")
     assert data == b'{"v": 1}'
     assert info.etag == first.etag
     if not remote.capabilities.conditional_write:
         return
     with pytest.raises(PreconditionFailed):
-        remote.put_bytes(".model-safety/catalog.json", b"x", if_none_match=True)
-    second = remote.put_bytes(".model-safety/catalog.json", b'{"v": 2}', if_match=info.etag)
+        put_bytes(".model-safety/catalog.json", b"x", if_none_match=True)
+    second = put_bytes(".model-safety/catalog.json", b'{"v": 2}', if_match=info.etag)
     with pytest.raises(PreconditionFailed):  # a writer holding the old etag lost the race
-        remote.put_bytes(".model-safety/catalog.json", b'{"v": 3}', if_match=info.etag)
-    assert remote.get_bytes(".model-safety/catalog.json")[0] == b'{"v": 2}'
+        put_bytes(".model-safety/catalog.json", b'{"v": 3}', if_match=info.etag)
+    assert get_bytes(".model-safety/catalog.json")[0] == b'{"v": 2}'
     with pytest.raises(PreconditionFailed):  # If-Match on a missing key: 404 or 412, same error
-        remote.put_bytes("missing.json", b"x", if_match=second.etag)
-    created = remote.put_bytes("new.json", b"n", if_none_match=True)
+        put_bytes("missing.json", b"x", if_match=second.etag)
+    created = put_bytes("new.json", b"n", if_none_match=True)
     assert created.etag
 
 
@@ -218,15 +222,17 @@ def test_bad_keys_are_rejected(remote, tmp_path):
 
 
 def test_streaming_read_yields_the_exact_bytes(remote, remote_settings, tmp_path):
-    if not isinstance(remote, Streamer):
-        pytest.skip("this backend does not declare Streamer")
+    if remote.capabilities.iter_bytes is None:
+        pytest.skip("this backend does not stream")
     src = tmp_path / "s"
     hashes = make_file(src, 2 * part_size(remote_settings) + 13, seed=7)
     remote.put("stream/big.pth", src)
     files_before = sorted(p for p in tmp_path.rglob("*"))
     digest, chunks, moved = hashlib.sha256(), [], []
     chunk_size = MIB
-    for chunk in remote.iter_bytes("stream/big.pth", chunk_size=chunk_size, progress=moved.append):
+    for chunk in remote.capabilities.iter_bytes(
+        "stream/big.pth", chunk_size=chunk_size, progress=moved.append
+    ):
         digest.update(chunk)
         chunks.append(len(chunk))
     assert digest.hexdigest() == hashes["sha256"]
@@ -234,20 +240,144 @@ def test_streaming_read_yields_the_exact_bytes(remote, remote_settings, tmp_path
     assert max(chunks) <= chunk_size  # memory bounded by the chunk, not the object
     assert sorted(p for p in tmp_path.rglob("*")) == files_before  # nothing written locally
     # A caller that stops early is fine, and the object is still readable afterwards.
-    stream = remote.iter_bytes("stream/big.pth", chunk_size=chunk_size)
+    stream = remote.capabilities.iter_bytes("stream/big.pth", chunk_size=chunk_size)
     assert len(next(stream)) > 0
     stream.close()
-    assert b"".join(remote.iter_bytes("stream/big.pth")) == src.read_bytes()
+    assert b"".join(remote.capabilities.iter_bytes("stream/big.pth")) == src.read_bytes()
 
 
 def test_streaming_read_of_missing_and_empty_objects(remote, tmp_path):
-    if not isinstance(remote, Streamer):
-        pytest.skip("this backend does not declare Streamer")
+    if remote.capabilities.iter_bytes is None:
+        pytest.skip("this backend does not stream")
     with pytest.raises(NotFound):
-        b"".join(remote.iter_bytes("nope/missing.pth"))
+        b"".join(remote.capabilities.iter_bytes("nope/missing.pth"))
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     remote.put("empty.pth", empty)
     moved: list[int] = []
-    assert b"".join(remote.iter_bytes("empty.pth", progress=moved.append)) == b""
+    assert b"".join(remote.capabilities.iter_bytes("empty.pth", progress=moved.append)) == b""
     assert sum(moved) == 0
+
+
+# -- the contract every backend keeps at its edges --------------------------------------------
+
+
+def test_unknown_setting_names_the_nearest(remote_settings):
+    kind = remote_settings["type"]
+    required = BACKEND_KEYS[kind].required[0]
+    with pytest.raises(ConfigError, match=f"did you mean '{required}'"):
+        open_provider("r", {**remote_settings, required + "x": 1})
+    # the agent's own keys are valid for every backend, so a typo of one is named too
+    with pytest.raises(ConfigError, match="did you mean 'auto_push'"):
+        open_provider("r", {**remote_settings, "autopush": True})
+
+
+def test_bad_credentials_are_permission_denied_without_retry_storm(backend, tmp_path, caplog):
+    if backend.bad_credentials is None:
+        pytest.skip("no credentials to get wrong on this server")
+    settings = {**backend.bad_credentials, "retry": {"attempts": 4, "initial_wait": 0,
+                                                     "max_wait": 0, "jitter": 0}}  # fmt: skip
+    remote = open_provider("r", settings, state_dir=tmp_path / "state")
+    src = tmp_path / "s"
+    make_file(src, 100)
+    before = backend.requests()
+    with caplog.at_level(logging.WARNING, logger="providers.retry"):
+        with pytest.raises(PermissionDenied) as info:
+            remote.put("x.pth", src)
+        assert backend.requests() - before == 1  # neither the SDK nor our layer retried
+        with pytest.raises(PermissionError):  # PermissionDenied is a PermissionError too
+            remote.stat("x.pth")
+    assert "retrying" not in caplog.text
+    message = str(info.value)
+    assert "remote 'r'" in message
+    assert info.value.__cause__ is not None  # the SDK's error is chained
+    if backend.secret:
+        assert backend.secret not in message
+
+
+SIZE = 64 * MIB + 12345
+
+
+def _resumable(remote_settings, tmp_path) -> None:
+    probe = open_provider("probe", remote_settings, state_dir=tmp_path / "probe")
+    probe.close()
+    if not probe.capabilities.resumable:
+        pytest.skip("this backend does not resume interrupted transfers")
+
+
+def tear_journals(state: Path) -> int:
+    """What kill -9 in the middle of an append leaves: a torn last line in every journal."""
+    journals = [p for p in state.rglob("*.jsonl")]
+    for path in journals:
+        with open(path, "ab") as f:
+            f.write(b'{"part": 99, "etag": "')
+    return len(journals)
+
+
+@pytest.mark.slow
+def test_put_killed_with_sigkill_resumes_and_sends_only_what_is_missing(backend, tmp_path):
+    settings = {**backend.settings, **backend.big_transfer}
+    _resumable(settings, tmp_path)
+    src = tmp_path / "model.pth"
+    sha = make_file(src, SIZE, seed=7)["sha256"]
+    state = tmp_path / "state"
+
+    paused = kill_when_paused(start_worker(settings, "m/model.pth", src, state, SIZE // 2))
+    assert paused >= SIZE // 2
+    assert tear_journals(state) >= 1, "the killed run left its journal"
+
+    sent, stored_sha = run_to_done(start_worker(settings, "m/model.pth", src, state))
+    assert sent <= SIZE - paused  # what the killed run had sent was not sent again
+    assert stored_sha == sha
+    assert [p for p in state.rglob("*") if p.is_file()] == []  # no journal left
+
+    remote = open_provider("check", settings, state_dir=tmp_path / "other")
+    back = tmp_path / "back.pth"
+    info = remote.get("m/model.pth", back, expected_hashes={"sha256": sha})
+    assert info.size == SIZE
+    assert back.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.slow
+def test_get_killed_with_sigkill_resumes_and_fetches_only_what_is_missing(backend, tmp_path):
+    settings = {**backend.settings, **backend.big_transfer}
+    _resumable(settings, tmp_path)
+    src = tmp_path / "model.pth"
+    sha = make_file(src, SIZE, seed=11)["sha256"]
+    open_provider("up", settings, state_dir=tmp_path / "up").put("m/model.pth", src)
+    dest = tmp_path / "restore" / "model.pth"
+    state = tmp_path / "state"
+
+    first = start_worker(settings, "m/model.pth", dest, state, SIZE // 2, mode=("get",))
+    paused = kill_when_paused(first)
+    assert paused >= SIZE // 2
+    assert not dest.exists()
+    assert tear_journals(state) >= 1, "the killed run left its journal"
+    assert [p.name for p in dest.parent.glob(".model.pth.*.incomplete")], "and its temp file"
+
+    received, got_sha = run_to_done(
+        start_worker(settings, "m/model.pth", dest, state, mode=("get",))
+    )
+    # What was written before the kill is not fetched again; at most what was in flight at the
+    # kill (one range or chunk per connection) is.
+    in_flight = settings.get("max_request_concurrency", 1) * part_size(settings)
+    assert received < SIZE
+    assert received <= SIZE - paused + in_flight
+    assert got_sha == sha
+    assert dest.read_bytes() == src.read_bytes()
+    assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
+    assert [p for p in state.rglob("*") if p.is_file()] == []  # and no journal
+
+
+def test_providers_never_import_the_agent():
+    """The storage layer knows nothing of models: every providers module loads without agent/."""
+    root = Path(__file__).resolve().parents[2]
+    modules = sorted(
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for p in (root / "providers").rglob("*.py")
+    )
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+    code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'agent'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

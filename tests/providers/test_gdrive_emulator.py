@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.gdrive_client import connect
+from providers.gdrive.client import connect
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""Faults on the wire, injected by the Drive emulator; resume after kill -9 of a real process."""
+"""Faults on the wire, injected by the Drive emulator. (Resume after kill -9 of a real process is
+in the conformance suite.)"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,11 +10,10 @@ import pytest
 
 from providers import open_provider
 from providers.errors import TransientError
-from providers.gdrive import DriveProvider
-from tests.providers.workers import kill_when_paused, run_to_done, start_worker
+from providers.gdrive.provider import DriveProvider
+from tests.providers.helpers import NO_WAIT
 from tests.servers.drive import GDRIVE_TEST_CHUNK
 
-NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
 UPLOAD_CHUNK = r"^/upload/drive/v2/files$"  # chunk PUTs go to the session URI (path + upload_id)
 MEDIA = r"^/drive/v2/files/[^/]+$"
 
@@ -141,56 +140,6 @@ def test_interrupted_download_leaves_no_file_and_the_next_get_resumes(
     provider.close()  # no retry is coming: close drops what was kept for one
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".other.pth")]
     assert list((tmp_path / "state" / "downloads").iterdir()) == []
-
-
-@pytest.mark.slow
-def test_kill_9_mid_upload_resumes_from_the_journal(
-    gdrive_emulator_settings, tmp_path, drive_emulator
-):
-    size = 64 * 1024 * 1024
-    src = _src(tmp_path, size)
-    settings = {**gdrive_emulator_settings, "chunk_size": 1024 * 1024, "retry": NO_WAIT}
-    state = tmp_path / "state"
-    # the shared worker of the S3 resume tests: same script, other settings
-    drive_emulator.reset_counters()
-    kill_when_paused(start_worker(settings, "model.pth", src, state, size // 2))
-    first_run = drive_emulator.counter("upload_bytes")
-    assert size // 2 <= first_run < size
-    assert list((state / "gdrive-uploads").iterdir())  # the journal survived the kill
-    assert drive_emulator.open_sessions() >= 1
-
-    drive_emulator.reset_counters()
-    moved, stored_sha = run_to_done(start_worker(settings, "model.pth", src, state))
-    assert stored_sha == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert drive_emulator.counter("POST /upload/drive/v2/files") == 0  # same session continued
-    assert drive_emulator.counter("upload_bytes") <= size - first_run
-    # what the resumed run reports as sent is what it sent, not the bytes the server held
-    assert moved <= drive_emulator.counter("upload_bytes")
-    assert list((state / "gdrive-uploads").iterdir()) == []
-    provider = open_provider("drive", settings, state_dir=state)
-    _round_trip_ok(provider, src, tmp_path)
-
-
-@pytest.mark.slow
-def test_kill_9_mid_download_resumes_in_the_next_process(
-    gdrive_emulator_settings, tmp_path, drive_emulator
-):
-    size = 64 * 1024 * 1024 + 777
-    src = _src(tmp_path, size)
-    settings = {**gdrive_emulator_settings, "download_chunk_size": 1024 * 1024, "retry": NO_WAIT}
-    open_provider("up", settings, state_dir=tmp_path / "up").put("model.pth", src)
-    state, dest = tmp_path / "state", tmp_path / "restore" / "model.pth"
-    kill_when_paused(start_worker(settings, "model.pth", dest, state, size // 2, mode=("get",)))
-    assert not dest.exists()
-    assert list((state / "downloads").iterdir())  # the journal survived the kill
-
-    drive_emulator.reset_counters()
-    run_to_done(start_worker(settings, "model.pth", dest, state, mode=("get",)))
-    # the bytes written before the kill were not fetched again (the paused chunk at most)
-    assert drive_emulator.counter("media_bytes_sent") <= size - size // 2 + 1024 * 1024
-    assert dest.read_bytes() == src.read_bytes()
-    assert os.listdir(dest.parent) == ["model.pth"]  # no temp file left
-    assert list((state / "downloads").iterdir()) == []  # and no journal
 
 
 def test_failure_between_upload_and_rename_reuses_the_finished_upload(

@@ -7,12 +7,10 @@ import logging
 
 import pytest
 
-from providers import Copier, SmallObjects
 from providers.errors import ConfigError, NotFound, PermissionDenied, TransientError
 from providers.local import LocalProvider
 from providers.retry import RetryingProvider, RetryPolicy
-
-FAST = RetryPolicy(attempts=4).no_wait()
+from tests.providers.helpers import FAST, Minimal
 
 
 class Flaky(LocalProvider):
@@ -35,22 +33,6 @@ class Flaky(LocalProvider):
     def stat(self, key):
         self._maybe_fail()
         return super().stat(key)
-
-
-class Minimal:
-    """A provider with only the core methods: no Copier, no SmallObjects."""
-
-    name = "minimal"
-    capabilities = LocalProvider.capabilities
-
-    def put(self, *a, **k): ...
-    def get(self, *a, **k): ...
-    def stat(self, key): ...
-    def list(self, prefix=""):
-        return iter(())
-
-    def delete(self, key): ...
-    def close(self): ...
 
 
 def flaky(tmp_path, *errors):
@@ -86,12 +68,12 @@ def test_permanent_errors_fail_at_once(tmp_path, error):
     assert inner.calls == 1
 
 
-def test_optional_protocols_follow_the_inner_provider(tmp_path):
+def test_optional_operations_follow_the_inner_provider(tmp_path):
     full = RetryingProvider(flaky(tmp_path), FAST)
-    assert isinstance(full, Copier) and isinstance(full, SmallObjects)
+    assert full.capabilities.copy is not None and full.capabilities.small_objects
     bare = RetryingProvider(Minimal(), FAST)
-    assert not isinstance(bare, Copier)
-    assert not isinstance(bare, SmallObjects)
+    assert bare.capabilities.copy is None
+    assert not bare.capabilities.small_objects
     assert bare.name == "minimal"
 
 

@@ -4,37 +4,23 @@ fault proxy in front of SeaweedFS), server-verified part checksums, journals and
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from providers import open_provider
-from providers.errors import ConfigError, IntegrityError, NotFound, PermissionDenied
-from providers.s3_multipart import (
-    MAX_PART,
-    MAX_PARTS,
-    MIN_PART,
-    Header,
-    Journal,
-    crc32_b64,
-    part_size_for,
-)
+from providers.errors import ConfigError, IntegrityError, NotFound
+from providers.s3.multipart import UploadJournal
+from providers.s3.parts import MAX_PART, MAX_PARTS, MIN_PART, crc32_b64, part_size_for
+from tests.providers.helpers import NO_WAIT, make_file
 from tests.servers.seaweed import PART
 
-NO_WAIT = {"attempts": 6, "initial_wait": 0, "max_wait": 0, "jitter": 0}
-
-
-def make_file(path: Path, size: int, seed: int = 0) -> str:
-    data = random.Random(seed).randbytes(size)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+RETRY = {**NO_WAIT, "attempts": 6}
 
 
 def open_remote(settings, tmp_path, **extra):
@@ -50,16 +36,13 @@ def test_part_size_stays_within_s3_limits():
     assert part_size_for(60 * 1024**4, 8 << 20) == MAX_PART
 
 
-def test_unknown_setting_names_the_nearest(seaweedfs):
-    with pytest.raises(ConfigError, match="multipart_chunksize"):
-        open_provider("r", {**seaweedfs.settings(), "multipart_chunk_size": 1})
-
-
 def test_part_checksum_setting_is_validated(seaweedfs):
     with pytest.raises(ConfigError, match="part_checksum must be crc32 or md5, not 'sha1'"):
         open_provider("r", {**seaweedfs.settings(), "part_checksum": "sha1"})
     assert (
-        open_provider("r", {**seaweedfs.settings(), "part_checksum": "MD5"}).inner.part_checksum
+        open_provider(
+            "r", {**seaweedfs.settings(), "part_checksum": "MD5"}
+        ).inner.config.part_checksum
         == "md5"
     )
 
@@ -87,7 +70,7 @@ def test_sha256_metadata_and_md5_etag(seaweedfs, tmp_path):
     remote = open_remote(seaweedfs.settings(), tmp_path)
     small, big = tmp_path / "small", tmp_path / "big"
     make_file(small, 1000)
-    sha_big = make_file(big, 2 * PART + 1)
+    sha_big = make_file(big, 2 * PART + 1)["sha256"]
     remote.put("small", small)
     remote.put("big", big)
     raw = seaweedfs.client().head_object(Bucket=seaweedfs.bucket, Key=remote.inner._key("big"))
@@ -96,22 +79,6 @@ def test_sha256_metadata_and_md5_etag(seaweedfs, tmp_path):
     # A multipart ETag is not an md5 and must never be reported as one.
     assert "md5" not in remote.stat("big").hashes
     assert remote.stat("big").hashes["sha256"] == sha_big
-
-
-def test_wrong_secret_is_permission_denied_without_retry_storm(seaweedfs, fault_proxy, tmp_path):
-    settings = seaweedfs.settings(endpoint_url=fault_proxy.url, profile="seaweedfs-wrong-secret")
-    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
-    src = tmp_path / "s"
-    make_file(src, 100)
-    with pytest.raises(PermissionDenied) as info:
-        remote.put("x.pth", src)
-    message = str(info.value)
-    assert "check the credentials for remote 'r'" in message
-    assert seaweedfs.secret_key not in message
-    assert sum(fault_proxy.requests.values()) == 1  # neither botocore nor our layer retried
-    with pytest.raises(PermissionError):
-        remote.stat("x.pth")
-    assert sum(fault_proxy.requests.values()) == 2
 
 
 def test_missing_bucket_says_what_to_fix(seaweedfs, tmp_path):
@@ -135,9 +102,9 @@ def test_missing_bucket_on_put_says_what_to_fix(s3_moto_settings, tmp_path):
 
 def test_transient_faults_on_upload_still_complete(seaweedfs, fault_proxy, tmp_path):
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
-    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
+    remote = open_remote(settings, tmp_path, retry=RETRY)
     src = tmp_path / "s"
-    sha = make_file(src, 4 * PART + 3)
+    sha = make_file(src, 4 * PART + 3)["sha256"]
     fault_proxy.add("503", method="PUT", every=2, limit=1)
     fault_proxy.add("slowdown", method="PUT", every=3, limit=1)
     fault_proxy.add("reset", method="PUT", every=4, limit=1)
@@ -153,7 +120,7 @@ def test_transient_faults_on_upload_still_complete(seaweedfs, fault_proxy, tmp_p
 
 def test_transient_faults_on_download_still_complete(seaweedfs, fault_proxy, tmp_path):
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
-    remote = open_remote(settings, tmp_path, retry=NO_WAIT)
+    remote = open_remote(settings, tmp_path, retry=RETRY)
     src = tmp_path / "s"
     make_file(src, 3 * PART + 5)
     remote.put("d.pth", src)
@@ -180,7 +147,7 @@ def test_corrupted_request_is_rejected_by_the_server(
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
     remote = open_remote(settings, tmp_path, part_checksum=checksum)
     src = tmp_path / "s"
-    sha = make_file(src, size)
+    sha = make_file(src, size)["sha256"]
     fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=2" if size > PART else None)
     with pytest.raises(IntegrityError, match="rejected a checksum"):
         remote.put("c.pth", src)
@@ -194,8 +161,7 @@ def test_corrupted_request_is_rejected_by_the_server(
 
 
 def _interrupted_upload(seaweedfs, fault_proxy, tmp_path, checksum: str):
-    """An upload stopped after parts 1-2 of 3, its journal rewritten as the pre-CRC32 code wrote
-    it (no ``checksum`` in the header, ``md5`` hex per part)."""
+    """An upload with part checksum ``checksum`` stopped after parts 1-2 of 3."""
     settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
     remote = open_remote(settings, tmp_path, retry={"attempts": 1}, part_checksum=checksum)
     src = tmp_path / "s"
@@ -204,16 +170,13 @@ def _interrupted_upload(seaweedfs, fault_proxy, tmp_path, checksum: str):
     with pytest.raises(Exception, match="busy or failing"):
         remote.put("old.pth", src)
     key = remote.inner._key("old.pth")
-    journal = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key)
-    lines = [json.loads(line) for line in journal.path.read_text().splitlines()]
-    del lines[0]["checksum"]
-    journal.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    journal = UploadJournal(tmp_path / "state" / "uploads", seaweedfs.bucket, key)
     header, parts = journal.load()
     assert header is not None and header.checksum == "md5" and sorted(parts) == [1, 2]
     return settings, src, key, header
 
 
-def test_old_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
+def test_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
     settings, src, _, _ = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
     sent_before = fault_proxy.body_bytes
     remote = open_remote(settings, tmp_path, part_checksum="md5")
@@ -223,7 +186,7 @@ def test_old_md5_journal_resumes_with_md5(seaweedfs, fault_proxy, tmp_path):
     assert info.hashes["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
 
 
-def test_old_md5_journal_is_aborted_and_restarted_with_crc32(seaweedfs, fault_proxy, tmp_path):
+def test_md5_journal_is_aborted_and_restarted_with_crc32(seaweedfs, fault_proxy, tmp_path):
     settings, src, key, header = _interrupted_upload(seaweedfs, fault_proxy, tmp_path, "md5")
     sent_before = fault_proxy.body_bytes
     remote = open_remote(settings, tmp_path)  # default: crc32
@@ -246,7 +209,7 @@ def test_changed_file_aborts_the_orphaned_upload(seaweedfs, fault_proxy, tmp_pat
     with pytest.raises(Exception, match="busy or failing"):
         remote.put("o.pth", src)
     key = remote.inner._key("o.pth")
-    header, parts = Journal(tmp_path / "state" / "uploads", seaweedfs.bucket, key).load()
+    header, parts = UploadJournal(tmp_path / "state" / "uploads", seaweedfs.bucket, key).load()
     assert header is not None and parts
     client = seaweedfs.client()
 
@@ -255,7 +218,7 @@ def test_changed_file_aborts_the_orphaned_upload(seaweedfs, fault_proxy, tmp_pat
         return [u["UploadId"] for u in listing.get("Uploads", []) if u["Key"] == key]
 
     assert header.upload_id in open_uploads()
-    sha = make_file(src, 3 * PART, seed=2)  # a new checkpoint under the same name
+    sha = make_file(src, 3 * PART, seed=2)["sha256"]  # a new checkpoint under the same name
     remote.put("o.pth", src)
     assert remote.stat("o.pth").hashes["sha256"] == sha
     assert header.upload_id not in open_uploads()
@@ -268,30 +231,30 @@ def test_abort_incomplete_uploads(seaweedfs, fault_proxy, tmp_path):
     fault_proxy.add("corrupt", method="PUT", path_contains="partNumber=1", limit=1)
     with pytest.raises(IntegrityError):
         remote.put("a.pth", src)
-    assert remote.inner.abort_incomplete_uploads() == 1
+    assert remote.capabilities.abort_incomplete_uploads() == 1
     assert list((tmp_path / "state" / "uploads").iterdir()) == []
 
 
 def test_copy_above_the_single_copy_limit_uses_upload_part_copy(seaweedfs, tmp_path):
-    from providers.s3_copy import copy_object
-    from providers.s3_errors import s3_errors
+    from providers.s3.bucket import Bucket
+    from providers.s3.errors import s3_errors
+    from providers.s3.server_copy import CopyJob, copy_object
 
     remote = open_remote(seaweedfs.settings(), tmp_path)
     src = tmp_path / "s"
-    sha = make_file(src, 2 * PART + 77)
+    sha = make_file(src, 2 * PART + 77)["sha256"]
     remote.put("orig.pth", src)
     inner = remote.inner
+    bucket = Bucket(inner.client, inner.bucket, lambda what: s3_errors("r", inner.bucket, what))
+    job = CopyJob(
+        inner._key("orig.pth"), inner._key("copy.pth"), src.stat().st_size, {"sha256": sha}
+    )
     copy_object(
-        inner.client,
-        bucket=inner.bucket,
-        src_key=inner._key("orig.pth"),
-        dst_key=inner._key("copy.pth"),
-        size=src.stat().st_size,
-        metadata={"sha256": sha},
-        extra_args={},
+        bucket,
+        job,
+        create_args={},
         part_size=PART,
         concurrency=2,
-        errors=lambda what: s3_errors("r", inner.bucket, what),
         copy_limit=0,  # force the UploadPartCopy path S3 needs above 5 GiB
     )
     info = remote.stat("copy.pth")
@@ -308,13 +271,10 @@ def test_part_size_always_valid(size, chunk):
     assert -(-size // part) <= MAX_PARTS  # any object up to S3's 5 TiB maximum fits
 
 
-def test_journal_ignores_a_torn_last_line(tmp_path):
-    journal = Journal(tmp_path, "b", "k")
-    journal.start(Header("b", "k", "up-1", 100, 1, 5, "ab", "crc32"))
-    journal.add_part(1, '"e1"', "crc32", "AAAAAQ==")
-    journal.add_part(2, '"e2"', "crc32", "AAAAAg==")
-    with open(journal.path, "a") as f:
-        f.write('{"part": 3, "etag": "e')  # killed mid-write
-    header, parts = journal.load()
-    assert header is not None and header.upload_id == "up-1"
-    assert sorted(parts) == [1, 2]
+def test_s3_settings_are_the_keys_checked_at_config_load():
+    import dataclasses
+
+    from providers.config import BACKEND_KEYS
+    from providers.s3.config import S3Settings
+
+    assert {f.name for f in dataclasses.fields(S3Settings)} == set(BACKEND_KEYS["s3"].allowed)

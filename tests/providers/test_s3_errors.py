@@ -15,7 +15,7 @@ from providers.errors import (
     QuotaExceeded,
     TransientError,
 )
-from providers.s3_errors import s3_errors
+from providers.s3.errors import s3_errors
 
 
 def client_error(code: str, status: int) -> bex.ClientError:

@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 
 from providers import open_provider
 from providers.errors import TransientError
-from providers.s3_download import MAX_GET, Partial, download_ranges, stretches
-from providers.s3_errors import s3_errors
-from providers.s3_multipart import Journal, crc32_b64
+from providers.s3.bucket import Bucket
+from providers.s3.download import MAX_GET, Partial, RangedDownload, stretches
+from providers.s3.errors import s3_errors
+from providers.s3.multipart import UploadJournal
+from providers.s3.parts import crc32_b64
 from providers.transfer import Progress
 from tests.servers.seaweed import PART
 
@@ -51,19 +53,11 @@ def test_a_get_spanning_ranges_marks_each_range_in_order(seaweedfs, fault_proxy,
     marks: list[int] = []
     dest = tmp_path / "out" / "d.pth"
     dest.parent.mkdir()
-    actual = download_ranges(
-        inner.client,
-        bucket=inner.bucket,
-        key=inner._key("d.pth"),
-        dest=dest,
-        partial=Partial(tmp_path / "out" / ".d.pth.t.incomplete", info.etag, len(data), PART),
-        concurrency=1,
-        hash_names={"sha256"},
-        expected={"sha256": hashlib.sha256(data).hexdigest()},
-        progress=Progress(),
-        errors=lambda what: s3_errors("r", inner.bucket, what),
-        what="get d.pth",
-        on_done=marks.append,
+    bucket = Bucket(inner.client, inner.bucket, lambda what: s3_errors("r", inner.bucket, what))
+    partial = Partial(tmp_path / "out" / ".d.pth.t.incomplete", info.etag, len(data), PART)
+    download = RangedDownload(bucket, inner._key("d.pth"), partial, concurrency=1, what="get d.pth")
+    actual = download.run(
+        dest, {"sha256": hashlib.sha256(data).hexdigest()}, Progress(), marks.append
     )
     assert dest.read_bytes() == data
     assert actual["sha256"] == hashlib.sha256(data).hexdigest()
@@ -81,7 +75,9 @@ def _stopped_upload(seaweedfs, fault_proxy, tmp_path, seed, failing_part):
     fault_proxy.add("503", method="PUT", path_contains=f"partNumber={failing_part}", limit=1)
     with pytest.raises(TransientError):
         remote.put("u.pth", src)
-    journal = Journal(tmp_path / "st" / "uploads", seaweedfs.bucket, remote.inner._key("u.pth"))
+    journal = UploadJournal(
+        tmp_path / "st" / "uploads", seaweedfs.bucket, remote.inner._key("u.pth")
+    )
     journaled = [json.loads(line)["part"] for line in journal.path.read_text().splitlines()[1:]]
     assert failing_part not in journaled and set(range(1, failing_part)) <= set(journaled)
     return settings, src, journal

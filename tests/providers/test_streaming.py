@@ -1,6 +1,7 @@
-"""Streaming reads (the Streamer protocol) through the retry layer: resuming a stream broken by a
-transient error at the byte offset already yielded, on a real local provider whose stream breaks
-on purpose (a small subclass, no mocking library), and on S3 through the fault proxy."""
+"""Streaming reads (``capabilities.iter_bytes``) through the retry layer: resuming a stream
+broken by a transient error at the byte offset already yielded, on a real local provider whose
+stream breaks on purpose (a small subclass, no mocking library), and on S3 through the fault
+proxy."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ import random
 
 import pytest
 
-from providers import Streamer, open_provider
+from providers import open_provider
 from providers.errors import TransientError
 from providers.local import LocalProvider
-from providers.retry import RetryingProvider, RetryPolicy
+from providers.retry import RetryingProvider
+from tests.providers.helpers import FAST, NO_WAIT, Minimal
 from tests.servers.drive import GDRIVE_TEST_CHUNK
 from tests.servers.seaweed import PART
 
-FAST = RetryPolicy(attempts=4).no_wait()
-NO_WAIT = {"initial_wait": 0, "max_wait": 0, "jitter": 0}
 CHUNK = 64 * 1024
 
 
@@ -46,38 +46,6 @@ class Breaking(LocalProvider):
             self.closed += 1
 
 
-class NoStart:
-    """A Streamer that cannot start mid-object, and whose chunking differs on every open (so the
-    bytes already yielded straddle its chunks): the retry layer must reread and skip."""
-
-    def __init__(self, inner: Breaking) -> None:
-        self.inner, self.name, self.capabilities = inner, inner.name, inner.capabilities
-        self.opens = 0
-
-    def iter_bytes(self, key, *, chunk_size=8 << 20, progress=None):
-        self.opens += 1
-        return self.inner.iter_bytes(key, chunk_size=chunk_size // self.opens + 7)
-
-    def __getattr__(self, name):  # put/get/stat/list/delete/close of the real provider
-        return getattr(self.inner, name)
-
-
-class Minimal:
-    """Only the core Provider methods: no optional protocol."""
-
-    name = "minimal"
-    capabilities = LocalProvider.capabilities
-
-    def put(self, *a, **k): ...
-    def get(self, *a, **k): ...
-    def stat(self, key): ...
-    def list(self, prefix=""):
-        return iter(())
-
-    def delete(self, key): ...
-    def close(self): ...
-
-
 def make_remote(tmp_path, size, *breaks) -> tuple[Breaking, bytes]:
     root = tmp_path / "remote"
     root.mkdir()
@@ -88,17 +56,17 @@ def make_remote(tmp_path, size, *breaks) -> tuple[Breaking, bytes]:
 
 
 def test_streamer_is_exposed_exactly_when_the_inner_provider_streams(tmp_path):
-    assert isinstance(LocalProvider("l", tmp_path), Streamer)
-    assert isinstance(RetryingProvider(LocalProvider("l", tmp_path), FAST), Streamer)
+    assert LocalProvider("l", tmp_path).capabilities.iter_bytes is not None
+    assert RetryingProvider(LocalProvider("l", tmp_path), FAST).capabilities.iter_bytes is not None
     bare = RetryingProvider(Minimal(), FAST)
-    assert not isinstance(bare, Streamer)
+    assert bare.capabilities.iter_bytes is None
     assert not hasattr(bare, "iter_bytes")
 
 
 def test_a_broken_stream_resumes_at_the_offset_already_yielded(tmp_path):
     inner, data = make_remote(tmp_path, 10 * CHUNK + 5, 3, 0, 2)
     moved: list[int] = []
-    stream = RetryingProvider(inner, FAST).iter_bytes(
+    stream = RetryingProvider(inner, FAST).capabilities.iter_bytes(
         "m.pth", chunk_size=CHUNK, progress=moved.append
     )
     out = b"".join(stream)
@@ -107,24 +75,16 @@ def test_a_broken_stream_resumes_at_the_offset_already_yielded(tmp_path):
     assert sum(moved) == len(data)  # no byte counted twice
 
 
-def test_a_stream_without_start_is_reread_and_the_yielded_bytes_skipped(tmp_path):
-    inner, data = make_remote(tmp_path, 10 * CHUNK + 5, 3, 4)
-    remote = RetryingProvider(NoStart(inner), FAST)  # type: ignore[arg-type]
-    assert isinstance(remote, Streamer)
-    assert b"".join(remote.iter_bytes("m.pth", chunk_size=CHUNK)) == data
-    assert inner.starts == [0, 0, 0]
-
-
 def test_a_dead_stream_fails_after_the_attempts(tmp_path):
     inner, _ = make_remote(tmp_path, 4 * CHUNK, 1, 0, 0, 0, 0)
     with pytest.raises(TransientError):
-        b"".join(RetryingProvider(inner, FAST).iter_bytes("m.pth", chunk_size=CHUNK))
+        b"".join(RetryingProvider(inner, FAST).capabilities.iter_bytes("m.pth", chunk_size=CHUNK))
     assert inner.starts == [0, CHUNK, CHUNK, CHUNK]  # one chunk arrived, then 4 tries for the next
 
 
 def test_stopping_early_closes_the_inner_stream(tmp_path):
     inner, data = make_remote(tmp_path, 4 * CHUNK)
-    stream = RetryingProvider(inner, FAST).iter_bytes("m.pth", chunk_size=CHUNK)
+    stream = RetryingProvider(inner, FAST).capabilities.iter_bytes("m.pth", chunk_size=CHUNK)
     assert next(stream) == data[:CHUNK]
     assert inner.closed == 0
     stream.close()
@@ -146,7 +106,7 @@ def test_s3_stream_survives_wire_faults_without_starting_over(seaweedfs, fault_p
     files_before = sorted(p for p in tmp_path.rglob("*"))
     chunk = 1024 * 1024
     digest, moved = hashlib.sha256(), []
-    for piece in remote.iter_bytes("d.pth", chunk_size=chunk, progress=moved.append):
+    for piece in remote.capabilities.iter_bytes("d.pth", chunk_size=chunk, progress=moved.append):
         digest.update(piece)
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
     assert sum(moved) == len(data)
@@ -169,7 +129,7 @@ def test_gdrive_stream_resumes_through_the_retry_layer(
     remote.put("m.pth", tmp_path / "s")
     drive_emulator.reset_counters()
     drive_emulator.inject("GET", r"^/drive/v2/files/[^/]+$", status=503, times=2, skip=1)
-    out = b"".join(remote.iter_bytes("m.pth", chunk_size=GDRIVE_TEST_CHUNK))
+    out = b"".join(remote.capabilities.iter_bytes("m.pth", chunk_size=GDRIVE_TEST_CHUNK))
     assert out == data
     assert drive_emulator.counter("faults") == 2
     assert drive_emulator.counter("media_bytes_sent") == len(data)  # no byte fetched twice

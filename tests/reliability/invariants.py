@@ -14,7 +14,6 @@ from typing import Literal
 
 from agent.local.hashing import OUR_TEMP_RE
 from providers import Provider, open_provider
-from providers.base import Streamer
 
 STATE_DIR = ".model-safety"
 CHUNK = 4 * 1024 * 1024
@@ -56,8 +55,8 @@ def sizes_dir(path: Path) -> dict[str, int]:
 def _remote_sha256(provider: Provider, key: str) -> str:
     """The sha256 of the bytes the remote really holds (not the hash it vouches for)."""
     h = hashlib.sha256()
-    if isinstance(provider, Streamer):
-        for chunk in provider.iter_bytes(key):
+    if provider.capabilities.iter_bytes is not None:
+        for chunk in provider.capabilities.iter_bytes(key):
             h.update(chunk)
         return h.hexdigest()
     with tempfile.TemporaryDirectory() as tmp:  # pragma: no cover - every backend streams

@@ -127,7 +127,7 @@ def test_two_machines_push_to_one_remote_at_once(ledger, tmp_path, request, kind
         provider = open_provider("r", settings, state_dir=tmp_path / "check-state")
         try:
             remote = snapshot_remote(provider)
-            catalog = json.loads(provider.get_bytes(".model-safety/catalog.json")[0])
+            catalog = json.loads(provider.capabilities.get_bytes(".model-safety/catalog.json")[0])
         finally:
             provider.close()
         local_names = set(before["ma"]) | set(before["mb"])

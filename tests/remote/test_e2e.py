@@ -10,7 +10,14 @@ import shutil
 import pytest
 
 from agent.remote import catalog as remote_catalog
-from tests.support import MODEL_FILE, TOKENIZER, SyncProject, agent_cli
+from tests.support import (
+    MODEL_FILE,
+    TOKENIZER,
+    SyncProject,
+    agent_cli,
+    cli_env,
+    model_safety_cmd,
+)
 
 MONDAY = dt.date(2026, 1, 5)
 
@@ -251,7 +258,6 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
     """Two machines (two models dirs, two models) push to one remote at the same time; the
     remote catalog ends up with both machines' files."""
     import subprocess
-    import sys
 
     import yaml
 
@@ -267,16 +273,18 @@ def test_two_agent_processes_push_to_one_remote(sync_project, tmp_path):
         assert yaml.safe_load(p.config.read_text())
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "agent", "backup", "--kind", "version"],
+            [*model_safety_cmd(), "backup", "--kind", "version"],
             cwd=p.root,
+            env=cli_env(),
         )
         for p in projects
     ]
     assert all(proc.wait(60) == 0 for proc in procs)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "agent", "push"],
+            [*model_safety_cmd(), "push"],
             cwd=p.root,
+            env=cli_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

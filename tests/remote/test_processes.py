@@ -8,12 +8,19 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support import MODEL_FILE, SyncProject, agent_cli, kill_agent_when, start_subprocess
+from tests.support import (
+    MODEL_FILE,
+    SyncProject,
+    agent_cli,
+    cli_env,
+    kill_agent_when,
+    model_safety_cmd,
+    start_subprocess,
+)
 
 
 def big_checkpoint(path, mb: int = 64) -> bytes:
@@ -30,8 +37,9 @@ def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settin
     root = proj.root
     proj.write_model(seed=2)
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "agent", "daemon", "--every", "24", "--now"],
+        [*model_safety_cmd(), "daemon", "--every", "24", "--now"],
         cwd=root,
+        env=cli_env(),
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -7,12 +7,14 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``500`` / ``503``: answer that status with an S3 XML error body (``InternalError`` /
   ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``; ``quota`` / ``denied``: 403
   with ``QuotaExceeded`` / ``AccessDenied`` (permanent errors);
-- ``cut``: forward, then send the response headers and half the body and reset (a download
-  interrupted mid-stream);
+- ``cut``: forward, then send the response headers and the first half of the body (rounded down:
+  nothing of a 1-byte body) and reset (a download interrupted mid-stream);
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
   must reject it).
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
 forwarded upstream), ``response_bytes`` (response body bytes sent back), ``faults`` (fired).
+``clear()`` resets them; a request already in flight then (say, of a process just killed) is not
+counted afterwards.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class FaultProxy:
         self.body_bytes = 0
         self.response_bytes = 0
         self.faults = 0
+        self.epoch = 0  # bumped by clear(): a request seen before it never counts after it
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -84,6 +87,7 @@ class FaultProxy:
             self.body_bytes = 0
             self.response_bytes = 0
             self.faults = 0
+            self.epoch += 1
 
     def _decide(self, method: str, path: str) -> str | None:
         with self._lock:
@@ -123,6 +127,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _handle(self) -> None:
+            self._epoch = proxy.epoch
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             fault = proxy._decide(self.command, self.path)
@@ -143,7 +148,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if fault == "corrupt" and body:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
             with proxy._lock:
-                proxy.body_bytes += len(body)
+                if proxy.epoch == self._epoch:
+                    proxy.body_bytes += len(body)
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -167,15 +173,25 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            with proxy._lock:
-                proxy.response_bytes += len(data) if fault != "cut" else len(data) // 2
-            if fault == "cut" and len(data) > 1:
+            # Counted once written, and only if clear() did not come in between: the answer to a
+            # client killed meanwhile must not count against the run a test measures next.
+            if fault == "cut" and data:
+                # Every body is cut, a 1-byte one too (after 0 bytes): a rule that fired must
+                # have had its effect, or a test depends on which request came first.
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
+                self._count(len(data) // 2)
                 self.close_connection = True
                 _reset(self.connection)
                 return
             self.wfile.write(data)
+            self.wfile.flush()
+            self._count(len(data))
+
+        def _count(self, sent: int) -> None:
+            with proxy._lock:
+                if proxy.epoch == self._epoch:
+                    proxy.response_bytes += sent
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

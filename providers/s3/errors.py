@@ -1,4 +1,4 @@
-"""The S3 error table (STYLE.md rule 1): botocore exceptions in, provider errors out, cause chained.
+"""The S3 error table: botocore exceptions in, provider errors out, cause chained.
 
 Decisions worth knowing:
 - 5xx, SlowDown / throttling, RequestTimeout, connection errors and timeouts are transient.

@@ -1,6 +1,6 @@
 """Google Drive plumbing: pydrive2 authentication, the Drive v2 service, and the error table.
 
-Only this module and gdrive*.py import pydrive2 / googleapiclient / oauth2client, and only when a
+Only this package imports pydrive2 / googleapiclient / oauth2client, and only when a
 gdrive remote is opened. Authentication is pydrive2's (``GoogleAuth.ServiceAuth`` for a
 service-account key file, ``LoadCredentialsFile`` for an OAuth token file); oauth2client honours
 the ``token_uri`` written in either file, so an emulator or a gateway works offline.

@@ -33,17 +33,16 @@ from typing import Any
 import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_provider names it)
 
 from providers.base import Capabilities, ObjectInfo, ProgressFn
-from providers.config import check_backend, parse_size
-from providers.download_journal import DownloadJournal
 from providers.errors import (
-    ConfigError,
     IntegrityError,
     NotFound,
     TransientError,
 )
-from providers.gdrive_client import DriveSession, connect, translate
-from providers.gdrive_io import DriveIO
-from providers.gdrive_upload import Journal, JournalEntry, upload_file
+from providers.gdrive.client import DriveSession, connect, translate
+from providers.gdrive.config import DriveSettings
+from providers.gdrive.transfers import DriveIO
+from providers.gdrive.upload import JournalEntry, Session, SessionJournal, Target, upload_file
+from providers.journal import Journal as _Journal
 from providers.transfer import Progress, check_key, hash_file, verify
 
 log = logging.getLogger(__name__)
@@ -62,88 +61,43 @@ def _quote(text: str) -> str:
 
 
 class DriveProvider(DriveIO):
-    capabilities = Capabilities(
-        hashes=frozenset({"md5", "sha256"}),
-        server_side_copy=True,
-        multipart=False,
-        resumable=True,
-        conditional_write=True,
-        max_connections=1,
-    )
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        folder_id: str,
-        service_account_file: Path | None = None,
-        oauth_token_file: Path | None = None,
-        root_url: str | None = None,
-        state_dir: Path,
-        chunk_size: int = 8 * MiB,
-        download_chunk_size: int = 16 * MiB,
-        chunk_retries: int = 5,
-        chunk_retry_wait: float = 1.0,
-        http_timeout: float = 60.0,
-        page_size: int = 1000,
-        delete_mode: str = "trash",
-    ) -> None:
+    def __init__(self, name: str, settings: DriveSettings, *, state_dir: Path) -> None:
         self.name = name
-        self.folder_id = folder_id
-        self._creds = (service_account_file, oauth_token_file)
-        self.root_url = root_url
+        self.config = settings
+        self.folder_id = settings.folder_id
+        self._creds = (settings.service_account_file, settings.oauth_token_file)
+        self.root_url = settings.root_url
         self.state_dir = state_dir
-        self.chunk_size = chunk_size
-        self.download_chunk_size = download_chunk_size
-        self.chunk_retries = chunk_retries
-        self.chunk_retry_wait = chunk_retry_wait
-        self.http_timeout = http_timeout
-        self.page_size = page_size
-        self.delete_mode = delete_mode
+        self.chunk_size = settings.chunk_size
+        self.download_chunk_size = settings.download_chunk_size
+        self.chunk_retries = settings.chunk_retries
+        self.chunk_retry_wait = settings.chunk_retry_wait
+        self.http_timeout = settings.http_timeout
+        self.page_size = settings.page_size
+        self.delete_mode = settings.delete_mode
         self._session: DriveSession | None = None
         self._folder_checked = False
-        # Downloads whose temp file and journal are kept for the next attempt (gdrive_io).
-        self._pending_downloads: dict[Path, tuple[DownloadJournal, Path]] = {}
+        # Downloads whose temp file and journal are kept for the next attempt (transfers.py).
+        self._pending_downloads: dict[Path, tuple[_Journal, Path]] = {}
+        # No abort_incomplete_uploads: an upload this agent abandoned is a file under a temporary
+        # title, removed by the next put of its key; Drive expires the session itself.
+        self.capabilities = Capabilities(
+            hashes=frozenset({"md5", "sha256"}),
+            conditional_write=True,
+            resumable=True,
+            copy=self.copy,
+            get_bytes=self.get_bytes,
+            put_bytes=self.put_bytes,
+            iter_bytes=self.iter_bytes,
+        )
 
     @classmethod
     def from_settings(
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> DriveProvider:
-        check_backend(name, "gdrive", settings)
-        sa, token = settings.get("service_account_file"), settings.get("oauth_token_file")
-        if bool(sa) == bool(token):
-            raise ConfigError(
-                f"remote {name!r}: set exactly one of service_account_file or oauth_token_file"
-            )
-        cred = Path(str(sa or token)).expanduser()
-        if not cred.is_file():
-            which = "service_account_file" if sa else "oauth_token_file"
-            raise ConfigError(f"remote {name!r}: {which} {cred} does not exist")
-        chunk = parse_size(settings.get("chunk_size", 8 * MiB), f"remote {name!r}: chunk_size")
-        if chunk <= 0 or chunk % (256 * 1024):
-            # Drive rejects resumable chunks that are not multiples of 256 KiB (except the last).
-            raise ConfigError(f"remote {name!r}: chunk_size must be a multiple of 256 KiB")
-        mode = settings.get("delete_mode", "trash")
-        if mode not in ("trash", "delete"):
-            raise ConfigError(f"remote {name!r}: delete_mode must be 'trash' or 'delete'")
+        config = DriveSettings.from_settings(name, settings)
         default_state = Path.home() / ".cache" / "model-safety" / f"gdrive-{name}"
-        return cls(
-            name,
-            folder_id=str(settings["folder_id"]),
-            service_account_file=cred if sa else None,
-            oauth_token_file=cred if token else None,
-            root_url=settings.get("root_url"),
-            state_dir=Path(state_dir) if state_dir else default_state,
-            chunk_size=chunk,
-            download_chunk_size=parse_size(
-                settings.get("download_chunk_size", 16 * MiB), "download_chunk_size"
-            ),
-            chunk_retries=int(settings.get("chunk_retries", 5)),
-            chunk_retry_wait=float(settings.get("chunk_retry_wait", 1.0)),
-            http_timeout=float(settings.get("http_timeout", 60.0)),
-            page_size=int(settings.get("page_size", 1000)),
-            delete_mode=mode,
-        )
+        return cls(name, config, state_dir=Path(state_dir) if state_dir else default_state)
 
     # -- connection and error edge ------------------------------------------------------------
     @property
@@ -307,7 +261,7 @@ class DriveProvider(DriveIO):
             raise ValueError(f"invalid key {key!r}: {PARTIAL_MARK!r} marks our temporary uploads")
         src = Path(src_path)
         files = self._files()
-        journal = Journal(self.state_dir / "gdrive-uploads", key)
+        journal = SessionJournal(self.state_dir / "gdrive-uploads", key)
         entry = journal.load(key, src)
         stale = journal.load_any() if entry is None else None
         if stale is not None:
@@ -342,14 +296,11 @@ class DriveProvider(DriveIO):
         res = upload_file(
             self.session.service,
             src,
-            metadata=metadata,
-            chunk_size=self.chunk_size,
-            session_uri=entry.session_uri,
-            on_session=on_session,
+            Target(metadata),
+            chunking=self._chunking(),
+            session=Session(entry.session_uri, on_session),
             progress=Progress(progress),
             translate=self._translate,
-            chunk_retries=self.chunk_retries,
-            chunk_retry_wait=self.chunk_retry_wait,
         )
         try:
             verify(

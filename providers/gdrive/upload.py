@@ -6,8 +6,10 @@ pydrive2 uploads in one chunk and loses the session on any error, so we drive go
 ``Range`` tells how much the server kept, and the upload continues from there — no byte Drive
 already holds is sent twice.
 
-Across process death the session URI lives in a journal (one small JSON file per key in the
-remote's state directory) together with the source's size and mtime and its hashes. The next
+Across process death the session URI lives in a journal (providers.journal, kind
+``gdrive-upload``, one per key in the remote's state directory): the header holds the source's
+path, size, mtime and hashes and the temporary title; each record is a session URI, the last
+one current. The next
 ``put`` of the same file rebuilds the request with that URI and the in-error-state flag set
 (``_in_error_state`` is private to googleapiclient, but it is exactly the "ask the server first"
 switch we need), so the first thing it sends is the status query.
@@ -20,19 +22,16 @@ through the journal.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from providers.errors import NotFound, ProviderError, TransientError
-from providers.transfer import atomic_write
+from providers.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +49,23 @@ class JournalEntry:
     session_uri: str | None = None
 
 
-class Journal:
-    """One JSON file per key: what a later process needs to continue an upload session."""
+class SessionJournal(Journal):
+    """What a later process needs to continue the upload session of one key."""
 
     def __init__(self, directory: Path, key: str) -> None:
-        self.path = directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+        super().__init__(directory, "gdrive-upload", key)
 
     def load_any(self) -> JournalEntry | None:
+        header, records = self.read()
         try:
-            return JournalEntry(**json.loads(self.path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
+            entry = JournalEntry(**header) if header is not None else None
+        except TypeError:
             return None
+        for record in records if entry is not None else ():
+            uri = record.get("session_uri", "")
+            if uri is None or (isinstance(uri, str) and uri):
+                entry.session_uri = uri
+        return entry
 
     def load(self, key: str, src: Path) -> JournalEntry | None:
         """The saved entry when it is for this key and this unchanged source file."""
@@ -79,36 +84,60 @@ class Journal:
         return entry if same else None
 
     def save(self, entry: JournalEntry) -> None:
-        with atomic_write(self.path, private=True) as f:
-            f.write(json.dumps(asdict(entry)).encode())
+        """Record ``entry.session_uri``; the first save of an entry writes its header."""
+        header = {k: v for k, v in asdict(entry).items() if k != "session_uri"}
+        if self.read()[0] != header:
+            self.start(header)
+        self.append({"session_uri": entry.session_uri})
 
-    def clear(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+
+@dataclass(frozen=True)
+class Target:
+    """What an upload creates: a new file with ``metadata``, or new content for
+    ``update_file_id`` (files.update), conditional on ``if_match`` (the file's etag)."""
+
+    metadata: dict[str, Any]
+    update_file_id: str | None = None
+    if_match: str | None = None
+
+
+class Chunking(NamedTuple):
+    """Chunk size (a multiple of 256 KiB) and the in-call resume budget per stalled chunk."""
+
+    size: int
+    retries: int
+    retry_wait: float
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session to continue (``uri``, None for a new one) and who is told each new URI (None
+    when a session was lost and a new one starts), so the caller can journal it."""
+
+    uri: str | None = None
+    on_change: Callable[[str | None], None] = lambda uri: None
 
 
 def upload_file(
     service: Any,
     src: Path | bytes,
+    target: Target,
     *,
-    metadata: dict[str, Any],
-    chunk_size: int,
-    session_uri: str | None,
-    on_session: Callable[[str | None], None],
+    chunking: Chunking,
+    session: Session,
     progress: Callable[[int], None],
     translate: Translate,
-    chunk_retries: int,
-    chunk_retry_wait: float,
-    update_file_id: str | None = None,
-    if_match: str | None = None,
 ) -> dict[str, Any]:
-    """Upload ``src`` through a resumable session and return Drive's file resource.
-
-    ``session_uri`` continues an earlier session; ``on_session`` is told each new session URI
-    (None when a session was lost and a new one starts), so the caller can journal it.
-    ``update_file_id`` replaces that file's content (files.update) instead of inserting a file.
-    """
+    """Upload ``src`` through a resumable session and return Drive's file resource."""
     from googleapiclient.http import MediaIoBaseUpload
+
+    metadata, update_file_id, if_match = target.metadata, target.update_file_id, target.if_match
+    chunk_size, chunk_retries, chunk_retry_wait = (
+        chunking.size,
+        chunking.retries,
+        chunking.retry_wait,
+    )
+    session_uri, on_session = session.uri, session.on_change
 
     label = src.name if isinstance(src, Path) else "in-memory object"
     with open(src, "rb") if isinstance(src, Path) else io.BytesIO(src) as fh:

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from providers.base import ObjectInfo, ProgressFn
-from providers.download_journal import DownloadJournal, resume_or_start
+from providers.base import STREAM_CHUNK, ObjectInfo, ProgressFn
 from providers.errors import IntegrityError, PreconditionFailed, TransientError
-from providers.gdrive_upload import upload_file
+from providers.gdrive.upload import Chunking, Session, Target, upload_file
+from providers.journal import Journal, mark, resume_download
 from providers.transfer import (
     CHUNK,
     MultiHasher,
@@ -61,7 +61,7 @@ class DriveIO:
     folder_id: str
     name: str
     state_dir: Path
-    _pending_downloads: dict[Path, tuple[DownloadJournal, Path]]
+    _pending_downloads: dict[Path, tuple[Journal, Path]]
 
     def _translate(self, exc: BaseException, what: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -134,43 +134,36 @@ class DriveIO:
         temp = temp_path_for(dest, tag)
         header = {"id": file_id, "key": key, "md5": md5, "size": info.size, "dest": str(dest),
                   "temp": str(temp)}  # fmt: skip
-        journal = DownloadJournal(self.state_dir / "downloads", f"{self.folder_id}\0{key}\0{dest}")
+        ident = f"{self.folder_id}\0{key}\0{dest}"
+        journal = Journal(self.state_dir / "downloads", "gdrive-download", ident)
 
         def temp_ok(marks: list[int]) -> bool:
             end = max(marks, default=0)
             return 0 <= end <= info.size and temp.is_file() and temp.stat().st_size >= end
 
-        start = max(resume_or_start(journal, header, dest, temp_ok), default=0)
+        start = max(resume_download(journal, header, dest, temp_ok), default=0)
         pending = self._pending_downloads
         pending[dest] = journal, temp
         what = f"download of {key!r} from remote {self.name!r}"
         try:
-            got, count = self._fill(temp, start, file_id, key, info.size, journal, progress)
+            got, count = self._fill(temp, start, file_id, info, journal, progress)
             verify(what, expected_size=info.size, actual_size=count)
             verify(what, expected=info.hashes, actual=got)
             verify(what, expected=expected_hashes, actual=got)
             commit_temp(temp, dest)
         except TransientError:
-            journal.close()  # temp and journal stay: the next attempt resumes from them
-            raise
+            raise  # temp and journal stay: the next attempt resumes from them
         except Exception:
             _discard_download(pending, dest)  # definitive: integrity, not found, caller's error
             raise
         except BaseException:
-            journal.close()  # interrupted (Ctrl-C, SIGTERM): the next run resumes
-            raise
+            raise  # interrupted (Ctrl-C, SIGTERM): temp and journal stay, the next run resumes
         _discard_download(pending, dest)
 
     def _fill(
-        self,
-        temp: Path,
-        start: int,
-        file_id: str,
-        key: str,
-        size: int,
-        journal: DownloadJournal,
+        self, temp: Path, start: int, file_id: str, info: ObjectInfo, journal: Journal,
         progress: Progress,
-    ) -> tuple[dict[str, str], int]:
+    ) -> tuple[dict[str, str], int]:  # fmt: skip
         """Write bytes ``start``.. into ``temp``, journaling each chunk after it is written.
         Returns the md5 and sha256 of the whole file (the first ``start`` bytes are re-read
         from the temp file: a local read) and its length."""
@@ -187,14 +180,14 @@ class DriveIO:
                 hasher.update(memoryview(buf)[:n])
                 offset += n
             for chunk in self._chunks(
-                file_id, key, size=size, chunk_size=self.download_chunk_size, start=start
+                file_id, info.key, size=info.size, chunk_size=self.download_chunk_size, start=start
             ):
                 view = memoryview(chunk)
                 while view:
                     n = os.pwrite(fd, view, offset)
                     view, offset = view[n:], offset + n
                 hasher.update(chunk)
-                journal.mark(offset)
+                mark(journal, offset)
                 progress(len(chunk))
         finally:
             os.close(fd)
@@ -204,11 +197,11 @@ class DriveIO:
         self,
         key: str,
         *,
-        chunk_size: int = 8 * 1024 * 1024,
+        chunk_size: int = STREAM_CHUNK,
         progress: ProgressFn | None = None,
         start: int = 0,
     ) -> Iterator[bytes]:
-        """Streamer: Range chunks from byte ``start`` (the retry layer resumes with it)."""
+        """Range chunks from byte ``start`` (the retry layer resumes with it)."""
         res = self._resolve(key)
         report = Progress(progress)
         size = int(res.get("fileSize") or 0)
@@ -225,19 +218,17 @@ class DriveIO:
         return upload_file(
             self.session.service,
             data,
-            metadata=metadata,
-            chunk_size=self.chunk_size,
-            session_uri=None,
-            on_session=lambda uri: None,
+            Target(metadata, file_id, if_match),
+            chunking=self._chunking(),
+            session=Session(),
             progress=lambda n: None,
             translate=self._translate,
-            chunk_retries=self.chunk_retries,
-            chunk_retry_wait=self.chunk_retry_wait,
-            update_file_id=file_id,
-            if_match=if_match,
         )
 
-    # -- SmallObjects, the remote catalog (uses DriveProvider's _resolve, _candidates, _info) ---
+    def _chunking(self) -> Chunking:
+        return Chunking(self.chunk_size, self.chunk_retries, self.chunk_retry_wait)
+
+    # -- small objects, the remote catalog (uses DriveProvider's _resolve, _candidates, _info) ---
     def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
         res = self._resolve(key)
         data = self._call(
@@ -289,7 +280,7 @@ class DriveIO:
                     conn.close()
 
 
-def _discard_download(pending: dict[Path, tuple[DownloadJournal, Path]], dest: Path) -> None:
+def _discard_download(pending: dict[Path, tuple[Journal, Path]], dest: Path) -> None:
     journal, temp = pending.pop(dest)
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()

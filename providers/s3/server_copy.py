@@ -3,29 +3,40 @@ single copy). The bytes never leave the server; the sha256 metadata travels with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from providers.s3_multipart import MAX_PART
+from providers.s3.bucket import Bucket
+from providers.s3.parts import MAX_PART
 
 COPY_LIMIT = 5 * 1024**3
 
 
+@dataclass(frozen=True)
+class CopyJob:
+    """Object ``src_key`` (``size`` bytes) copied to ``dst_key`` with ``metadata``."""
+
+    src_key: str
+    dst_key: str
+    size: int
+    metadata: Mapping[str, str]
+
+
 def copy_object(
-    client: Any,
+    b: Bucket,
+    job: CopyJob,
     *,
-    bucket: str,
-    src_key: str,
-    dst_key: str,
-    size: int,
-    metadata: Mapping[str, str],
-    extra_args: Mapping[str, str],
+    create_args: Mapping[str, str],
     part_size: int,
     concurrency: int,
-    errors: Callable[[str], Any],
     copy_limit: int = COPY_LIMIT,
 ) -> None:
+    """``create_args``: the backend's extra arguments of a request that creates an object."""
+    client, bucket, errors = b.client, b.name, b.errors
+    src_key, dst_key, size, metadata = job.src_key, job.dst_key, job.size, job.metadata
+    extra_args = create_args
     source = {"Bucket": bucket, "Key": src_key}
     if size <= copy_limit:
         with errors(f"copy {src_key} -> {dst_key}"):
