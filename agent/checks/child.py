@@ -50,27 +50,27 @@ def _limit_memory(extra: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (held + extra, held + extra))
 
 
-def _vm_size() -> int | None:
+def _status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` figure in KiB (Linux); None where there is no such file."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def _vm_size() -> int | None:
+    kib = _status_kib("VmSize")
+    return None if kib is None else kib * 1024
 
 
 def _peak_rss_mb() -> float | None:
     """VmHWM: this process's own peak (ru_maxrss would include the parent's at the fork)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    kib = _status_kib("VmHWM")
+    return None if kib is None else round(kib / 1024, 1)
 
 
 # -- torch files ----------------------------------------------------------------------------
