@@ -27,15 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _s3env import make_checkpoint  # noqa: E402  (the benches' one checkpoint maker)
+
 from agent.checks.runner import check_file  # noqa: E402
-
-
-def make_checkpoint(path: Path, size_mb: int) -> None:
-    import torch
-
-    torch.manual_seed(0)
-    n = size_mb * 1024 * 1024 // 4
-    torch.save({f"layer{i}.weight": torch.randn(n // 8) for i in range(8)}, path)
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
