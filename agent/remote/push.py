@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.config import ModelConfig
+from agent.faultpoints import crash_point
 from agent.local.catalog import Entry
 from agent.progress import human_size
 from agent.remote.catalog import RemoteCatalog
@@ -332,6 +333,7 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
             sent += n
             if advance is not None:
                 advance(n)
+            crash_point("upload-progress")  # test-only: bytes in a temp on the remote, not done
 
         info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
     return info, sent

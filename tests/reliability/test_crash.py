@@ -211,14 +211,14 @@ def _same_version(name: str, model_version: str) -> bool:
 
 def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_path):
     from tests.remote.test_processes import big_checkpoint
-    from tests.support import kill_agent_when
 
     (tmp_path / "nas").mkdir()
     settings = {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
     remote_dir = Path(settings["path"])
     with ledger.case(
         fault="kill -9 during a push to a local (NAS) remote",
-        where="agent process, SIGKILL while it writes its temp copy on the remote",
+        where="agent process, SIGKILL while it writes its temp copy on the remote (crash point "
+        "upload-progress: after the first bytes reached it)",
         user_sees="the process dies; a later push completes and removes the temp it left once "
         "idle for 10 minutes (a fresh one may be another machine's push)",
     ) as case:
@@ -229,12 +229,11 @@ def test_kill_during_a_push_to_a_local_remote_leaves_no_temp_there(ledger, tmp_p
         before = {"local": snapshot_dir(proj.models)}
         sizes = sizes_dir(proj.models)
 
-        def copying() -> bool:
-            return remote_dir.is_dir() and bool(stray_temps(remote_dir))
-
-        kill_agent_when(proj.root, "push", reached=copying)
+        # at an exact step, not by watching the remote dir: a fast copy could slip between two
+        # looks on a busy machine
+        crash(proj.root, "upload-progress", "push")
         left = stray_temps(remote_dir)
-        assert left, "the push finished before it could be killed"
+        assert left, "no temp on the remote at the crash point"
         for name in left:  # as if the next push came 20 minutes later
             os.utime(remote_dir / name, (time.time() - 1200, time.time() - 1200))
         out = ok(proj.root, "push")
