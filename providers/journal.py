@@ -39,6 +39,14 @@ VERSION = 1
 SUFFIX = ".jsonl"
 
 
+def journal_dir(state_dir: Path | None, backend: str, name: str) -> Path:
+    """Where a remote keeps its journals: the agent's state dir when it gives one, else a
+    per-user cache dir named after the backend and the remote."""
+    if state_dir:
+        return Path(state_dir)
+    return Path.home() / ".cache" / "model-safety" / f"{backend}-{name}"
+
+
 class Journal:
     """The journal of one transfer of kind ``kind`` identified by ``ident``, in ``directory``."""
 

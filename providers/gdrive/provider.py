@@ -43,6 +43,7 @@ from providers.gdrive.config import DriveSettings
 from providers.gdrive.transfers import DriveIO
 from providers.gdrive.upload import JournalEntry, Session, SessionJournal, Target, upload_file
 from providers.journal import Journal as _Journal
+from providers.journal import journal_dir
 from providers.transfer import Progress, check_key, hash_file, verify
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ class DriveProvider(DriveIO):
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> DriveProvider:
         config = DriveSettings.from_settings(name, settings)
-        default_state = Path.home() / ".cache" / "model-safety" / f"gdrive-{name}"
-        return cls(name, config, state_dir=Path(state_dir) if state_dir else default_state)
+        return cls(name, config, state_dir=journal_dir(state_dir, "gdrive", name))
 
     # -- connection and error edge ------------------------------------------------------------
     @property

@@ -24,7 +24,7 @@ from typing import Any, Self
 
 from providers.base import STREAM_CHUNK, Capabilities, ObjectInfo, ProgressFn
 from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
-from providers.journal import Journal, mark, resume_download
+from providers.journal import Journal, journal_dir, mark, resume_download
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
 from providers.s3.download import Partial, RangedDownload, remove_quietly, stream_object
@@ -66,8 +66,7 @@ class S3Provider:
         cls, name: str, settings: Mapping[str, Any], *, state_dir: Path | None = None
     ) -> Self:
         config = S3Settings.from_settings(name, settings)
-        default_state = Path.home() / ".cache" / "model-safety" / f"s3-{name}"
-        state = Path(state_dir) if state_dir else default_state
+        state = journal_dir(state_dir, "s3", name)
         return cls(name, make_client(name, config), config, state_dir=state)
 
     # --- helpers -----------------------------------------------------------------------------
