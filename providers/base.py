@@ -36,6 +36,11 @@ class ObjectInfo:
     hashes: Mapping[str, str] = field(default_factory=dict)
     modified: datetime | None = None
     etag: str | None = None
+    # What the backend says about the stored object that changes whenever it is rewritten, even
+    # with the same size and metadata (S3: etag, version id; Drive: md5Checksum, headRevisionId;
+    # a local remote: size and mtime_ns). Recorded at push; a later difference in any key both
+    # sides have means the object was replaced since. Listings may carry fewer keys than stat.
+    identity: Mapping[str, str] = field(default_factory=dict)
 
 
 class CopyFn(Protocol):

@@ -102,7 +102,7 @@ class LocalProvider:
 
     def _info(self, key: str, st: os.stat_result, hashes: Mapping[str, str]) -> ObjectInfo:
         modified = datetime.fromtimestamp(st.st_mtime, UTC)
-        return ObjectInfo(key, st.st_size, dict(hashes), modified, hashes["sha256"])
+        return ObjectInfo(key, st.st_size, dict(hashes), modified, hashes["sha256"], _identity(st))
 
     # --- copying ---------------------------------------------------------------------------
 
@@ -206,7 +206,8 @@ class LocalProvider:
                     continue
                 with contextlib.suppress(FileNotFoundError):  # deleted while listing
                     st = os.stat(os.path.join(dirpath, fn))
-                    yield ObjectInfo(key, st.st_size, {}, datetime.fromtimestamp(st.st_mtime, UTC))
+                    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                    yield ObjectInfo(key, st.st_size, {}, modified, identity=_identity(st))
 
     def delete(self, key: str) -> None:
         with _translate(f"delete {key}"):
@@ -338,3 +339,8 @@ def _translate(what: str, *, to_local: Path | None = None) -> Iterator[None]:
         if exc.errno in (28, 122):  # ENOSPC, EDQUOT
             raise QuotaExceeded(f"{what}: the remote disk is full ({exc})") from exc
         raise
+
+
+def _identity(st: os.stat_result) -> dict[str, str]:
+    """A rewrite of a file changes its mtime (unless someone sets it back by hand)."""
+    return {"size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}

@@ -9,6 +9,7 @@ renamed into place, companions first, the model file last.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from contextlib import suppress
@@ -20,6 +21,7 @@ from agent.config import ModelConfig
 from agent.errors import NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, entry_for_file
+from agent.local.copies import heal_from_local
 from agent.local.hashing import HashMismatch, Staged, fsync_dir
 from agent.rules.naming import identify, replaced_name
 
@@ -78,10 +80,19 @@ def restore_model(
             f"see `model-safety list {m.name}`"
         )
     skipped: list[str] = []
+    healed: list[str] = []
     for entry in tries:
         planned: list[Staged] = []
         try:
-            planned = _stage(store, m, entry)
+            try:
+                planned = _stage(store, m, entry)
+            except (HashMismatch, FileNotFoundError):
+                # a copy is known by its content: another local file may hold the same bytes
+                lines = heal_parts(store, entry)
+                if not lines:
+                    raise
+                healed += lines
+                planned = _stage(store, m, entry)
         except (HashMismatch, FileNotFoundError) as exc:
             why = "missing" if isinstance(exc, FileNotFoundError) else "corrupted"
             skipped.append(f"{entry.name}: {why}")
@@ -98,7 +109,8 @@ def restore_model(
                 if explicit:
                     raise NothingToRestore(f"{entry.name} {problem}; choose another copy")
                 continue
-            return _switch(store, m, entry, planned, discard_current, skipped)
+            result = _switch(store, m, entry, planned, discard_current, skipped)
+            return dataclasses.replace(result, warnings=(*healed, *result.warnings))
         finally:
             for p in planned:
                 with suppress(FileNotFoundError):
@@ -108,6 +120,23 @@ def restore_model(
         + "; ".join(skipped)
         + ". Pull one from a remote or look at the files by hand"
     )
+
+
+def heal_parts(store: Store, entry: Entry) -> list[str]:
+    """Put back, from other local files with the same content, the files of copy ``entry`` that
+    are missing or damaged; one line per file healed. Empty when one cannot be healed."""
+    lines = []
+    for name in [*entry.companions.values(), entry.name]:
+        part = store.catalog.get(name)
+        if part is None:
+            return []
+        if store._file_state(part, fresh=True) == "ok":
+            continue
+        healed = heal_from_local(store, name, part.sha256, part.size)
+        if healed.source is None:
+            return []
+        lines.append(f"{name} was damaged or missing; healed from {healed.source}")
+    return lines
 
 
 def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[Staged]:

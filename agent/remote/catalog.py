@@ -2,10 +2,11 @@
 
 It records, per file name, the size and checksums the agent pushed (sha256 always; md5 too, so a
 backend that only holds md5, like Drive, can be checked without a download), what the file is
-(model, kind, date, note, companions) and when it was last verified. It is written last in a push,
-with a conditional write (compare-and-swap on the etag): an agent that loses the race re-reads
-the catalog and applies its edit again, so two agents pushing to one remote never lose each
-other's entries.
+(model, kind, date, note, companions), what the backend said about the stored object (``object``:
+its identity, which changes when the object is rewritten) and when it was last verified. It is
+written last in a push, with a conditional write (compare-and-swap on the etag): an agent that
+loses the race re-reads the catalog and applies its edit again, so two agents pushing to one
+remote never lose each other's entries.
 
 The catalog is a convenience, never the truth: a file counts as present only when the object is
 there with matching size and checksum, and ``pull`` works without any catalog at all.
@@ -19,7 +20,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,17 @@ class RemoteCatalog:
     def mark_verified(self, name: str, when: str | None = None) -> None:
         if name in self.files:
             self.files[name]["verified_at"] = when or now_iso()
+
+
+def replaced_since_push(recorded: Mapping[str, Any] | None, identity: Mapping[str, str]) -> str:
+    """How the object differs from the one push recorded (its identity: S3 etag and version id,
+    Drive md5Checksum and head revision, a local remote's size and mtime_ns), or "" when every
+    key both sides know agrees. Entries written before identities were recorded say nothing."""
+    then = (recorded or {}).get("object") or {}
+    if not isinstance(then, Mapping):
+        return ""
+    changed = [k for k in sorted(then.keys() & identity.keys()) if str(then[k]) != identity[k]]
+    return ", ".join(f"{k} {identity[k]} (recorded {then[k]})" for k in changed)
 
 
 def load(provider: Provider) -> RemoteCatalog:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from agent.config import RemoteConfig
 from agent.errors import AgentError
 from agent.remote import catalog as remote_catalog
-from agent.remote.catalog import CATALOG_KEY, RemoteCatalog
+from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, replaced_since_push
+from agent.remote.findings import Findings
 from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
@@ -34,13 +35,25 @@ class RemoteObject:
     info: ObjectInfo
     ident: Identity
     recorded: dict | None  # the remote catalog's entry
+    found: str | None = None  # damage `verify --deep` found in this very object (see findings)
 
     @property
     def name(self) -> str:
         return self.info.key
 
+    @property
+    def replaced(self) -> str:
+        """How the object differs from the one push recorded ("" when it does not)."""
+        return replaced_since_push(self.recorded, self.info.identity)
+
     def as_plan_input(self) -> RemoteFile:
-        return RemoteFile(self.name, self.info.size, dict(self.info.hashes), self.recorded)
+        return RemoteFile(
+            self.name,
+            self.info.size,
+            dict(self.info.hashes),
+            self.recorded,
+            replaced=bool(self.replaced),
+        )
 
 
 @dataclass
@@ -65,6 +78,10 @@ class Remote:
 
     def close(self) -> None:
         self.provider.close()
+
+    @cached_property
+    def findings(self) -> Findings:
+        return Findings.load(self.store.state_dir)
 
     @cached_property
     def catalog(self) -> RemoteCatalog:
@@ -94,7 +111,8 @@ class Remote:
                 self.skipped.append(f"{key!r}: {why}")
                 continue
             assert ident is not None
-            found[key] = RemoteObject(info, ident, self.catalog.files.get(key))
+            damage = self.findings.damage(self.name, key, info.identity)
+            found[key] = RemoteObject(info, ident, self.catalog.files.get(key), damage)
         for line in self.skipped:
             # foreign files are normal on a shared remote; only pull, which could be asked for
             # them, reports them to the user

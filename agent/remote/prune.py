@@ -23,11 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def remote_good(remote: Remote, name: str) -> bool:
-    """A remote copy counts as good when it is there with the size and checksum its catalog entry
-    (or, with no entry, the provider itself) vouches for."""
+    """A remote copy counts as good when it is the object push recorded, nothing found it
+    damaged, and it has the size and checksum its catalog entry (or, with no entry, the provider
+    itself) vouches for."""
     obj = remote.objects.get(name)
     if obj is None:
         return False
+    if obj.replaced or obj.found:
+        return False  # rewritten since push, or found damaged by a deep verify
     rec = obj.recorded
     if rec is None:
         return True  # nothing to compare with; `verify --deep` reads the bytes

@@ -27,10 +27,11 @@ from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.restore import restore_model
 from agent.progress import human_size
-from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
+from agent.remote.connect import Remote, RemoteObject, about_remote
+from agent.remote.heal import RemotePool, heal_local
 from agent.remote.prune import remote_good
 from agent.rules.naming import Identity, identify, is_plain_name, replaced_name
-from providers.errors import ProviderError
+from providers.errors import IntegrityError, ProviderError
 
 if TYPE_CHECKING:
     from agent.config import Config, ModelConfig, RemoteConfig
@@ -96,7 +97,9 @@ def select(remote: Remote, m: ModelConfig, version: str) -> list[RemoteObject]:
     named = named_file(remote.store.config, version)
     if named is not None:
         obj = remote.objects.get(version)
-        if obj is None or obj.ident.model != m.name or not remote_good(remote, version):
+        # asked by name, even a damaged object is taken: its content may come from another
+        # intact copy (agent.remote.heal), and every byte is checked on the way in
+        if obj is None or obj.ident.model != m.name:
             return []
         if named.kind in ("current", "backup", "version"):
             return group(named.kind, named.date if named.kind == "version" else None, named.seq)
@@ -155,12 +158,15 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
     _prepare(store)
     remote.objects  # noqa: B018 - lists the remote, filling remote.skipped
     report.skipped.extend(remote.skipped)
-    for m in models:
-        if not _pull_model(store, remote, m, version, report):
-            raise NothingToRestore(
-                f"remote {remote.name} has no good copy of {m.name} for --version {version}; "
-                f"see `model-safety list {m.name} --remote {remote.name}`"
-            )
+    # the other configured remotes, opened only if an object here turns out damaged
+    pool = RemotePool(store, list(store.config.remotes))
+    with pool:
+        for m in models:
+            if not _pull_model(store, remote, m, version, report, pool):
+                raise NothingToRestore(
+                    f"remote {remote.name} has no good copy of {m.name} for --version "
+                    f"{version}; see `model-safety list {m.name} --remote {remote.name}`"
+                )
     _save_catalog(store)
     report.seconds = time.monotonic() - started
     return report
@@ -177,14 +183,15 @@ def pull_first(
     models = models_asked(store.config, model, version)
     _prepare(store)
     served: list[str] = []
-    with contextlib.ExitStack() as stack:
+    configs = {rc.name: rc for rc in [*remotes, *store.config.remotes]}
+    with RemotePool(store, list(configs.values())) as pool:
         reachable: dict[str, Remote | None] = {}
         unreachable: list[str] = []
 
         def open_listed(rc: RemoteConfig) -> Remote | None:
             if rc.name not in reachable:
                 try:
-                    remote = stack.enter_context(opened_remote(store, rc))
+                    remote = pool.get(rc.name)
                     remote.objects  # noqa: B018 - lists it now, so an error here passes it over
                 except (AgentError, ProviderError) as exc:
                     report.skipped.append(about_remote(rc.name, exc))
@@ -198,7 +205,7 @@ def pull_first(
         for m in models:
             for rc in remotes:
                 remote = open_listed(rc)
-                if remote is not None and _pull_model(store, remote, m, version, report):
+                if remote is not None and _pull_model(store, remote, m, version, report, pool):
                     report.done.append(f"{m.name}: served by remote {remote.name}")
                     served += [remote.name] if remote.name not in served else []
                     break
@@ -216,7 +223,12 @@ def pull_first(
 
 
 def _pull_model(
-    store: Store, remote: Remote, m: ModelConfig, version: str, report: PullReport
+    store: Store,
+    remote: Remote,
+    m: ModelConfig,
+    version: str,
+    report: PullReport,
+    pool: RemotePool | None = None,
 ) -> bool:
     """Fetch what ``version`` names of model ``m`` from ``remote``; False if it has no good copy."""
     chosen = select(remote, m, version)
@@ -225,7 +237,7 @@ def _pull_model(
     needed = sum(o.info.size for o in chosen if not _have(store, o))
     store.check_space(needed)
     for obj in chosen:
-        _fetch(store, remote, obj, report)
+        _fetch(store, remote, obj, report, pool)
         crash_point("pull-fetched")  # test-only: one file in place, local catalog not saved
     store.save()
     if not store.path(m.file).exists():
@@ -264,7 +276,13 @@ def _have(store: Store, obj: RemoteObject) -> bool:
     return path.is_file() and sha is not None and store.sha256(path) == sha
 
 
-def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) -> None:
+def _fetch(
+    store: Store,
+    remote: Remote,
+    obj: RemoteObject,
+    report: PullReport,
+    pool: RemotePool | None = None,
+) -> None:
     path = store.path(obj.name)
     if _have(store, obj):
         report.done.append(f"{obj.name}: already here")
@@ -273,6 +291,9 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
     expected = _expected_sha(obj)
     if path.exists():
         _keep_aside(store, obj, report)
+    if expected:
+        _fetch_content(store, remote, obj, expected, pool, report)
+        return
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:
         try:
             info = remote.provider.get(
@@ -291,6 +312,43 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
     report.files += 1
     report.bytes_received += info.size
     report.done.append(f"pulled {obj.name} from {remote.name}")
+
+
+def _fetch_content(
+    store: Store,
+    remote: Remote,
+    obj: RemoteObject,
+    sha: str,
+    pool: RemotePool | None,
+    report: PullReport,
+) -> None:
+    """Bring ``obj``'s content (``sha``) here from its cheapest intact copy: a local file that
+    holds it already, the object itself, the same content under another name on this remote,
+    or another configured remote (agent.remote.heal)."""
+    try:
+        out = heal_local(store, obj.name, sha, obj.info.size, remote, pool)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC and not exc.filename:
+            # whatever the backend, the message names the file system that is full
+            raise OSError(exc.errno, exc.strerror, str(store.models_dir)) from exc
+        raise
+    for bad in out.bad_sources:
+        report.problems.append(
+            f"{obj.name}: source passed over: {bad}; `model-safety repair --remote {remote.name}`"
+            " heals the remote"
+        )
+    if out.how is None:
+        raise IntegrityError(
+            f"{obj.name}: no intact copy of its content on {remote.name}, here or on another remote"
+        )
+    _register(store, remote, obj, sha)
+    report.files += 1
+    if out.info is not None:
+        report.bytes_received += out.info.size
+    if out.how == f"pulled from {obj.name} on {remote.name}":
+        report.done.append(f"pulled {obj.name} from {remote.name}")
+    else:
+        report.done.append(f"{obj.name}: {out.how} (same content)")
 
 
 def _register(store: Store, remote: Remote, obj: RemoteObject, sha: str) -> None:
@@ -325,7 +383,7 @@ def _keep_aside(store: Store, obj: RemoteObject, report: PullReport) -> None:
     if any(store.state_of(e).state == "ok" for e in copies):
         return
     if entry is not None and entry.sha256 != sha:
-        from agent.remote.verify import quarantine
+        from agent.local.copies import quarantine
 
         # a corrupted copy: its bytes are worth little, but never destroy bytes silently
         aside = quarantine(store, obj.name)

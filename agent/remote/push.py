@@ -20,12 +20,13 @@ from agent.config import ModelConfig
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry
 from agent.progress import human_size
-from agent.remote.catalog import RemoteCatalog
+from agent.remote.catalog import RemoteCatalog, replaced_since_push
 from agent.remote.connect import Remote
 from agent.remote.prune import remote_good
 from agent.rules.naming import identify
 from agent.rules.push_plan import Action, LocalFile, Step, plan_push
 from agent.rules.retention import Candidate, Decision, plan_retention
+from providers.base import ObjectInfo
 from providers.errors import IntegrityError, NotFound, ProviderError
 
 if TYPE_CHECKING:
@@ -259,8 +260,11 @@ class _Push:
             report.problems.append(f"{step.name}: not pushed: {step.reason}")
             return
         if step.action is Action.PRESENT:
-            hashes = self.remote.objects[step.name].info.hashes
-            self.recorded[step.name] = _remote_entry(entry, hashes)
+            obj = self.remote.objects[step.name]
+            known = (obj.recorded or {}).get("object")
+            # a listing may say less than the stat at push time did (no S3 version id): keep
+            # what was recorded while it agrees, so the catalog is not rewritten every push
+            self.recorded[step.name] = remote_entry(entry, obj.info, known=known)
             return
         if self.dry_run:
             return
@@ -279,7 +283,7 @@ class _Push:
         except IntegrityError as exc:
             report.problems.append(f"{step.name}: not pushed: {exc}")
             return
-        self.recorded[step.name] = _remote_entry(entry, info.hashes)
+        self.recorded[step.name] = remote_entry(entry, info)
         report.files += 1
         if step.action is Action.COPY:
             report.bytes_copied += step.size
@@ -339,10 +343,17 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
     return info, sent
 
 
-def _remote_entry(entry: dict[str, Any], hashes: Any) -> dict[str, Any]:
-    out = dict(entry)
-    if hashes.get("md5"):
-        out["md5"] = hashes["md5"]
+def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) -> dict[str, Any]:
+    """The remote catalog's entry for an object that holds ``entry``'s content: the local facts,
+    the md5 the backend computed, and the object's identity (to notice a later rewrite)."""
+    out = {k: v for k, v in entry.items() if k not in ("md5", "object")}
+    if info.hashes.get("md5"):
+        out["md5"] = info.hashes["md5"]
+    identity = dict(info.identity)
+    if isinstance(known, dict) and known and not replaced_since_push({"object": known}, identity):
+        identity = {**identity, **known}
+    if identity:
+        out["object"] = identity
     return out
 
 

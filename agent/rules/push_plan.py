@@ -39,6 +39,9 @@ class RemoteFile:
     size: int
     hashes: Mapping[str, str]  # what the provider vouches for (sha256 in metadata, Drive md5, ...)
     recorded: Mapping[str, Any] | None = None  # the remote catalog's entry, if any
+    # rewritten since push recorded it (another etag, revision, mtime): its metadata and the
+    # catalog no longer vouch for its bytes
+    replaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def compare_hashes(held: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool |
 def same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
     """True/False when the remote object can be compared with the local file without a download
     (size, then every checksum both sides have); None when no common checksum exists."""
-    if remote.size != local.size:
+    if remote.size != local.size or remote.replaced:
         return False
     same = compare_hashes(remote.hashes, {"sha256": local.sha256, "md5": local.md5})
     if same is not None:
@@ -84,7 +87,11 @@ def plan_push(
     holders: dict[str, list[str]] = {}
     for obj in remote.values():
         sha = obj.hashes.get("sha256") or (obj.recorded or {}).get("sha256")
-        if sha and (obj.recorded is None or obj.recorded.get("size") in (None, obj.size)):
+        if (
+            sha
+            and not obj.replaced
+            and (obj.recorded is None or obj.recorded.get("size") in (None, obj.size))
+        ):
             holders.setdefault(sha, []).append(obj.name)
     steps = []
     for lf in local:
@@ -108,7 +115,13 @@ def plan_push(
             if same:
                 steps.append(Step(Action.PRESENT, lf.name, lf.size, "already on the remote"))
                 continue
-            reason = "remote copy differs" if same is False else "remote copy cannot be compared"
+            reason = (
+                "remote copy was replaced since it was pushed"
+                if there.replaced
+                else "remote copy differs"
+                if same is False
+                else "remote copy cannot be compared"
+            )
         else:
             reason = "not on the remote"
         source = next((n for n in holders.get(lf.sha256, ()) if n != lf.name), None)

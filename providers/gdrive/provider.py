@@ -198,12 +198,20 @@ class DriveProvider(DriveIO):
         props = {p.get("key"): p.get("value") for p in res.get("properties") or []}
         if props.get("sha256"):
             hashes["sha256"] = props["sha256"]
+        # Drive's etag also changes with metadata (a rename, a property): only the content's
+        # checksum and head revision say the bytes were replaced.
+        identity = {}
+        if res.get("md5Checksum"):
+            identity["md5"] = res["md5Checksum"]
+        if res.get("headRevisionId"):
+            identity["revision"] = res["headRevisionId"]
         return ObjectInfo(
             key=key,
             size=int(res.get("fileSize") or 0),
             hashes=hashes,
             modified=_parse_time(res.get("modifiedDate")),
             etag=res.get("etag"),
+            identity=identity,
         )
 
     # -- the Provider interface ---------------------------------------------------------------

@@ -78,7 +78,13 @@ class S3Provider:
         return s3_errors(self.name, self.bucket, what)
 
     def _info(
-        self, key: str, size: int, etag: str | None, modified: Any, meta: Mapping
+        self,
+        key: str,
+        size: int,
+        etag: str | None,
+        modified: Any,
+        meta: Mapping,
+        version_id: str | None = None,
     ) -> ObjectInfo:
         etag = etag.strip('"') if etag else None
         hashes: dict[str, str] = {}
@@ -86,13 +92,23 @@ class S3Provider:
             hashes["sha256"] = meta["sha256"]
         if etag and self.config.etag_may_be_md5 and _MD5_ETAG.match(etag):
             hashes["md5"] = etag
-        return ObjectInfo(key, size, hashes, modified, etag)
+        # A rewrite gets a new ETag (a new version id too in a versioned bucket), even with the
+        # same bytes' metadata copied over; listings carry the ETag only.
+        identity = {"etag": etag} if etag else {}
+        if version_id and version_id != "null":
+            identity["version_id"] = version_id
+        return ObjectInfo(key, size, hashes, modified, etag, identity)
 
     def _head(self, key: str) -> ObjectInfo:
         with self._errors(f"stat {key}"):
             r = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         return self._info(
-            key, r["ContentLength"], r.get("ETag"), r.get("LastModified"), r.get("Metadata", {})
+            key,
+            r["ContentLength"],
+            r.get("ETag"),
+            r.get("LastModified"),
+            r.get("Metadata", {}),
+            r.get("VersionId"),
         )
 
     # --- Provider ----------------------------------------------------------------------------
@@ -303,7 +319,12 @@ class S3Provider:
             r = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
             data = r["Body"].read()
         info = self._info(
-            key, len(data), r.get("ETag"), r.get("LastModified"), r.get("Metadata", {})
+            key,
+            len(data),
+            r.get("ETag"),
+            r.get("LastModified"),
+            r.get("Metadata", {}),
+            r.get("VersionId"),
         )
         verify(f"get {key}", expected_size=r["ContentLength"], actual_size=len(data))
         if "sha256" in info.hashes:
@@ -338,7 +359,12 @@ class S3Provider:
                 raise
             raise PreconditionFailed(f"put {key}: {key} no longer exists") from exc
         etag = (r.get("ETag") or "").strip('"') or None
-        return ObjectInfo(key, len(data), {"sha256": hasher.hexdigests()["sha256"]}, None, etag)
+        version_id = r.get("VersionId")
+        identity = {"etag": etag} if etag else {}
+        if version_id and version_id != "null":
+            identity["version_id"] = version_id
+        sha = hasher.hexdigests()["sha256"]
+        return ObjectInfo(key, len(data), {"sha256": sha}, None, etag, identity)
 
     # --- housekeeping ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,26 @@ def test_overwrite_replaces_content(remote, tmp_path):
     remote.put("same.pth", b)
     remote.get("same.pth", tmp_path / "c", expected_hashes=hashes_b)
     assert (tmp_path / "c").read_bytes() == b.read_bytes()
+
+
+def test_identity_tells_a_rewrite_from_the_same_object(remote, tmp_path):
+    """What push records about an object (its identity) stays the same while the object does,
+    and changes when it is rewritten, even with the same size; a listing never contradicts stat."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_file(a, 50_000, seed=1)
+    make_file(b, 50_000, seed=2)
+    put = remote.put("same.pth", a)
+    first = dict(remote.stat("same.pth").identity)
+    assert first, "a backend must say something that identifies a stored object"
+    assert dict(put.identity) == first
+    assert dict(remote.stat("same.pth").identity) == first
+    listed = {i.key: dict(i.identity) for i in remote.list("")}["same.pth"]
+    assert all(first[k] == v for k, v in listed.items() if k in first)
+    assert listed, "listings must carry enough identity to notice a replaced object"
+    time.sleep(0.05)  # file systems stamp mtimes from a clock that ticks every few ms
+    remote.put("same.pth", b)
+    second = dict(remote.stat("same.pth").identity)
+    assert any(first[k] != second[k] for k in first.keys() & second.keys())
 
 
 def test_server_side_copy_where_declared(remote, tmp_path):

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from agent.remote import catalog as remote_catalog
+from tests.remote.damage import flip_remote_object
 from tests.support import (
     MODEL_FILE,
     TOKENIZER,
@@ -88,6 +89,7 @@ def test_corrupted_local_version_is_never_pushed_and_repair_heals_it(sync_projec
     assert ms(proj.root, "backup", "--kind", "version").code == 0
     assert ms(proj.root, "push").code == 0
     version = next(proj.models.glob("dinesh_ai_model_v*.pth"))
+    proj.write_model(seed=7)  # the model moved on: only r holds the version's bytes now
     good = version.read_bytes()
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x01
@@ -101,7 +103,7 @@ def test_corrupted_local_version_is_never_pushed_and_repair_heals_it(sync_projec
 
     res = ms(proj.root, "repair")
     assert res.code == 0, res.out + res.err
-    assert f"{version.name}: healed from r" in res.out
+    assert f"{version.name}: healed here (pulled from {version.name} on r)" in res.out
     assert version.read_bytes() == good
     quarantined = list((proj.models / ".model-safety" / "quarantine").iterdir())
     assert [q.read_bytes() for q in quarantined] == [bytes(flipped)]
@@ -157,34 +159,9 @@ def test_bit_flip_on_the_remote_is_found_and_repaired(sync_project, ms, remote_k
     assert version in res.out + res.err
     res = ms(proj.root, "repair", "--remote", "r", *deep)
     assert res.code == 0, res.out + res.err
-    assert f"{version}: re-uploaded to r" in res.out
+    assert f"{version}: healed on r (corrupted there)" in res.out
     res = ms(proj.root, "verify", "--remote", "r", "--deep")
     assert res.code == 0, res.out + res.err
-
-
-def flip_remote_object(request, kind, settings, name) -> None:
-    """Damage one remote object the way bit rot or a careless hand would, behind the agent."""
-    if kind == "local":
-        from pathlib import Path
-
-        path = Path(settings["path"]) / name
-        data = bytearray(path.read_bytes())
-        data[100] ^= 0xFF
-        path.write_bytes(bytes(data))
-    elif kind == "s3_seaweedfs":
-        server = request.getfixturevalue("seaweedfs")
-        client = server.client()
-        key = f"{settings['prefix'].rstrip('/')}/{name}"
-        obj = client.get_object(Bucket=settings["bucket"], Key=key)
-        data = bytearray(obj["Body"].read())
-        data[100] ^= 0xFF
-        # same size, same metadata (the recorded sha256 now lies about the bytes)
-        client.put_object(
-            Bucket=settings["bucket"], Key=key, Body=bytes(data), Metadata=obj["Metadata"]
-        )
-    else:
-        emulator = request.getfixturevalue("drive_emulator")
-        emulator.flip_byte(settings["folder_id"], name, 100)
 
 
 def test_unsafe_and_foreign_remote_names_are_skipped(ms, tmp_path):

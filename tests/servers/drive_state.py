@@ -35,6 +35,8 @@ class DriveFile:
         super().__setattr__(name, value)
         if name == "data":
             super().__setattr__("md5", hashlib.md5(value).hexdigest())
+            # like Drive, every new content is a new head revision (metadata edits are not)
+            super().__setattr__("head_revision", getattr(self, "head_revision", 0) + 1)
 
     @property
     def etag(self) -> str:
@@ -122,6 +124,7 @@ def file_resource(f: DriveFile, base_url: str = "") -> dict[str, Any]:
     if f.mime_type != FOLDER_MIME:
         res["fileSize"] = str(len(f.data))
         res["md5Checksum"] = f.md5
+        res["headRevisionId"] = f"{f.id}r{f.head_revision}"
         if base_url:  # pydrive2's FetchContent downloads from here
             res["downloadUrl"] = f"{base_url}drive/v2/files/{f.id}?alt=media"
     return res

@@ -167,15 +167,17 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
 @json_option
 @pass_app
 def repair(app, remote_name, all_remotes, deep, as_json) -> int:  # type: ignore[no-untyped-def]
-    """Heal each side from a good copy on the other: pull back damaged or missing local
-    versions, re-upload damaged or missing remote copies."""
-    from agent.remote.verify import repair as do_repair
+    """Heal damaged, missing or replaced copies, here and on the remotes, from any intact copy
+    of the same content: another local file, the same remote under another name (copied
+    server-side), or another configured remote."""
+    from agent.remote.heal import RemotePool
+    from agent.remote.repair import repair as do_repair
 
     reports = []
-    with app.lock("repair"):
+    with app.lock("repair"), RemotePool(app.store, list(app.config.remotes)) as pool:
+        # every configured remote is a source of intact content, whichever are being repaired
         for name in chosen_remotes(app, remote_name, all_remotes):
-            with opened(app, name) as remote:
-                reports.append(do_repair(app.store, remote, deep=deep))
+            reports.append(do_repair(app.store, pool.get(name), deep=deep, pool=pool))
     if as_json:
         app.out_json([r.to_dict() for r in reports])
     else:

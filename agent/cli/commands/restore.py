@@ -7,6 +7,7 @@ import sys
 import click
 
 from agent.cli.commands import model_argument, pass_app
+from agent.errors import NothingToRestore
 from agent.local.restore import restore_model
 
 
@@ -47,8 +48,22 @@ def restore(app, model: str | None, source: str | None, yes: bool, discard_curre
             f"from {source or 'the newest intact copy'}?",
             abort=True,
         )
+    healed: list[str] = []
     with app.lock(f"restore {m.name}"):
-        result = restore_model(app.store, m.name, source, discard_current)
+        try:
+            result = restore_model(app.store, m.name, source, discard_current)
+        except NothingToRestore:
+            # no intact copy here: a remote may hold the same content
+            if not app.config.remotes:
+                raise
+            from agent.remote.heal import heal_copy_from_remotes
+
+            healed = heal_copy_from_remotes(app.store, m.name, source)
+            if not healed:
+                raise
+            result = restore_model(app.store, m.name, source, discard_current)
+    for line in healed:
+        app.out(line)
     for item in result.skipped:
         app.warn(f"skipped {item}")
     for warning in result.warnings:

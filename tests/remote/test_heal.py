@@ -1,0 +1,271 @@
+"""A copy is known by its content: repair, pull and restore heal a missing, damaged or replaced
+copy from any intact copy with the same sha256, wherever it is (another local file, the same
+remote under another name, another remote). Through the CLI, on SeaweedFS, the Drive emulator and
+local disk."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+
+import pytest
+
+from agent.faultpoints import ENV
+from tests.remote.damage import flip_remote_object, remote_bytes
+from tests.support import MODEL_FILE, SyncProject, cli_env, run_subprocess
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def version_name(proj: SyncProject) -> str:
+    return next(proj.models.glob("dinesh_ai_model_v*.pth")).name
+
+
+def ok(ms, root, *args: str):  # type: ignore[no-untyped-def]
+    res = ms(root, *args)
+    assert res.code == 0, (args, res.out, res.err)
+    return res
+
+
+@pytest.mark.parametrize("how", ["recommended", "deep"])
+def test_rewritten_object_on_s3_is_caught_and_healed(tmp_path, request, ms, how):
+    """Push a dated version; the disk dies and pull brings the current file back; someone
+    rewrites the version's object on S3 with one bit flipped and the same metadata."""
+    settings = request.getfixturevalue("s3_seaweedfs_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    ok(ms, proj.root, "backup", "--kind", "version")
+    ok(ms, proj.root, "push")
+    version = version_name(proj)
+    good = (proj.models / version).read_bytes()
+    shutil.rmtree(proj.models)
+    ok(ms, proj.root, "pull")
+    flip_remote_object(request, "s3_seaweedfs", settings, version)
+
+    res = ms(proj.root, "verify", "--remote", "r")
+    assert res.code == 3, res.out + res.err
+    line = next(x for x in res.out.splitlines() if version in x)
+    assert "changed since push" in line and "etag" in line
+
+    if how == "recommended":
+        res = ms(proj.root, "verify", "--remote", "r", "--deep")
+        assert res.code == 3, res.out + res.err
+        line = next(x for x in res.out.splitlines() if version in x)
+        assert "corrupted" in line
+        recommended = line.split("`model-safety ")[1].split("`")[0].split()
+        assert recommended == ["repair", "--remote", "r"]
+        # the finding is remembered: a shallow verify still calls it corrupted
+        res = ms(proj.root, "verify", "--remote", "r")
+        assert res.code == 3 and "corrupted" in res.out, res.out
+        res = ms(proj.root, *recommended)
+    else:
+        res = ms(proj.root, "repair", "--remote", "r", "--deep")
+    assert res.code == 0, res.out + res.err
+    assert f"{version}: healed on r" in res.out
+    assert "copied server-side from dinesh_ai_model.pth" in res.out  # the remote's own copy
+    assert remote_bytes(request, "s3_seaweedfs", settings, version) == good
+    ok(ms, proj.root, "verify", "--remote", "r", "--deep")
+    ok(ms, proj.root, "verify", "--remote", "r")
+
+
+@pytest.mark.parametrize("kind", ["local", "s3_seaweedfs", "gdrive_emulator"])
+def test_shallow_verify_notices_an_object_replaced_since_push(tmp_path, request, ms, kind):
+    settings = request.getfixturevalue(f"{kind}_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    ok(ms, proj.root, "backup", "--kind", "version")
+    ok(ms, proj.root, "push")
+    ok(ms, proj.root, "verify", "--remote", "r")
+    version = version_name(proj)
+    flip_remote_object(request, kind, settings, version)
+    res = ms(proj.root, "verify", "--remote", "r")
+    assert res.code == 3, res.out + res.err
+    line = next(x for x in res.out.splitlines() if version in x)
+    assert "changed since push" in line
+    # push does not trust the replaced object: it puts the local bytes back
+    res = ms(proj.root, "push")
+    assert res.code == 0, res.out + res.err
+    assert version in res.out
+    assert remote_bytes(request, kind, settings, version) == (proj.models / version).read_bytes()
+    ok(ms, proj.root, "verify", "--remote", "r", "--deep")
+
+
+def two_versions_apart(proj: SyncProject, ms, *push: str) -> str:  # type: ignore[no-untyped-def]
+    """A version whose bytes the remote holds only under its own name and the backup slot's,
+    and the model moved on since (so the current file holds other bytes)."""
+    ok(ms, proj.root, "backup")
+    ok(ms, proj.root, "backup", "--kind", "version")
+    ok(ms, proj.root, "push", *push)
+    proj.write_model(seed=2)
+    ok(ms, proj.root, "push", *push)
+    return version_name(proj)
+
+
+@pytest.mark.parametrize("kind", ["local", "s3_seaweedfs", "gdrive_emulator"])
+def test_rotten_object_healed_from_a_local_file_under_another_name(tmp_path, request, ms, kind):
+    settings = request.getfixturevalue(f"{kind}_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    ok(ms, proj.root, "backup", "--kind", "version")
+    ok(ms, proj.root, "push")
+    version = version_name(proj)
+    good = (proj.models / version).read_bytes()
+    proj.write_model(seed=2)
+    ok(ms, proj.root, "push")  # the remote's current file now holds other bytes
+    ok(ms, proj.root, "restore", "--from", version, "--yes")  # the local one holds the version's
+    (proj.models / version).unlink()  # deleted by accident
+    flip_remote_object(request, kind, settings, version)  # and rotten on the remote
+
+    res = ms(proj.root, "repair", "--remote", "r", "--deep")
+    assert res.code == 0, res.out + res.err
+    assert f"{version}: healed here (copied from the current file {MODEL_FILE})" in res.out
+    assert f"{version}: healed on r (corrupted there): uploaded from" in res.out
+    assert (proj.models / version).read_bytes() == good
+    assert remote_bytes(request, kind, settings, version) == good
+    ok(ms, proj.root, "verify", "--remote", "r", "--deep")
+    ok(ms, proj.root, "verify")
+
+
+@pytest.mark.parametrize("kind", ["local", "s3_seaweedfs", "gdrive_emulator"])
+def test_rotten_object_healed_from_the_same_remote_with_the_disk_gone(tmp_path, request, ms, kind):
+    settings = request.getfixturevalue(f"{kind}_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    version = two_versions_apart(proj, ms)
+    good = (proj.models / version).read_bytes()
+    shutil.rmtree(proj.models)  # the disk died
+    flip_remote_object(request, kind, settings, version)
+
+    res = ms(proj.root, "repair", "--remote", "r", "--deep")
+    assert res.code == 0, res.out + res.err
+    assert (
+        f"{version}: healed on r (corrupted there): "
+        "copied server-side from dinesh_ai_model_backup.pth" in res.out
+    )
+    assert remote_bytes(request, kind, settings, version) == good
+    ok(ms, proj.root, "verify", "--remote", "r", "--deep")
+
+
+def two_remote_project(tmp_path, request) -> tuple[SyncProject, dict, dict]:  # type: ignore[no-untyped-def]
+    nas = request.getfixturevalue("local_settings")
+    s3 = request.getfixturevalue("s3_seaweedfs_settings")
+    proj = SyncProject.create(tmp_path / "p", nas)
+    proj.write_config(extra_remotes={"s3": s3})
+    proj.write_model(seed=1)
+    return proj, nas, s3
+
+
+def test_repair_all_heals_s3_from_a_nas_with_the_disk_gone(tmp_path, request, ms):
+    proj, _, s3 = two_remote_project(tmp_path, request)
+    version = two_versions_apart(proj, ms, "--all")  # pushes to both
+    good = (proj.models / version).read_bytes()
+    shutil.rmtree(proj.models)
+    for name in (version, "dinesh_ai_model_backup.pth"):  # nothing on s3 holds the bytes
+        flip_remote_object(request, "s3_seaweedfs", s3, name)
+
+    res = ms(proj.root, "repair", "--all", "--deep")
+    assert res.code == 0, res.out + res.err
+    backup = "dinesh_ai_model_backup.pth"
+    assert f"{backup}: healed on s3 (corrupted there): copied from {backup} on r" in res.out
+    # content crosses the wire once: the version is copied from what was just healed
+    assert f"{version}: healed on s3 (corrupted there): copied server-side from {backup}" in res.out
+    assert remote_bytes(request, "s3_seaweedfs", s3, version) == good
+    assert remote_bytes(request, "s3_seaweedfs", s3, "dinesh_ai_model_backup.pth") == good
+    for remote in ("r", "s3"):
+        ok(ms, proj.root, "verify", "--remote", remote, "--deep")
+
+
+def test_kill_during_a_remote_to_remote_heal_then_repair_completes(tmp_path, request, ms):
+    proj, _, s3 = two_remote_project(tmp_path, request)
+    version = two_versions_apart(proj, ms, "--all")
+    good = (proj.models / version).read_bytes()
+    shutil.rmtree(proj.models)
+    for name in (version, "dinesh_ai_model_backup.pth"):
+        flip_remote_object(request, "s3_seaweedfs", s3, name)
+
+    proc = run_subprocess(
+        ["repair", "--all", "--deep"], proj.root, env=cli_env(**{ENV: "heal-fetched"})
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
+    res = ms(proj.root, "repair", "--all", "--deep")
+    assert res.code == 0, res.out + res.err
+    assert remote_bytes(request, "s3_seaweedfs", s3, version) == good
+    for remote in ("r", "s3"):
+        ok(ms, proj.root, "verify", "--remote", remote, "--deep")
+    leftovers = proj.models / ".model-safety" / "heal"
+    assert not leftovers.exists() or not any(leftovers.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["s3_seaweedfs", "gdrive_emulator"])
+def test_pull_takes_the_same_content_from_another_name_when_one_is_rotten(
+    tmp_path, request, ms, kind
+):
+    settings = request.getfixturevalue(f"{kind}_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    version = two_versions_apart(proj, ms)
+    good = (proj.models / version).read_bytes()
+    shutil.rmtree(proj.models)
+    flip_remote_object(request, kind, settings, version)
+
+    res = ms(proj.root, "pull", "--version", version)
+    assert (proj.models / version).read_bytes() == good
+    assert (proj.models / MODEL_FILE).read_bytes() == good  # restored from it: disk was empty
+    assert f"{version}: pulled from dinesh_ai_model_backup.pth on r (same content)" in res.out
+    # the rotten object is reported, with the command that heals it
+    assert res.code == 3, res.out + res.err
+    line = next(x for x in res.err.splitlines() if "passed over" in x)
+    assert line.startswith(f"warning: {version}: source passed over: {version} on r"), line
+    recommended = line.split("`model-safety ")[1].split("`")[0].split()
+    assert recommended == ["repair", "--remote", "r"]
+    ok(ms, proj.root, *recommended)
+    ok(ms, proj.root, "verify", "--remote", "r", "--deep")
+
+
+def test_pull_copies_locally_what_the_machine_already_holds(tmp_path, request, ms):
+    settings = request.getfixturevalue("local_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    ok(ms, proj.root, "backup", "--kind", "version")
+    ok(ms, proj.root, "push")
+    version = version_name(proj)
+    (proj.models / version).unlink()
+    res = ok(ms, proj.root, "pull", "--version", version)
+    assert f"{version}: copied from the current file {MODEL_FILE} (same content)" in res.out
+    assert "0 B received" in res.out
+
+
+def test_restore_heals_a_rotten_version_from_the_same_bytes_elsewhere(tmp_path, request, ms):
+    settings = request.getfixturevalue("local_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    version = two_versions_apart(proj, ms)
+    good = (proj.models / version).read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 1
+    (proj.models / version).write_bytes(bytes(data))
+
+    res = ms(proj.root, "restore", "--from", version, "--yes")
+    assert res.code == 0, res.out + res.err
+    assert f"{version} was damaged or missing; healed from dinesh_ai_model_backup.pth" in res.err
+    assert (proj.models / MODEL_FILE).read_bytes() == good
+    assert (proj.models / version).read_bytes() == good
+
+
+def test_restore_heals_from_a_remote_when_no_local_copy_holds_the_bytes(tmp_path, request, ms):
+    settings = request.getfixturevalue("s3_seaweedfs_settings")
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    version = two_versions_apart(proj, ms)
+    good = (proj.models / version).read_bytes()
+    (proj.models / version).unlink()
+    (proj.models / "dinesh_ai_model_backup.pth").unlink()
+
+    res = ms(proj.root, "restore", "--from", version, "--yes")
+    assert res.code == 0, res.out + res.err
+    assert f"{version} was damaged or missing; healed here (pulled from {version} on r)" in res.out
+    assert (proj.models / MODEL_FILE).read_bytes() == good
+    assert sha((proj.models / version).read_bytes()) == sha(good)
