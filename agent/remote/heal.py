@@ -20,10 +20,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.checks.verdicts import refusal
@@ -98,6 +98,21 @@ def holders(remote: Remote, sha256: str, size: int, *, exclude: str = "") -> lis
         if sha == sha256 and remote_good(remote, obj.name):
             found.append(obj)
     return found
+
+
+def heal_hint(store: Store, remote: Remote, name: str, wanted: Mapping[str, Any]) -> str:
+    """What to tell a user about a damaged or missing object whose content is ``wanted``
+    (its sha256 and size): a command only when it can heal it."""
+    cmd = f"`model-safety repair --remote {remote.name}`"
+    sha, size = wanted.get("sha256"), wanted.get("size")
+    if not sha or size is None:
+        return f"nothing records what it held; {cmd} re-sends it if a local copy has its name"
+    if holders(remote, sha, size, exclude=name) or next(local_copies(store, sha, size), None):
+        return f"{cmd} heals it"
+    others = [c.name for c in store.config.remotes if c.name != remote.name]
+    if others:
+        return f"{cmd} heals it if {' or '.join(others)} holds an intact copy"
+    return f"no intact copy of its content is left here or on {remote.name}"
 
 
 def heal_remote(

@@ -42,6 +42,14 @@ class RepairReport:
         return asdict(self)
 
 
+def repair_local(store: Store, pool: RemotePool | None = None) -> RepairReport:
+    """Heal the local copies only (no remote configured, or none asked for): from other local
+    files with the same content, else from the remotes in ``pool``."""
+    report = RepairReport("local")
+    _repair_local(store, None, pool, report)
+    return report
+
+
 def repair(
     store: Store, remote: Remote, *, deep: bool = False, pool: RemotePool | None = None
 ) -> RepairReport:
@@ -63,7 +71,7 @@ def repair(
 
 def _repair_local(
     store: Store,
-    remote: Remote,
+    remote: Remote | None,
     pool: RemotePool | None,
     report: RepairReport,
 ) -> None:
@@ -72,7 +80,7 @@ def _repair_local(
             entry = store.catalog.get(part_name)
             if entry is None or store.state_of(entry).state == "ok":
                 continue
-            obj = remote.objects.get(part_name)
+            obj = remote.objects.get(part_name) if remote is not None else None
             rec_sha = (obj.recorded or {}).get("sha256") if obj else None
             if rec_sha and rec_sha != entry.sha256 and _local_sha(store, part_name) == rec_sha:
                 # The file holds exactly what was pushed: its local catalog entry is damaged.
@@ -85,9 +93,10 @@ def _repair_local(
             if out.how:
                 report.done.append(f"{part_name}: healed here ({out.how})")
             else:
+                where = f", on {remote.name}{_or_others(pool, remote)}" if remote else ""
                 report.problems.append(
                     f"{part_name}: damaged here and no intact copy of its content on this "
-                    f"machine, on {remote.name}{_or_others(pool, remote)}"
+                    f"machine{where}"
                 )
     store.save()
 

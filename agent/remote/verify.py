@@ -1,4 +1,4 @@
-"""Check a remote's copies against its catalog, and heal each side from a good copy on the other.
+"""Check a remote's copies against what push recorded, and say what heals them.
 
 ``verify`` compares size, the strongest checksum the provider holds (sha256 in metadata, Drive's
 md5) and the object's identity (replaced since push?) with what was recorded at push time,
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agent import progress
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, now_iso
 from agent.remote.connect import Remote, unsafe_name
+from agent.remote.heal import heal_hint
 from agent.rules.naming import identify
 from agent.rules.push_plan import compare_hashes
 from providers.errors import PermissionDenied, ProviderError, QuotaExceeded
@@ -94,7 +95,6 @@ def verify_remote(
     reidentified: dict[str, dict[str, str]] = {}  # replaced objects whose bytes read back intact
     findings = remote.findings
     models_dir = store.models_dir.resolve()
-    heal = f"`model-safety repair --remote {remote.name}` heals it"
     # the catalog may list other agents' models (one remote, several machines): not ours to judge
     names = set(objects) | {
         n
@@ -106,18 +106,27 @@ def verify_remote(
         obj = objects.get(name)
         if obj is None:
             report.checks.append(
-                RemoteCheck(name, "missing", f"in the remote catalog, not on the remote; {heal}")
+                RemoteCheck(
+                    name,
+                    "missing",
+                    "in the remote catalog, not on the remote; "
+                    + heal_hint(store, remote, name, rec or {}),
+                )
             )
             continue
         expected = dict(rec or {})
         local = store.catalog.get(name)
+
+        def heal() -> str:
+            return heal_hint(store, remote, name, expected)  # noqa: B023 - called in this pass
+
         if not expected.get("sha256") and local is not None and local.size == obj.info.size:
             expected = {"sha256": local.sha256, "size": local.size}
         if not expected:
             report.checks.append(RemoteCheck(name, "unrecorded", "not in the remote catalog yet"))
             continue
         if expected.get("size") is not None and expected["size"] != obj.info.size:
-            detail = f"size {obj.info.size}, recorded {expected['size']}; {heal}"
+            detail = f"size {obj.info.size}, recorded {expected['size']}; {heal()}"
             report.checks.append(RemoteCheck(name, "corrupted", detail))
             continue
         hashes = dict(obj.info.hashes)
@@ -127,12 +136,12 @@ def verify_remote(
         replaced = f"changed since push: {obj.replaced}; " if obj.replaced else ""
         if same is False:
             state = "corrupted"
-            detail = f"{replaced}checksum differs from the one recorded at push; {heal}"
+            detail = f"{replaced}checksum differs from the one recorded at push; {heal()}"
         elif obj.found and not deep:
-            state, detail = "corrupted", f"{obj.found}; {heal}"
+            state, detail = "corrupted", f"{obj.found}; {heal()}"
         elif obj.replaced:
             state = "changed"
-            detail = f"{replaced}{heal} if its bytes are not intact"
+            detail = f"{replaced}its bytes may still be intact; {heal()} if they are not"
         elif same is None:
             state = "unverified"
             deep_cmd = f"model-safety verify --remote {remote.name} --deep"
@@ -143,7 +152,7 @@ def verify_remote(
             try:
                 actual = stream_sha256(remote, name, obj.info.size)
             except ProviderError as exc:
-                state, detail = "corrupted", f"cannot be read back: {exc}; {heal}"
+                state, detail = "corrupted", f"cannot be read back: {exc}; {heal()}"
             else:
                 if actual == expected["sha256"]:
                     if obj.replaced:
@@ -157,7 +166,7 @@ def verify_remote(
                     state = "corrupted"
                     detail = "bytes read back hash to a different sha256"
                     findings.note(remote.name, name, obj.info.identity, detail, now_iso())
-                    detail += f"; {heal}"
+                    detail += f"; {heal()}"
         if state == "ok":
             verified.append(name)
         report.checks.append(RemoteCheck(name, state, detail, (rec or {}).get("verified_at")))

@@ -227,7 +227,9 @@ def _current_states(app, model: str | None, states: list[CopyState]) -> list[dic
             fix = (
                 f"; the newest intact copy is {good}: `model-safety restore {m.name} --yes`"
                 if good
-                else "; no intact local copy: `model-safety pull`"
+                else "; no intact local copy: `model-safety pull --all`"
+                if app.config.remotes
+                else "; no intact copy here and no remote configured"
             )
             row["problem"] = problem + fix
         out.append(row)

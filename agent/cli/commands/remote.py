@@ -161,8 +161,8 @@ def sync(app, remote_name, all_remotes, force, dry_run, as_json) -> int:  # type
 
 
 @click.command()
-@remote_option
-@all_option
+@click.option("--remote", "remote_name", metavar="NAME", help="Only this remote (default: all).")
+@click.option("--all", "all_remotes", is_flag=True, help="Every configured remote (the default).")
 @click.option("--deep", is_flag=True, help="Read every remote object back to find damage.")
 @json_option
 @pass_app
@@ -171,13 +171,29 @@ def repair(app, remote_name, all_remotes, deep, as_json) -> int:  # type: ignore
     of the same content: another local file, the same remote under another name (copied
     server-side), or another configured remote."""
     from agent.remote.heal import RemotePool
+    from agent.remote.repair import RepairReport, repair_local
     from agent.remote.repair import repair as do_repair
 
+    if remote_name and all_remotes:
+        raise UsageError("give either --remote NAME or --all, not both")
+    if remote_name:
+        app.config.remote(remote_name)  # a clear error naming the nearest remote
+    # by default every configured remote (and with none, this machine alone): the advice
+    # "`model-safety repair` heals it" holds whatever the config
+    names = [remote_name] if remote_name else [r.name for r in app.config.remotes]
     reports = []
     with app.lock("repair"), RemotePool(app.store, list(app.config.remotes)) as pool:
         # every configured remote is a source of intact content, whichever are being repaired
-        for name in chosen_remotes(app, remote_name, all_remotes):
-            reports.append(do_repair(app.store, pool.get(name), deep=deep, pool=pool))
+        for name in names:
+            try:
+                reports.append(do_repair(app.store, pool.get(name), deep=deep, pool=pool))
+            except AgentError as exc:
+                if remote_name:
+                    raise
+                # one remote out of reach does not stop the others from being healed
+                reports.append(RepairReport(name, problems=[str(exc)]))
+        if not names:
+            reports.append(repair_local(app.store, pool))
     if as_json:
         app.out_json([r.to_dict() for r in reports])
     else:

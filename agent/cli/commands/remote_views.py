@@ -141,7 +141,7 @@ def verify_remote_cmd(app, name: str, deep: bool, as_json: bool) -> int:  # type
             + f", {len(report.problems)} with problems"
         )
         for c in report.problems:
-            app.warn(f"{name}: {c.name} is {c.state} ({c.detail}); `model-safety repair` heals it")
+            app.warn(f"{name}: {c.name} is {c.state}: {c.detail}")
     return EXIT_PROBLEMS if report.problems else 0
 
 
