@@ -12,6 +12,8 @@ A download resumes too, even in a new process after kill -9: finished ranges are
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import logging
@@ -23,7 +25,13 @@ from pathlib import Path
 from typing import Any, Self
 
 from providers.base import STREAM_CHUNK, Capabilities, ObjectInfo, ProgressFn
-from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
+from providers.errors import (
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    TransientError,
+)
 from providers.journal import Journal, journal_dir, mark, resume_download
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
@@ -37,6 +45,19 @@ log = logging.getLogger(__name__)
 
 MIB = 1024**2
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _rclone_md5(meta: Mapping) -> str | None:
+    """rclone stores the whole file's md5 as base64 in ``x-amz-meta-md5chksum`` when it uploads
+    in parts (the ETag is then no md5): the hex md5, or None when absent or malformed."""
+    value = meta.get("md5chksum")
+    if not isinstance(value, str):
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return digest.hex() if len(digest) == 16 else None
 
 
 class S3Provider:
@@ -59,6 +80,7 @@ class S3Provider:
             put_bytes=self.put_bytes,
             iter_bytes=self.iter_bytes,
             abort_incomplete_uploads=self.abort_incomplete_uploads,
+            part_size=self.part_size if settings.etag_may_be_md5 else None,
         )
 
     @classmethod
@@ -86,6 +108,8 @@ class S3Provider:
             hashes["sha256"] = meta["sha256"]
         if etag and self.config.etag_may_be_md5 and _MD5_ETAG.match(etag):
             hashes["md5"] = etag
+        elif md5 := _rclone_md5(meta):
+            hashes["md5"] = md5
         return ObjectInfo(key, size, hashes, modified, etag)
 
     def _head(self, key: str) -> ObjectInfo:
@@ -244,6 +268,21 @@ class S3Provider:
 
     def stat(self, key: str) -> ObjectInfo:
         return self._head(key)
+
+    def part_size(self, key: str) -> int | None:
+        """The first part's size of a multipart object (HEAD with partNumber=1, which AWS,
+        SeaweedFS and moto answer with that part's Content-Length); None when the server
+        refuses the question or answers it with something that is no part size."""
+        try:
+            with self._errors(f"stat {key} part 1"):
+                r = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)
+        except (TransientError, NotFound):
+            raise
+        except ProviderError as exc:
+            log.info("%s: %s does not say its part size: %s", self.name, key, exc)
+            return None
+        size = r.get("ContentLength")
+        return size if isinstance(size, int) and size > 0 else None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
