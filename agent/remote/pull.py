@@ -27,6 +27,7 @@ from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.restore import restore_model
 from agent.progress import human_size
+from agent.remote.adopt import fetch
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
 from agent.rules.naming import Identity, identify, is_plain_name, replaced_name
@@ -45,6 +46,7 @@ class PullReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    checks: dict[str, str] = field(default_factory=dict)  # file pulled -> the check it got
     files: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
@@ -275,11 +277,13 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
         _keep_aside(store, obj, report)
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:
         try:
-            info = remote.provider.get(
+            info, check = fetch(
+                remote.provider,
                 obj.name,
                 path,
-                expected_hashes={"sha256": expected} if expected else None,
-                progress=advance,
+                obj.info,
+                expected_sha256=expected,
+                progress_fn=advance,
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC and not exc.filename:
@@ -290,7 +294,8 @@ def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) 
     _register(store, remote, obj, sha)
     report.files += 1
     report.bytes_received += info.size
-    report.done.append(f"pulled {obj.name} from {remote.name}")
+    report.checks[obj.name] = check
+    report.done.append(f"pulled {obj.name} from {remote.name} (checked: {check})")
 
 
 def _register(store: Store, remote: Remote, obj: RemoteObject, sha: str) -> None:
