@@ -191,6 +191,16 @@ def recognise(provider: Provider, key: str, path: Path, info: ObjectInfo) -> Rec
     return Recognition(True, multipart_label(part))
 
 
+def already_here(provider: Provider, key: str, path: Path) -> str | None:
+    """How the local file at ``path`` was shown to hold the bytes of ``key``, an object without
+    a sha256 of ours (e.g. "md5 ETag"), or None: a pull then leaves it in place instead of
+    keeping it aside and fetching the same bytes again."""
+    if not path.is_file():
+        return None
+    found = recognise(provider, key, path, provider.stat(key))
+    return found.how if found is not None and found.same else None
+
+
 def examine(
     provider: Provider, rf: RemoteFile, path: Path, sha256: str
 ) -> tuple[RemoteFile, Recognition | None]:

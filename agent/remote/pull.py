@@ -27,7 +27,7 @@ from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.restore import restore_model
 from agent.progress import human_size
-from agent.remote.adopt import fetch
+from agent.remote.adopt import already_here, fetch
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
 from agent.rules.naming import Identity, identify, is_plain_name, replaced_name
@@ -268,11 +268,12 @@ def _have(store: Store, obj: RemoteObject) -> bool:
 
 def _fetch(store: Store, remote: Remote, obj: RemoteObject, report: PullReport) -> None:
     path = store.path(obj.name)
-    if _have(store, obj):
-        report.done.append(f"{obj.name}: already here")
+    expected = _expected_sha(obj)
+    same = "" if expected else already_here(remote.provider, obj.name, path)
+    if _have(store, obj) or same:
+        report.done.append(f"{obj.name}: already here" + (f" (same {same})" if same else ""))
         _register(store, remote, obj, store.sha256(path))
         return
-    expected = _expected_sha(obj)
     if path.exists():
         _keep_aside(store, obj, report)
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:

@@ -174,6 +174,15 @@ def test_pull_all_brings_every_version_back_saying_how_each_was_checked(
     assert json.loads(res.out)["checks"] == want
     assert not list(proj.models.glob(".*.incomplete"))
 
+    # pulled again: the files here are recognised by the same checks, not fetched and kept aside
+    res = ms(proj.root, "pull", "--remote", "r", "--version", "all", "--json")
+    assert res.code == 0, res.err
+    again = json.loads(res.out)
+    assert again["bytes_received"] == 0 and again["checks"] == {}, again
+    assert f"{BOTO}: already here (same multipart ETag, 5 MiB parts)" in again["done"], again
+    assert f"{RCLONE}: already here (same rclone md5chksum)" in again["done"], again
+    assert not list(proj.models.glob("*_replaced-*")), sorted(proj.models.iterdir())
+
 
 def test_list_shows_the_versions_other_tools_uploaded(tmp_path, ms, seaweedfs, user_files):
     bucket = UserBucket(
