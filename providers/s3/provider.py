@@ -3,11 +3,13 @@
 Settings: providers.s3.config.
 
 Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), which ``stat``
-returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5.
-A multipart ETag is never compared with an md5. botocore's own retries are off (one attempt):
-retrying is the job of providers.retry, and a multipart upload resumes from its journal.
-A download resumes too, even in a new process after kill -9: finished ranges are journaled under
-``state_dir/downloads`` (providers.journal) next to a deterministic temp file.
+returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5, and
+one rclone uploaded in parts the md5 it keeps in ``x-amz-meta-md5chksum`` (``stat`` only: listings
+carry no metadata). A multipart ETag is never compared with an md5: ``part_size`` tells the first
+part's size, so that a caller can recompute one from the bytes. botocore's own retries are off
+(one attempt): retrying is the job of providers.retry, and a multipart upload resumes from its
+journal. A download resumes too, even in a new process after kill -9: finished ranges are
+journaled under ``state_dir/downloads`` (providers.journal) next to a deterministic temp file.
 """
 
 from __future__ import annotations
