@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from agent.rules.push_plan import Action, RemoteFile, Step
 from providers import ObjectInfo, Provider
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
-
-log = logging.getLogger(__name__)
 
 SIZE_ONLY = "size only"
 READ = 8 * 1024 * 1024
