@@ -42,6 +42,12 @@ class LockHeld(AgentError):
     exit_code = EXIT_LOCKED
 
 
+class DamagedCopy(AgentError):
+    """Bytes received from a remote failed their checksum: they were not put in place."""
+
+    exit_code = EXIT_PROBLEMS
+
+
 class CheckFailed(AgentError):
     """A checkpoint failed the check (unsafe to load, NaN, damaged): it was not copied where it
     would replace a good copy."""

@@ -95,7 +95,21 @@ class AbortUploadsFn(Protocol):
         ...
 
 
-OPTIONAL_OPERATIONS = ("copy", "get_bytes", "put_bytes", "iter_bytes", "abort_incomplete_uploads")
+class PartSizeFn(Protocol):
+    def __call__(self, key: str) -> int | None:
+        """The size of the first part of ``key``, an object uploaded in parts, when the server
+        tells it (S3: HEAD with partNumber=1); None when it does not."""
+        ...
+
+
+OPTIONAL_OPERATIONS = (
+    "copy",
+    "get_bytes",
+    "put_bytes",
+    "iter_bytes",
+    "abort_incomplete_uploads",
+    "part_size",
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,9 @@ class Capabilities:
     put_bytes: PutBytesFn | None = None
     iter_bytes: IterBytesFn | None = None
     abort_incomplete_uploads: AbortUploadsFn | None = None
+    # Present where a multipart ETag is md5-based (``<md5 of the parts' md5s>-N``, S3 without
+    # KMS keys), so that it can be recomputed from the bytes with the right part size.
+    part_size: PartSizeFn | None = None
 
     @property
     def server_side_copy(self) -> bool:

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import RemoteConfig
-from agent.errors import AgentError
+from agent.errors import AgentError, DamagedCopy
 from agent.remote import catalog as remote_catalog
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, replaced_since_push
 from agent.remote.findings import Findings
 from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
-from providers.errors import ProviderError
+from providers.errors import IntegrityError, ProviderError
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -127,6 +127,9 @@ def opened_remote(store: Store, config: RemoteConfig) -> Iterator[Remote]:
     try:
         remote = Remote.open(store, config)
         yield remote
+    except IntegrityError as exc:
+        # bytes that fail their check (nothing landed): problems found, not a failure to run
+        raise DamagedCopy(about_remote(config.name, exc)) from exc
     except ProviderError as exc:
         raise AgentError(about_remote(config.name, exc)) from exc
     finally:

@@ -3,15 +3,17 @@
 ``pull`` takes one remote; ``pull_first`` tries the configured remotes in order, per model,
 until one holds a good copy of what was asked (``pull --all``).
 
-Only names of configured models that are plain file names are taken (agent.remote.connect); every
-byte is checked against the remote catalog's sha256 (or, without a catalog, the provider's own
-checksums) while it is written to a temp file beside its final name; a local file that differs from
+What ``--version`` names is agent.remote.wanted. Only names of configured models that are plain
+file names are taken (agent.remote.connect); every byte is checked against the remote catalog's
+sha256 (or, without a catalog, the provider's own checksums: agent.remote.adopt) while it is
+written to a temp file beside its final name. A copy is known by its content: a file whose sha256
+is known comes from its cheapest intact copy (a local file that holds it, the object, the same
+content under another name, another remote: agent.remote.heal). A local file that differs from
 what replaces it is kept aside first, never overwritten; the local catalog is rebuilt as files land.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -27,14 +29,15 @@ from agent.errors import AgentError, NothingToRestore
 from agent.faultpoints import crash_point
 from agent.local.restore import restore_model
 from agent.progress import human_size
+from agent.remote.adopt import already_here, fetch
 from agent.remote.connect import Remote, RemoteObject, about_remote
 from agent.remote.heal import RemotePool, heal_local
-from agent.remote.prune import remote_good
-from agent.rules.naming import Identity, identify, is_plain_name, replaced_name
+from agent.remote.wanted import models_asked, select
+from agent.rules.naming import replaced_name
 from providers.errors import IntegrityError, ProviderError
 
 if TYPE_CHECKING:
-    from agent.config import Config, ModelConfig, RemoteConfig
+    from agent.config import ModelConfig, RemoteConfig
     from agent.local.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class PullReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    checks: dict[str, str] = field(default_factory=dict)  # file pulled -> the check it got
     files: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
@@ -60,95 +64,6 @@ class PullReport:
         data = dataclasses.asdict(self)
         data["seconds"] = round(self.seconds, 3)
         return data
-
-
-def _sort_key(obj: RemoteObject) -> tuple[dt.date, int]:
-    return (obj.ident.date or dt.date.min, obj.ident.seq)
-
-
-def select(remote: Remote, m: ModelConfig, version: str) -> list[RemoteObject]:
-    """The remote objects ``version`` names for model ``m``, companions before the model file."""
-    mine = [o for o in remote.objects.values() if o.ident.model == m.name]
-
-    def group(kind: str, date: dt.date | None = None, seq: int | None = None) -> list[RemoteObject]:
-        chosen = [
-            o
-            for o in mine
-            if o.ident.kind == kind
-            and (date is None or o.ident.date == date)
-            and (seq is None or o.ident.seq == seq)
-        ]
-        return sorted(chosen, key=lambda o: o.ident.companion is None)
-
-    def newest_good_version(on: dt.date | None = None) -> list[RemoteObject]:
-        models = [
-            o
-            for o in mine
-            if o.ident.kind == "version"
-            and o.ident.companion is None
-            and (on is None or o.ident.date == on)
-            and remote_good(remote, o.name)
-        ]
-        if not models:
-            return []
-        best = max(models, key=_sort_key)
-        return group("version", best.ident.date, best.ident.seq)
-
-    named = named_file(remote.store.config, version)
-    if named is not None:
-        obj = remote.objects.get(version)
-        # asked by name, even a damaged object is taken: its content may come from another
-        # intact copy (agent.remote.heal), and every byte is checked on the way in
-        if obj is None or obj.ident.model != m.name:
-            return []
-        if named.kind in ("current", "backup", "version"):
-            return group(named.kind, named.date if named.kind == "version" else None, named.seq)
-        return [obj]
-    if version == "all":
-        return sorted(mine, key=lambda o: (o.ident.kind, _sort_key(o), o.ident.companion is None))
-    if version == "backup":
-        return group("backup")
-    if version == "latest":
-        current = [o for o in group("current") if o.ident.companion is None]
-        if current and remote_good(remote, current[0].name):
-            return group("current")
-        return newest_good_version()
-    try:
-        day = dt.date.fromisoformat(version)
-    except ValueError:
-        raise AgentError(_BAD_VERSION.format(version=version)) from None
-    return newest_good_version(day)
-
-
-_BAD_VERSION = (
-    "--version {version!r} is not latest, backup, all, a date (YYYY-MM-DD) or the file name of "
-    "a configured model's copy"
-)
-
-
-def named_file(config: Config, version: str) -> Identity | None:
-    """The file ``--version`` names (as ``restore --from FILENAME`` does), or None for latest,
-    backup, all and dates. Only plain names of configured models' files are taken."""
-    if version in ("latest", "backup", "all"):
-        return None
-    with contextlib.suppress(ValueError):
-        dt.date.fromisoformat(version)
-        return None
-    ident = identify(version, config.models) if is_plain_name(version) else None
-    if ident is None:
-        raise AgentError(_BAD_VERSION.format(version=version))
-    if ident.companion is not None:
-        raise AgentError(f"--version {version}: a companion copy; name the model file instead")
-    return ident
-
-
-def models_asked(config: Config, model: str | None, version: str) -> list[ModelConfig]:
-    named = named_file(config, version)
-    if named is not None:
-        if model is not None and config.model(model).name != named.model:
-            raise AgentError(f"--version {version} is a file of {named.model}, not of {model}")
-        return [config.model(named.model)]
-    return [config.model(model)] if model or version != "all" else list(config.models)
 
 
 def pull(store: Store, remote: Remote, model: str | None, version: str = "latest") -> PullReport:
@@ -284,11 +199,12 @@ def _fetch(
     pool: RemotePool | None = None,
 ) -> None:
     path = store.path(obj.name)
-    if _have(store, obj):
-        report.done.append(f"{obj.name}: already here")
+    expected = _expected_sha(obj)
+    same = "" if expected else already_here(remote.provider, obj.name, path)
+    if _have(store, obj) or same:
+        report.done.append(f"{obj.name}: already here" + (f" (same {same})" if same else ""))
         _register(store, remote, obj, store.sha256(path))
         return
-    expected = _expected_sha(obj)
     if path.exists():
         _keep_aside(store, obj, report)
     if expected:
@@ -296,11 +212,13 @@ def _fetch(
         return
     with progress.bar(f"{remote.name} -> {obj.name}", obj.info.size) as advance:
         try:
-            info = remote.provider.get(
+            info, check = fetch(
+                remote.provider,
                 obj.name,
                 path,
-                expected_hashes={"sha256": expected} if expected else None,
-                progress=advance,
+                obj.info,
+                expected_sha256=expected,
+                progress_fn=advance,
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC and not exc.filename:
@@ -311,7 +229,8 @@ def _fetch(
     _register(store, remote, obj, sha)
     report.files += 1
     report.bytes_received += info.size
-    report.done.append(f"pulled {obj.name} from {remote.name}")
+    report.checks[obj.name] = check
+    report.done.append(f"pulled {obj.name} from {remote.name} (checked: {check})")
 
 
 def _fetch_content(
@@ -345,10 +264,11 @@ def _fetch_content(
     report.files += 1
     if out.info is not None:
         report.bytes_received += out.info.size
+    report.checks[obj.name] = "sha256"
     if out.how == f"pulled from {obj.name} on {remote.name}":
-        report.done.append(f"pulled {obj.name} from {remote.name}")
+        report.done.append(f"pulled {obj.name} from {remote.name} (checked: sha256)")
     else:
-        report.done.append(f"{obj.name}: {out.how} (same content)")
+        report.done.append(f"{obj.name}: {out.how} (same content, checked: sha256)")
 
 
 def _register(store: Store, remote: Remote, obj: RemoteObject, sha: str) -> None:

@@ -20,6 +20,7 @@ from agent.config import ModelConfig
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry
 from agent.progress import human_size
+from agent.remote.adopt import examine, mark_recognised
 from agent.remote.catalog import RemoteCatalog, replaced_since_push
 from agent.remote.connect import Remote
 from agent.remote.prune import remote_good
@@ -146,16 +147,25 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
     files = [(lf, entry) for lf, entry in files if lf.name not in again]
     sizes = {lf.name: lf.size for lf, _ in files}
     held = remote.provider.capabilities.hashes
+    shas = {lf.name: lf.sha256 for lf, _ in files}
     remote_files = {}
+    recognised: dict[str, str] = {}  # name -> the checksum that showed it holds the local bytes
+    md5s: dict[str, str | None] = {}
     for name, obj in remote.objects.items():
         rf = obj.as_plan_input()
         if rf.recorded is None and sizes.get(name) == rf.size and not set(rf.hashes) & held:
-            # Uploaded but never catalogued (a push killed before its catalog write): listings
-            # omit checksums the object itself holds, so ask before sending it all again.
-            rf = dataclasses.replace(rf, hashes=dict(remote.provider.stat(name).hashes))
+            # Uploaded but never catalogued: by a push killed before its catalog write, or by
+            # another tool (aws, rclone, s5cmd). Listings omit checksums the object itself
+            # holds, so ask it and compare what it vouches for with the local file
+            # (agent.remote.adopt) before sending it all again.
+            rf, found = examine(remote.provider, rf, store.path(name), shas[name])
+            if found is not None:
+                md5s[name] = found.md5
+                if found.same:
+                    recognised[name] = found.how
         remote_files[name] = rf
     can_copy = remote.provider.capabilities.copy is not None
-    local = [lf for lf, _ in files]
+    local = [dataclasses.replace(lf, md5=md5s.get(lf.name, lf.md5)) for lf, _ in files]
     steps = plan_push(local, remote_files, can_copy=can_copy)
     currents = {e["name"] for _, e in files if e.get("kind") == "current"}
     leaving = {s.name for s in steps if s.action in (Action.UPLOAD, Action.COPY)} | currents
@@ -166,7 +176,9 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
         # every name it has.
         local = [_checked(store, lf) if lf.name in leaving else lf for lf in local]
         steps = plan_push(local, remote_files, can_copy=can_copy)
-    return steps, {lf.name: entry for lf, entry in files}
+    entries = {lf.name: entry for lf, entry in files}
+    mark_recognised(steps, entries, recognised, remote_files)
+    return steps, entries
 
 
 def _checked(store: Store, lf: LocalFile) -> LocalFile:
@@ -265,6 +277,11 @@ class _Push:
             # a listing may say less than the stat at push time did (no S3 version id): keep
             # what was recorded while it agrees, so the catalog is not rewritten every push
             self.recorded[step.name] = remote_entry(entry, obj.info, known=known)
+            if entry.get("recognised") and not self.dry_run:
+                report.did(
+                    f"recognised {step.name} on {self.remote.name} ({entry['recognised']}): "
+                    "recorded, not sent"
+                )
             return
         if self.dry_run:
             return
@@ -347,8 +364,11 @@ def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) 
     """The remote catalog's entry for an object that holds ``entry``'s content: the local facts,
     the md5 the backend computed, and the object's identity (to notice a later rewrite)."""
     out = {k: v for k, v in entry.items() if k not in ("md5", "object")}
-    if info.hashes.get("md5"):
-        out["md5"] = info.hashes["md5"]
+    # the md5 the backend computed; else one it holds that a listing leaves out (rclone's, on a
+    # recognised object, which the plan put in the entry)
+    md5 = info.hashes.get("md5") or entry.get("md5")
+    if md5:
+        out["md5"] = md5
     identity = dict(info.identity)
     if isinstance(known, dict) and known and not replaced_since_push({"object": known}, identity):
         identity = {**identity, **known}

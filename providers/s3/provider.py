@@ -3,11 +3,13 @@
 Settings: providers.s3.config.
 
 Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), which ``stat``
-returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5.
-A multipart ETag is never compared with an md5. botocore's own retries are off (one attempt):
-retrying is the job of providers.retry, and a multipart upload resumes from its journal.
-A download resumes too, even in a new process after kill -9: finished ranges are journaled under
-``state_dir/downloads`` (providers.journal) next to a deterministic temp file.
+returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5, and
+one rclone uploaded in parts the md5 it keeps in ``x-amz-meta-md5chksum`` (``stat`` only: listings
+carry no metadata). A multipart ETag is never compared with an md5: ``part_size`` tells the first
+part's size, so that a caller can recompute one from the bytes. botocore's own retries are off
+(one attempt): retrying is the job of providers.retry, and a multipart upload resumes from its
+journal. A download resumes too, even in a new process after kill -9: finished ranges are
+journaled under ``state_dir/downloads`` (providers.journal) next to a deterministic temp file.
 """
 
 from __future__ import annotations
@@ -16,19 +18,25 @@ import functools
 import hashlib
 import logging
 import os
-import re
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
 from providers.base import STREAM_CHUNK, Capabilities, ObjectInfo, ProgressFn
-from providers.errors import IntegrityError, NotFound, PreconditionFailed, TransientError
+from providers.errors import (
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    TransientError,
+)
 from providers.journal import Journal, journal_dir, mark, resume_download
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
 from providers.s3.download import Partial, RangedDownload, remove_quietly, stream_object
 from providers.s3.errors import s3_errors
+from providers.s3.info import identity, object_info
 from providers.s3.multipart import MultipartUpload, Source, abort_orphans
 from providers.s3.parts import checksum_args, crc32_b64, part_size_for
 from providers.transfer import MultiHasher, Progress, check_key, hash_file, temp_path_for, verify
@@ -36,7 +44,6 @@ from providers.transfer import MultiHasher, Progress, check_key, hash_file, temp
 log = logging.getLogger(__name__)
 
 MIB = 1024**2
-_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 
 
 class S3Provider:
@@ -59,6 +66,7 @@ class S3Provider:
             put_bytes=self.put_bytes,
             iter_bytes=self.iter_bytes,
             abort_incomplete_uploads=self.abort_incomplete_uploads,
+            part_size=self.part_size if settings.etag_may_be_md5 else None,
         )
 
     @classmethod
@@ -86,18 +94,8 @@ class S3Provider:
         meta: Mapping,
         version_id: str | None = None,
     ) -> ObjectInfo:
-        etag = etag.strip('"') if etag else None
-        hashes: dict[str, str] = {}
-        if meta.get("sha256"):
-            hashes["sha256"] = meta["sha256"]
-        if etag and self.config.etag_may_be_md5 and _MD5_ETAG.match(etag):
-            hashes["md5"] = etag
-        # A rewrite gets a new ETag (a new version id too in a versioned bucket), even with the
-        # same bytes' metadata copied over; listings carry the ETag only.
-        identity = {"etag": etag} if etag else {}
-        if version_id and version_id != "null":
-            identity["version_id"] = version_id
-        return ObjectInfo(key, size, hashes, modified, etag, identity)
+        may_be_md5 = self.config.etag_may_be_md5
+        return object_info(key, size, etag, modified, meta, version_id, etag_may_be_md5=may_be_md5)
 
     def _head(self, key: str) -> ObjectInfo:
         with self._errors(f"stat {key}"):
@@ -261,6 +259,21 @@ class S3Provider:
     def stat(self, key: str) -> ObjectInfo:
         return self._head(key)
 
+    def part_size(self, key: str) -> int | None:
+        """The first part's size of a multipart object (HEAD with partNumber=1, which AWS,
+        SeaweedFS and moto answer with that part's Content-Length); None when the server
+        refuses the question or answers it with something that is no part size."""
+        try:
+            with self._errors(f"stat {key} part 1"):
+                r = self.client.head_object(Bucket=self.bucket, Key=self._key(key), PartNumber=1)
+        except (TransientError, NotFound):
+            raise
+        except ProviderError as exc:
+            log.info("%s: %s does not say its part size: %s", self.name, key, exc)
+            return None
+        size = r.get("ContentLength")
+        return size if isinstance(size, int) and size > 0 else None
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
         with self._errors(f"list {prefix!r}"):
@@ -359,12 +372,10 @@ class S3Provider:
                 raise
             raise PreconditionFailed(f"put {key}: {key} no longer exists") from exc
         etag = (r.get("ETag") or "").strip('"') or None
-        version_id = r.get("VersionId")
-        identity = {"etag": etag} if etag else {}
-        if version_id and version_id != "null":
-            identity["version_id"] = version_id
         sha = hasher.hexdigests()["sha256"]
-        return ObjectInfo(key, len(data), {"sha256": sha}, None, etag, identity)
+        return ObjectInfo(
+            key, len(data), {"sha256": sha}, None, etag, identity(etag, r.get("VersionId"))
+        )
 
     # --- housekeeping ----------------------------------------------------------------------------
 

@@ -81,6 +81,48 @@ def test_sha256_metadata_and_md5_etag(seaweedfs, tmp_path):
     assert remote.stat("big").hashes["sha256"] == sha_big
 
 
+def test_part_size_and_rclone_md5(seaweedfs, tmp_path):
+    """The first part's size of a multipart object, where ETags are md5-based; the whole file's
+    md5 rclone keeps in x-amz-meta-md5chksum (base64), from a stat."""
+    import base64
+
+    remote = open_remote(seaweedfs.settings(), tmp_path)
+    big = tmp_path / "big"
+    md5 = make_file(big, 2 * PART + 1)["md5"]
+    remote.put("big", big)
+    assert remote.capabilities.part_size is not None
+    assert remote.capabilities.part_size("big") == PART
+    kms = open_remote(seaweedfs.settings(), tmp_path, sse="aws:kms")
+    assert kms.capabilities.part_size is None  # its ETags are no md5s: nothing to recompute
+
+    client, bucket = seaweedfs.client(), seaweedfs.bucket
+    data = big.read_bytes()
+
+    def upload_in_parts(name: str, meta: dict) -> None:
+        """As rclone does for a large file: multipart, the md5 in the metadata."""
+        key = remote.inner._key(name)
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=meta)
+        parts = []
+        for n, at in enumerate(range(0, len(data), PART), start=1):
+            body = data[at : at + PART]
+            r = client.upload_part(
+                Bucket=bucket, Key=key, PartNumber=n, UploadId=upload["UploadId"], Body=body
+            )
+            parts.append({"PartNumber": n, "ETag": r["ETag"]})
+        done = {"Parts": parts}
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload=done
+        )
+
+    upload_in_parts("rclone", {"md5chksum": base64.b64encode(bytes.fromhex(md5)).decode()})
+    upload_in_parts("bad", {"md5chksum": "not base64!"})
+    upload_in_parts("short", {"md5chksum": base64.b64encode(b"short").decode()})
+    assert remote.stat("rclone").hashes == {"md5": md5}
+    assert remote.stat("rclone").etag.endswith("-3")
+    assert remote.stat("bad").hashes == remote.stat("short").hashes == {}
+    assert [o.hashes for o in remote.list("rclone")] == [{}]  # listings carry no metadata
+
+
 def test_missing_bucket_says_what_to_fix(seaweedfs, tmp_path):
     remote = open_remote(seaweedfs.settings(bucket="no-such-bucket-here"), tmp_path)
     src = tmp_path / "s"

@@ -130,7 +130,10 @@ def test_pull_takes_the_same_content_from_another_name_when_one_is_rotten(
     res = ms(proj.root, "pull", "--version", version)
     assert (proj.models / version).read_bytes() == good
     assert (proj.models / MODEL_FILE).read_bytes() == good  # restored from it: disk was empty
-    assert f"{version}: pulled from dinesh_ai_model_backup.pth on r (same content)" in res.out
+    assert (
+        f"{version}: pulled from dinesh_ai_model_backup.pth on r (same content, checked: sha256)"
+        in res.out
+    )
     # the rotten object is reported, with the command that heals it
     assert res.code == 3, res.out + res.err
     line = next(x for x in res.err.splitlines() if "passed over" in x)
@@ -150,7 +153,10 @@ def test_pull_copies_locally_what_the_machine_already_holds(tmp_path, request, m
     version = version_name(proj)
     (proj.models / version).unlink()
     res = ok(ms, proj.root, "pull", "--version", version)
-    assert f"{version}: copied from the current file {MODEL_FILE} (same content)" in res.out
+    assert (
+        f"{version}: copied from the current file {MODEL_FILE} (same content, checked: sha256)"
+        in res.out
+    )
     assert "0 B received" in res.out
 
 

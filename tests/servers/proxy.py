@@ -10,7 +10,9 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``cut``: forward, then send the response headers and the first half of the body (rounded down:
   nothing of a 1-byte body) and reset (a download interrupted mid-stream);
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
-  must reject it).
+  must reject it);
+- ``rot``: forward, then flip one byte in the middle of the response body (bytes damaged on the
+  way back that no transport check caught: the client's own check must).
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
 forwarded upstream), ``response_bytes`` (response body bytes sent back), ``faults`` (fired).
 ``clear()`` resets them; a request already in flight then (say, of a process just killed) is not
@@ -161,6 +163,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 data = resp.read()
             finally:
                 conn.close()
+            if fault == "rot" and data:
+                mid = len(data) // 2
+                data = data[:mid] + bytes([data[mid] ^ 0x01]) + data[mid + 1 :]
             self.send_response_only(resp.status, resp.reason)
             for name, value in resp.getheaders():
                 if name.lower() not in _HOP and name.lower() != "content-length":
