@@ -102,6 +102,41 @@ class PartSizeFn(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """For ``put_reusing``: the ranges of the file being put that hold the same bytes, at the
+    same offsets, as ``source_key`` on the same remote, which must still be the object whose
+    identity (``ObjectInfo.identity``) is ``source_identity``."""
+
+    source_key: str
+    source_identity: Mapping[str, str]
+    range_size: int  # bytes per range (providers.ranges)
+    ranges: frozenset[int]  # indexes of the reusable ranges
+
+
+class PutReusingFn(Protocol):
+    def __call__(
+        self,
+        key: str,
+        src_path: Path,
+        reuse: Reuse,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> tuple[ObjectInfo, int]:
+        """``put``, with the reusable ranges copied on the server from ``reuse.source_key``
+        instead of sent (S3: UploadPartCopy; a local remote: copy_file_range). Returns the
+        object's info and the bytes copied on the server; ``progress`` counts bytes sent only.
+        A provider may copy fewer ranges than offered (a part is copied only if every range in
+        it is reusable) but never sends a byte it was not given. The assembled object is checked
+        against ``expected_hashes`` and the file, without a download, before it becomes visible
+        under ``key``; if the source is no longer the object ``source_identity`` names,
+        PreconditionFailed is raised and nothing is visible (the caller sends the whole file).
+        Resumes after kill -9 like ``put``, neither sending nor copying finished parts again.
+        Raises NotSupported when the server turns out to lack the copy it needs."""
+        ...
+
+
 OPTIONAL_OPERATIONS = (
     "copy",
     "get_bytes",
@@ -109,6 +144,7 @@ OPTIONAL_OPERATIONS = (
     "iter_bytes",
     "abort_incomplete_uploads",
     "part_size",
+    "put_reusing",
 )
 
 
@@ -130,6 +166,8 @@ class Capabilities:
     # Present where a multipart ETag is md5-based (``<md5 of the parts' md5s>-N``, S3 without
     # KMS keys), so that it can be recomputed from the bytes with the right part size.
     part_size: PartSizeFn | None = None
+    # A delta put: unchanged ranges copied on the server from an object already there.
+    put_reusing: PutReusingFn | None = None
 
     @property
     def server_side_copy(self) -> bool:

@@ -39,3 +39,8 @@ class IntegrityError(ProviderError):
 
 class PreconditionFailed(ProviderError):
     """A conditional write lost the race: the object changed (or appeared) since it was read."""
+
+
+class NotSupported(ProviderError):
+    """The server lacks an operation the provider's capabilities offered (an S3-compatible
+    server without UploadPartCopy, say): the caller falls back to the plain operation."""
