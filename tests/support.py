@@ -43,6 +43,25 @@ def write_sized_checkpoint(path: Path, size: int) -> None:
     torch.save({"w": data}, path)
 
 
+def write_layered_checkpoint(
+    path: Path, *, layers: int = 12, layer_bytes: int = 4 << 20, tuned: int = 0, seed: int = 0
+) -> None:
+    """A checkpoint of ``layers`` float32 weight tensors of ``layer_bytes`` each, as torch.save
+    lays them out (in order, each at an offset fixed by the ones before); ``tuned``: how many of
+    the last layers a partial fine-tune changed (the others are byte-identical to seed's)."""
+    import torch
+
+    n = layer_bytes // 4
+    state = {}
+    for i in range(layers):
+        g = torch.Generator().manual_seed(seed * 1000 + i)
+        t = torch.randn(n, generator=g)
+        if i >= layers - tuned:
+            t = t * 0.999 + 0.001  # the fine-tune's update
+        state[f"layers.{i}.weight"] = t
+    torch.save(state, path)
+
+
 def load_checkpoint(path: Path) -> dict:
     import torch
 

@@ -66,7 +66,11 @@ class HashMismatch(OSError):
 
 
 def _new_hashers(algos: Iterable[str]) -> dict[str, Any]:
-    return {name: hashlib.new(name) for name in algos}
+    """hashlib objects by name; "ranges" is the range-hash list (providers.ranges), whose
+    hexdigest is its serialised form."""
+    from providers.ranges import RangeHasher
+
+    return {name: RangeHasher() if name == "ranges" else hashlib.new(name) for name in algos}
 
 
 def hash_file(
@@ -324,6 +328,8 @@ class HashCache:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / self.FILE
+        # told (sha256, serialised range hashes) when a first hash of a content computed them
+        self.keep_ranges: Callable[[str, str], None] | None = None
         self._entries: dict[str, dict[str, Any]] = {}
         self._dirty = False
         try:
@@ -356,7 +362,13 @@ class HashCache:
             cached = self.lookup(path, st)
             if cached:
                 return cached
-        digest = hash_file(path, progress=progress)["sha256"]
+        # a content seen for the first time gets its range hashes in the same read; a fresh
+        # re-hash (verify) only checks what is known
+        ranges = self.keep_ranges is not None and not fresh
+        digests = hash_file(path, ("sha256", "ranges") if ranges else ("sha256",), progress)
+        digest = digests["sha256"]
+        if ranges and self.keep_ranges is not None:
+            self.keep_ranges(digest, digests["ranges"])
         # Only cache if the file did not change while it was being read.
         if _stat_key(path.stat()) == _stat_key(st):
             self.remember(path, digest, st)

@@ -27,6 +27,7 @@ from agent.local.catalog import (
     load_catalog,
 )
 from agent.local.hashing import HashCache, Staged, copy_to_temp, remove_stale_temps
+from agent.local.ranges import LocalRanges
 from agent.progress import GIB, human_size
 from agent.rules.naming import identify
 
@@ -68,6 +69,8 @@ class Store:
         self.models_dir = config.models_dir
         self.state_dir = config.state_dir
         self.cache = HashCache(self.state_dir)
+        self.ranges = LocalRanges(self.state_dir)
+        self.cache.keep_ranges = self.ranges.put_serialised
         self._catalog: Catalog | None = None
 
     # -- state -----------------------------------------------------------------------------
@@ -104,7 +107,10 @@ class Store:
 
     def _copy(self, src: Path, dest: Path, expected: str | None) -> tuple[Path, str]:
         with progress.bar(f"copying {src.name}", src.stat().st_size) as advance:
-            temp, digests = copy_to_temp(src, dest, expected_sha256=expected, progress=advance)
+            temp, digests = copy_to_temp(
+                src, dest, algos=("sha256", "ranges"), expected_sha256=expected, progress=advance
+            )
+        self.ranges.put_serialised(digests["sha256"], digests["ranges"])
         return temp, digests["sha256"]
 
     def _file_state(self, entry: Entry, *, fresh: bool) -> str:

@@ -23,10 +23,12 @@ from agent.progress import human_size
 from agent.remote.adopt import examine, mark_recognised
 from agent.remote.catalog import RemoteCatalog, replaced_since_push
 from agent.remote.connect import Remote
+from agent.remote.delta import plan_deltas, put_delta
 from agent.remote.prune import remote_good
+from agent.remote.push_report import SyncReport, moved
 from agent.rules.naming import identify
 from agent.rules.push_plan import Action, LocalFile, Step, plan_push
-from agent.rules.retention import Candidate, Decision, plan_retention
+from agent.rules.retention import Candidate, plan_retention
 from providers.base import ObjectInfo
 from providers.errors import IntegrityError, NotFound, ProviderError
 
@@ -38,57 +40,6 @@ log = logging.getLogger(__name__)
 
 class Interrupted(Exception):
     """A stop was requested between two files (the daemon's SIGTERM)."""
-
-
-@dataclass
-class SyncReport:
-    remote: str
-    steps: list[Step] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)  # one line per action carried out
-    problems: list[str] = field(default_factory=list)
-    files: int = 0
-    bytes_sent: int = 0  # over the wire by this run
-    bytes_resumed: int = 0  # already on the server from an interrupted earlier upload
-    bytes_copied: int = 0  # server-side
-    seconds: float = 0.0
-    decisions: list[Decision] = field(default_factory=list)
-    # told each `done` line as it happens (the daemon stamps its log lines with the time)
-    on_line: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
-
-    def did(self, line: str) -> None:
-        self.done.append(line)
-        if self.on_line is not None:
-            self.on_line(line)
-
-    def summary(self) -> str:
-        return (
-            f"{self.remote}: {self.files} file(s), {human_size(self.bytes_sent)} sent, "
-            + (
-                f"{human_size(self.bytes_resumed)} resumed from an earlier upload, "
-                if self.bytes_resumed
-                else ""
-            )
-            + f"{human_size(self.bytes_copied)} copied server-side, {self.seconds:.1f}s"
-            + (f", {len(self.problems)} problem(s)" if self.problems else "")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "remote": self.remote,
-            "steps": [
-                {"action": s.action.value, "name": s.name, "size": s.size, "reason": s.reason}
-                | ({"source": s.source} if s.source else {})
-                for s in self.steps
-            ],
-            "done": self.done,
-            "problems": self.problems,
-            "files": self.files,
-            "bytes_sent": self.bytes_sent,
-            "bytes_resumed": self.bytes_resumed,
-            "bytes_copied": self.bytes_copied,
-            "seconds": round(self.seconds, 3),
-            "prune": [d.to_dict() for d in self.decisions],
-        }
 
 
 # -- local facts -------------------------------------------------------------------------------
@@ -178,7 +129,7 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
         steps = plan_push(local, remote_files, can_copy=can_copy)
     entries = {lf.name: entry for lf, entry in files}
     mark_recognised(steps, entries, recognised, remote_files)
-    return steps, entries
+    return plan_deltas(store, remote, steps, entries), entries
 
 
 def _checked(store: Store, lf: LocalFile) -> LocalFile:
@@ -288,7 +239,7 @@ class _Push:
         if self.should_stop():
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
         try:
-            info, sent = _transfer(self.store, self.remote, step, entry["sha256"])
+            info, sent, copied = _transfer(self.store, self.remote, step, entry["sha256"])
         except NotFound as exc:
             if step.action is not Action.COPY:
                 report.problems.append(f"{step.name}: not pushed: {exc}")
@@ -304,16 +255,26 @@ class _Push:
         report.files += 1
         if step.action is Action.COPY:
             report.bytes_copied += step.size
+            report.transfers.append(moved(step, 0, step.size, step.source))
             report.did(f"copied {step.source} -> {step.name} on {self.remote.name}")
         else:
-            # What the provider reported moving is what this run sent; the rest of the file was
-            # already on the server (parts or a session of a killed run), so it is not counted
-            # as sent.
-            resumed = max(0, step.size - sent)
+            # What the provider reported moving is what this run sent, and what a delta upload
+            # copied on the server; the rest of the file was already there (parts or a session
+            # of a killed run), so it is not counted as sent.
+            resumed = max(0, step.size - sent - copied)
             report.bytes_sent += sent
+            report.bytes_copied += copied
             report.bytes_resumed += resumed
+            source = step.reuse.name if copied and step.reuse else None
+            report.transfers.append(moved(step, sent, copied, source))
             report.did(
                 f"uploaded {step.name} to {self.remote.name} ({step.reason})"
+                + (
+                    f"; {human_size(sent)} sent, {human_size(copied)} copied on the remote "
+                    f"from {source}"
+                    if source
+                    else ""
+                )
                 + (f"; {human_size(resumed)} resumed from an earlier upload" if resumed else "")
             )
 
@@ -334,7 +295,8 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
-    """The object's info and the bytes sent over the wire (0 for a server-side copy)."""
+    """The object's info, the bytes sent over the wire (0 for a server-side copy) and the bytes
+    of a delta upload copied on the server."""
     provider = remote.provider
     if step.action is Action.COPY:
         copy = provider.capabilities.copy
@@ -343,7 +305,7 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
         if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")
-        return info, 0
+        return info, 0, 0
     path = store.path(step.name)
     sent = 0
     with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
@@ -356,8 +318,12 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
                 advance(n)
             crash_point("upload-progress")  # test-only: bytes in a temp on the remote, not done
 
-        info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
-    return info, sent
+        if step.reuse is not None:
+            info, copied = put_delta(store, remote, step, sha256, moved)
+        else:
+            info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
+            copied = 0
+    return info, sent, copied
 
 
 def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agent.rules.delta import DeltaSource
+
 
 class Action(StrEnum):
     UPLOAD = "upload"
@@ -51,6 +53,7 @@ class Step:
     size: int
     reason: str
     source: str | None = None  # for COPY
+    reuse: DeltaSource | None = None  # for UPLOAD: ranges copied on the remote from an object
 
 
 def compare_hashes(held: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool | None:

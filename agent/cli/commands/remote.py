@@ -43,7 +43,16 @@ def _print_sync(app, report, dry_run: bool, said: set[str]) -> None:  # type: ig
     if dry_run:
         for s in report.steps:
             if s.action in (Action.UPLOAD, Action.COPY):
-                app.out(f"would {s.action.value:6} {s.name} ({human_size(s.size)}): {s.reason}")
+                delta = ""
+                if s.reuse is not None:
+                    r = s.reuse
+                    delta = (
+                        f"; {len(r.ranges)} of {r.ranges_total} ranges copied on the remote from "
+                        f"{r.name}, {human_size(s.size - r.bytes_reused)} sent"
+                    )
+                app.out(
+                    f"would {s.action.value:6} {s.name} ({human_size(s.size)}): {s.reason}{delta}"
+                )
     for line in report.done:
         app.out(line)
     for d in report.decisions:
