@@ -4,6 +4,9 @@ Objects are plain files under the root, named by their key, so a human can brows
 Hashes (sha256, md5) are computed while copying and kept in a sidecar under ``.ms-hashes/``,
 valid only while the file's size and mtime match; otherwise they are recomputed. Copies are real
 copies, never hard links: a hard link would share the bytes with the source and defeat a backup.
+The one exception is ``put_reusing`` (providers/local_delta.py) on btrfs or xfs: its reused ranges
+are reflinks, blocks shared copy-on-write with the previous version, so a rewrite of either never
+reaches the other but a damaged disk block is damaged in both.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def assemble(
                 "temp": str(temp),
                 "size": st.st_size,
                 "file_mtime_ns": st.st_mtime_ns,
-                "source": str(source),
+                "source": reuse.source_key,
                 "source_identity": dict(reuse.source_identity),
                 "range_size": reuse.range_size,
                 "reused": reused,
