@@ -194,3 +194,25 @@ def test_a_killed_put_reusing_is_aborted_once_stale(tmp_path):
     _, copied = remote.capabilities.put_reusing("new.pth", new, reuse)
     assert (root / "new.pth").read_bytes() == new.read_bytes()
     assert copied == 2 * RANGE
+
+
+def test_put_reusing_refuses_a_source_replaced_while_it_ran(remote, tmp_path):
+    """The source is checked again before the rename: replaced once the first range is written,
+    after the copies had begun from the old file (whose bytes would still assemble the right
+    object), the put is refused all the same and leaves nothing."""
+    new, reuse = reusing_setup(tmp_path, remote, "old.pth", 4 * RANGE, {0})
+    other = tmp_path / "other.pth"
+    make_file(other, 4 * RANGE, seed=8)
+    replaced: list[int] = []
+
+    def replace_source(_delta: int) -> None:
+        if not replaced:
+            time.sleep(0.05)  # file systems stamp mtimes from a clock that ticks every few ms
+            remote.put("old.pth", other)
+            replaced.append(1)
+
+    with pytest.raises(PreconditionFailed):
+        remote.capabilities.put_reusing("new.pth", new, reuse, progress=replace_source)
+    assert replaced
+    root = tmp_path / "remote"
+    assert sorted(p.name for p in root.iterdir()) == [".ms-hashes", "old.pth"]
