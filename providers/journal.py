@@ -1,6 +1,7 @@
 """Resume journals: what a later attempt (the retry layer's, or a new process after kill -9) needs
 to continue an interrupted transfer. One format serves every transfer that resumes: S3 multipart
-uploads, S3 ranged downloads, Drive upload sessions and Drive downloads.
+uploads, S3 ranged downloads, Drive upload sessions and Drive downloads, the local remote's delta
+puts.
 
 Format, version 1: one JSON-lines file per transfer, named by a hash of what identifies it. Line
 1 is the header, ``{"journal": "model-safety", "version": 1, "kind": KIND, "header": {...}}``,

@@ -4,6 +4,9 @@ Objects are plain files under the root, named by their key, so a human can brows
 Hashes (sha256, md5) are computed while copying and kept in a sidecar under ``.ms-hashes/``,
 valid only while the file's size and mtime match; otherwise they are recomputed. Copies are real
 copies, never hard links: a hard link would share the bytes with the source and defeat a backup.
+The one exception is ``put_reusing`` (providers/local_delta.py) on btrfs or xfs: its reused ranges
+are reflinks, blocks shared copy-on-write with the previous version, so a rewrite of either never
+reaches the other but a damaged disk block is damaged in both.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Self
 
 from filelock import FileLock
 
-from providers.base import Capabilities, ObjectInfo, ProgressFn
+from providers.base import Capabilities, ObjectInfo, ProgressFn, Reuse
 from providers.config import check_backend
 from providers.errors import (
     NotFound,
@@ -29,11 +32,13 @@ from providers.errors import (
     ProviderError,
     QuotaExceeded,
 )
+from providers.local_delta import assemble
 from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, check_key, verify
 
 META_DIR = ".ms-hashes"  # sidecars and lock files; never listed, never a valid key
-# providers.transfer.temp_path_for names (uuid4 hex); STALE_TEMP_S: idle that long, it is a leftover
-_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{32}\.incomplete")
+# providers.transfer.temp_path_for names (uuid4 hex), and put_reusing's journals beside its temp
+# files (providers.local_delta); STALE_TEMP_S: idle that long, it is a leftover
+_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{32}(\.jsonl)?\.incomplete")
 STALE_TEMP_S = 600
 HASHES = ("sha256", "md5")
 
@@ -50,6 +55,7 @@ class LocalProvider:
             put_bytes=self.put_bytes,
             iter_bytes=self.iter_bytes,
             abort_incomplete_uploads=self.abort_incomplete_uploads,
+            put_reusing=self.put_reusing,
         )
 
     @classmethod
@@ -222,6 +228,37 @@ class LocalProvider:
         hashes, _ = self._copy_in(what, self._path(src_key), dest, info.hashes, None, info.size)
         self._write_meta(dst_key, hashes)
         return self._info(dst_key, dest.stat(), hashes)
+
+    def put_reusing(
+        self,
+        key: str,
+        src_path: Path,
+        reuse: Reuse,
+        *,
+        expected_hashes: Mapping[str, str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> tuple[ObjectInfo, int]:
+        """``put`` with the ranges ``reuse`` names copied from its source on this remote
+        (providers.local_delta); returns the info and the bytes copied."""
+        dest, source = self._path(key), self._path(reuse.source_key)
+        what = f"put {key} reusing {reuse.source_key}"
+        meta = self._meta(key)
+        lock = meta.with_name(meta.stem + ".put-reusing.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        # One writer of the key's fixed temp file at a time, among agents sharing this directory.
+        with _translate(what), FileLock(lock):
+            hashes, copied = assemble(
+                what,
+                Path(src_path),
+                source,
+                dest,
+                reuse,
+                _identity,
+                expected_hashes=expected_hashes,
+                progress=progress,
+            )
+            self._write_meta(key, hashes)
+            return self._info(key, dest.stat(), hashes), copied
 
     # --- streaming ----------------------------------------------------------------------------
 

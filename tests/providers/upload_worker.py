@@ -3,11 +3,15 @@ resume tests of any backend (S3 on SeaweedFS, gdrive on the emulator).
 
 Usage: python -m tests.providers.upload_worker SETTINGS_JSON KEY SRC STATE_DIR [PAUSE_AFTER]
        python -m tests.providers.upload_worker get SETTINGS_JSON KEY DEST STATE_DIR [PAUSE_AFTER]
+       python -m tests.providers.upload_worker reuse REUSE_JSON SETTINGS_JSON KEY SRC STATE [PAUSE]
 
 Prints ``progress <total>`` after every progress callback and ``done <total> <sha256>`` at the
 end (total = bytes this process reported as sent, or received). With PAUSE_AFTER (bytes), the
 progress callback prints ``paused <total>`` and blocks forever once that many bytes were reported,
 so the test can ``kill -9`` the process at a known point instead of racing it.
+
+``reuse`` puts through ``capabilities.put_reusing`` with the Reuse in REUSE_JSON (its fields, the
+ranges as a list) and ends with ``done <total sent> <sha256> <bytes copied on the remote>``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,18 @@ import threading
 from pathlib import Path
 
 from providers import open_provider
+from providers.base import Reuse
 
 
 def main(argv: list[str]) -> int:
     download = argv[0] == "get"
     if download:
         argv = argv[1:]
+    reuse = None
+    if argv[0] == "reuse":
+        doc = json.loads(argv[1])
+        reuse = Reuse(**{**doc, "ranges": frozenset(doc["ranges"])})
+        argv = argv[2:]
     settings = json.loads(argv[0])
     key, src, state_dir = argv[1], Path(argv[2]), Path(argv[3])
     pause_after = int(argv[4]) if len(argv) > 4 else None
@@ -47,6 +57,12 @@ def main(argv: list[str]) -> int:
     try:
         if download:
             info = provider.get(key, src, progress=progress)
+        elif reuse is not None:
+            put_reusing = provider.capabilities.put_reusing
+            assert put_reusing is not None
+            info, copied = put_reusing(key, src, reuse, progress=progress)
+            print(f"done {total} {info.hashes.get('sha256', '')} {copied}", flush=True)
+            return 0
         else:
             info = provider.put(key, src, progress=progress)
     finally:
