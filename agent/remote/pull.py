@@ -253,8 +253,7 @@ def _fetch_content(
         raise
     for bad in out.bad_sources:
         report.problems.append(
-            f"{obj.name}: source passed over: {bad}; `model-safety repair --remote {remote.name}`"
-            " heals the remote"
+            f"{obj.name}: source passed over: {bad}; `model-safety repair` heals it"
         )
     if out.how is None:
         raise IntegrityError(

@@ -115,6 +115,7 @@ def test_restore_from_date_and_from_file_name(cli, project):
 
 def test_explicit_corrupted_source_is_refused(cli, project):
     cli("backup")
+    project.write_model(seed=9)  # no other file holds the backup's bytes: nothing to heal from
     before = project.model().read_bytes()
     flip_byte(project.models / "dinesh_ai_model_backup.pth")
     result = cli("restore", "--from", "backup", "--yes")

@@ -30,6 +30,7 @@ SECTIONS = {
     "test_permanent_faults": "Permanent faults",
     "test_disk_full": "Disk full",
     "test_corruption": "Corruption of copies and catalogs",
+    "test_healing": "Healing by content",
     "test_corrupt_journals": "Corruption of resume journals",
     "test_concurrency": "Concurrency",
     "test_clock": "Clock trouble",

@@ -19,6 +19,7 @@ from tests.remote.damage import flip_remote_object
 from tests.support import MODEL_FILE, SyncProject, cli_env, run_subprocess
 
 KINDS = ["local", "s3_seaweedfs", "gdrive_emulator"]
+LABEL = {"local": "local", "s3_seaweedfs": "S3 (SeaweedFS)", "gdrive_emulator": "Drive (emulator)"}
 BACKUP = "dinesh_ai_model_backup.pth"
 
 
@@ -58,6 +59,12 @@ def two_versions_apart(proj: SyncProject, *push: str) -> str:
     return version_of(proj)
 
 
+def about(out: str, name: str, root: Path) -> str:
+    """The line of ``out`` that says what happened to ``name`` on the remote, for the ledger."""
+    line = next((x for x in out.splitlines() if x.startswith(f"{name}: healed on")), out)
+    return said(line, root, limit=140)
+
+
 def healed(case, before: dict, after: dict, sizes: dict, how: str) -> None:  # type: ignore[no-untyped-def]
     assert after == before, "a remote was not healed back to what was pushed"
     case.lost_bytes = lost_bytes(before, after, sizes)
@@ -70,8 +77,8 @@ def healed(case, before: dict, after: dict, sizes: dict, how: str) -> None:  # t
 def test_rotten_object_healed_from_a_local_file_under_another_name(ledger, tmp_path, request, kind):
     settings = request.getfixturevalue(f"{kind}_settings")
     with ledger.case(
-        fault=f"rotten object on a {kind} remote, its only intact copy a local file under "
-        "another name",
+        fault=f"rotten object on a {LABEL[kind]} remote, its only intact copy a local file "
+        "under another name",
         where="the dated version's object (one byte flipped, same metadata); the local version "
         "deleted; the current file holds its bytes (restored from it)",
         user_sees="`repair --remote r --deep` heals both sides from the current file, exit 0",
@@ -106,7 +113,7 @@ def test_rotten_object_healed_from_the_same_remote_with_the_disk_gone(
 ):
     settings = request.getfixturevalue(f"{kind}_settings")
     with ledger.case(
-        fault=f"rotten object on a {kind} remote, the local disk gone",
+        fault=f"rotten object on a {LABEL[kind]} remote, the local disk gone",
         where="the dated version's object (one byte flipped); models_dir deleted; the remote "
         "holds the same bytes as the backup slot",
         user_sees="`repair --remote r --deep` copies the backup slot over it server-side, exit 0",
@@ -123,7 +130,7 @@ def test_rotten_object_healed_from_the_same_remote_with_the_disk_gone(
         assert f"{version}: healed on r (corrupted there): copied server-side from {BACKUP}" in out
         ok(proj.root, "verify", "--remote", "r", "--deep")
         healed(case, before, remotes_of(proj, {"r": settings}, tmp_path), sizes,
-               "repair --deep: " + said(out, proj.root))  # fmt: skip
+               "repair --deep: " + about(out, version, proj.root))  # fmt: skip
 
 
 def nas_and_s3(tmp_path: Path, request) -> tuple[SyncProject, dict[str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
@@ -158,7 +165,7 @@ def test_rotten_s3_healed_from_a_second_remote_with_the_disk_gone(ledger, tmp_pa
         for remote in settings:
             ok(proj.root, "verify", "--remote", remote, "--deep")
         healed(case, before, remotes_of(proj, settings, tmp_path), sizes,
-               "repair --all --deep: " + said(out, proj.root))  # fmt: skip
+               "repair --all --deep: " + about(out, version, proj.root))  # fmt: skip
 
 
 def test_kill_during_a_remote_to_remote_heal(ledger, tmp_path, request):
@@ -186,15 +193,15 @@ def test_kill_during_a_remote_to_remote_heal(ledger, tmp_path, request):
         assert stray_temps(proj.models) == []
         heal_dir = proj.models / ".model-safety" / "heal"
         assert not heal_dir.exists() or not any(heal_dir.iterdir())
-        healed(case, before, remotes_of(proj, settings, tmp_path), sizes,
-               "after the kill, repair --all --deep: " + said(out, proj.root))  # fmt: skip
+        how = "after the kill, repair --all --deep: " + about(out, version, proj.root)
+        healed(case, before, remotes_of(proj, settings, tmp_path), sizes, how)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_object_replaced_since_push_is_caught_by_a_shallow_verify(ledger, tmp_path, request, kind):
     settings = request.getfixturevalue(f"{kind}_settings")
     with ledger.case(
-        fault=f"object on a {kind} remote replaced since it was pushed",
+        fault=f"object on a {LABEL[kind]} remote replaced since it was pushed",
         where="the dated version's object rewritten behind the agent: one byte flipped, same "
         "size, same metadata",
         user_sees="`verify --remote r` (no download) exit 3 'changed since push'; the command "
@@ -220,4 +227,5 @@ def test_object_replaced_since_push_is_caught_by_a_shallow_verify(ledger, tmp_pa
         ok(proj.root, "verify", "--remote", "r", "--deep")
         ok(proj.root, "verify", "--remote", "r")
         healed(case, before, remotes_of(proj, {"r": settings}, tmp_path), sizes,
-               "verify: " + line.strip()[:80] + "…; repair: " + said(out, proj.root))  # fmt: skip
+               "verify: " + said(line, proj.root, limit=70) + "; repair: "
+               + about(out, version, proj.root))  # fmt: skip
