@@ -1,0 +1,171 @@
+"""Benchmark: delta push after a partial fine-tune, against a full push of the same file measured
+in the same run, on SeaweedFS and a local (NAS-like) remote.
+
+    .venv/bin/python bench/delta.py [--size-mb 400] [--reps 3] [--settle 1]
+
+A checkpoint of 12 fp32 layers (torch.save, and the same tensors as safetensors). Each round:
+a project pushes the original to a fresh remote prefix (not timed), a fine-tune rewrites it, and
+the timed `model-safety push` sends it with the original there to reuse (delta); a second
+project pushes the same rewritten file to an empty prefix (full). Both pushes meet content the
+agent has never seen, so both hash and check it. Cases:
+
+- torch file, last 2 of 12 layers changed     goal: sent <= 25% of the file, time <= 0.4x full
+- torch file, every layer changed              goal: time <= 1.05x full (nothing to reuse)
+- safetensors file, last 2 of 12 layers changed   goal: sent <= 25%, time <= 0.4x full
+
+Medians of --reps rounds; bytes sent and copied come from `push --json`. A quick smoke run:
+--size-mb 48 --reps 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from _s3env import MODEL, cli, s3_remote, seaweedfs, settle, write_aws_profiles
+
+LAYERS = 12
+
+
+def write_model(path: Path, size_mb: int, tuned: int, fmt: str) -> None:
+    """12 layers of random fp32, the last ``tuned`` of them changed by a 'fine-tune'."""
+    import torch
+
+    n = size_mb * 1024 * 1024 // 4 // LAYERS
+    state = {}
+    for i in range(LAYERS):
+        t = torch.randn(n, generator=torch.Generator().manual_seed(i))
+        state[f"layers.{i}.weight"] = t * 0.999 + 0.001 if i >= LAYERS - tuned else t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+
+
+def project(root: Path, remote: dict[str, Any], model_file: str) -> Path:
+    root.mkdir(parents=True)
+    doc = {
+        "MODEL_SAFETY": {
+            "models_dir": "models",
+            "models": [{"name": MODEL, "file": model_file}],
+            "max_backups": 4,
+            "backup_interval_days": 7,
+            "min_free_space_gb": 0,
+            "remotes": {"r": remote},
+        }
+    }
+    (root / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return root / "models"
+
+
+def push(root: Path) -> tuple[float, dict[str, Any]]:
+    child = cli(root, "push", "--json")
+    if child.code != 0:
+        sys.exit(f"push failed in {root}: {child.err[-2000:]}")
+    (report,) = json.loads(child.out)
+    return child.seconds, report
+
+
+@dataclass
+class Case:
+    name: str
+    fmt: str
+    tuned: int
+    max_sent: float | None
+    max_ratio: float
+
+
+CASES = [
+    Case("torch, last 2 layers changed", "pth", 2, 0.25, 0.4),
+    Case("torch, every layer changed", "pth", LAYERS, None, 1.05),
+    Case("safetensors, last 2 layers changed", "safetensors", 2, 0.25, 0.4),
+]
+
+
+def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: float) -> list:  # type: ignore[no-untyped-def]
+    model_file = f"{MODEL}.{case.fmt}"
+    original, tuned = tmp / f"orig.{case.fmt}", tmp / f"tuned-{case.tuned}.{case.fmt}"
+    write_model(original, size_mb, 0, case.fmt)
+    write_model(tuned, size_mb, case.tuned, case.fmt)
+    size = tuned.stat().st_size
+    delta_s, full_s, sent, copied = [], [], [], []
+    for _ in range(reps):
+        tag = uuid.uuid4().hex[:8]
+        a = tmp / f"delta-{tag}"
+        models = project(a, remote_for(f"d-{tag}"), model_file)
+        models.mkdir()
+        shutil.copy(original, models / model_file)
+        push(a)
+        shutil.copy(tuned, models / model_file)
+        settle(pause)
+        seconds, report = push(a)
+        delta_s.append(seconds)
+        sent.append(report["bytes_sent"])
+        copied.append(report["bytes_copied"])
+        b = tmp / f"full-{tag}"
+        models = project(b, remote_for(f"f-{tag}"), model_file)
+        models.mkdir()
+        shutil.copy(tuned, models / model_file)
+        settle(pause)
+        seconds, _ = push(b)
+        full_s.append(seconds)
+        shutil.rmtree(a)
+        shutil.rmtree(b)
+    med = statistics.median
+    ratio = med(delta_s) / med(full_s)
+    share = med(sent) / size
+    ok = ratio <= case.max_ratio and (case.max_sent is None or share <= case.max_sent)
+    return [
+        case.name,
+        f"{size / 1e6:.0f} MB",
+        f"{share:.0%} sent, {med(copied) / size:.0%} copied",
+        f"{med(delta_s):.2f} s vs {med(full_s):.2f} s = {ratio:.2f}x",
+        ("sent <= 25%, " if case.max_sent else "") + f"time <= {case.max_ratio}x",
+        "PASS" if ok else "MISS",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mb", type=int, default=400)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=1.0)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ms-bench-delta-"))
+    rows = []
+    try:
+        os.environ.update(write_aws_profiles(tmp))
+        with seaweedfs(tmp / "seaweedfs") as server:
+            for case in CASES:
+                row = run_case(case, lambda p: s3_remote(server, p), tmp, args.size_mb,
+                               args.reps, args.settle)  # fmt: skip
+                rows.append(["s3 (SeaweedFS)", *row])
+        nas = tmp / "nas"
+        for case in CASES[:2]:
+            row = run_case(case, lambda p: {"type": "local", "path": str(nas / p)}, tmp,
+                           args.size_mb, args.reps, args.settle)  # fmt: skip
+            rows.append(["local remote", *row])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    head = ["remote", "case", "size", "bytes", "delta vs full push", "goal", "verdict"]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) + 2 for i in range(len(head))]
+    for r in [head, *rows]:
+        print("".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(f"median of {args.reps}; load average at end {os.getloadavg()[0]:.1f} (2 cores)")
+
+
+if __name__ == "__main__":
+    main()
