@@ -6,7 +6,9 @@ catalog entry, so the next push can find its sources without reading anything re
 must be the object the catalog recorded, intact as far as the listing shows, and not written
 earlier in the same push; the provider re-checks its identity when it copies
 (``Capabilities.put_reusing``), verifies the assembled object before it becomes visible, and a
-source that moved costs a plain upload, never a wrong object. A server that turns out to lack the
+source that moved costs a plain upload, never a wrong object; one whose bytes turn out not to be
+what its range hashes say is remembered as damaged (agent.remote.findings) for verify and repair,
+and the file is sent whole. A server that turns out to lack the
 part copy is remembered (``remotes/<name>/no-part-copy`` in the state dir) and sent whole since.
 """
 
@@ -17,12 +19,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from agent.local.hashing import atomic_write_bytes
+from agent.remote.catalog import now_iso
 from agent.remote.connect import Remote
 from agent.remote.prune import remote_good
 from agent.rules.delta import best_source
 from agent.rules.push_plan import Action, Step
 from providers.base import ObjectInfo, ProgressFn, Reuse
-from providers.errors import NotSupported, PreconditionFailed
+from providers.errors import IntegrityError, NotFound, NotSupported, PreconditionFailed
 from providers.ranges import RangeHashes
 
 if TYPE_CHECKING:
@@ -85,10 +88,11 @@ def plan_deltas(
 
 def put_delta(
     store: Store, remote: Remote, step: Step, sha256: str, progress: ProgressFn
-) -> tuple[ObjectInfo, int]:
-    """Upload ``step``'s file reusing its source's ranges; the object's info and the bytes
-    copied on the server. Falls back to a plain upload when the source moved or the server
-    cannot copy parts (remembered)."""
+) -> tuple[ObjectInfo, int, str | None]:
+    """Upload ``step``'s file reusing its source's ranges: the object's info, the bytes copied
+    on the server, and what was found wrong with the source (None when nothing). Falls back to a
+    plain upload when the source moved, holds other bytes than recorded, or the server cannot
+    copy parts (remembered)."""
     provider = remote.provider
     put_reusing = provider.capabilities.put_reusing
     assert step.reuse is not None and put_reusing is not None
@@ -98,15 +102,37 @@ def put_delta(
     reuse = Reuse(source.name, dict(source.info.identity), ranges.size, step.reuse.ranges)
     path = store.path(step.name)
     expected = {"sha256": sha256}
+    suspect = None
     try:
-        return put_reusing(step.name, path, reuse, expected_hashes=expected, progress=progress)
-    except PreconditionFailed as exc:
+        info, copied = put_reusing(
+            step.name, path, reuse, expected_hashes=expected, progress=progress
+        )
+        return info, copied, None
+    except (PreconditionFailed, NotFound) as exc:
         log.warning("remote %s: %s changed since it was listed (%s); sending %s whole",
                     remote.name, source.name, exc, step.name)  # fmt: skip
+    except IntegrityError as exc:
+        suspect = str(exc)
     except NotSupported as exc:
         log.warning("remote %s cannot copy parts (%s); sending whole files from now on",
                     remote.name, exc)  # fmt: skip
         marker = store.state_dir / "remotes" / remote.name / DECLINED
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(marker, f"{exc}\n".encode())
-    return provider.put(step.name, path, expected_hashes=expected, progress=progress), 0
+    info = provider.put(step.name, path, expected_hashes=expected, progress=progress)
+    if suspect is None:
+        return info, 0, None
+    # The same local bytes went up whole and checked out: what the copied ranges held was not
+    # what the source's range hashes promised, so the source is damaged under an unchanged
+    # identity. Remembered like a deep verify's finding, for verify and repair.
+    detail = "its bytes differ from the range hashes recorded at push (found by a delta push)"
+    remote.findings.note(remote.name, source.name, source.info.identity, detail, now_iso())
+    remote.findings.save()
+    return (
+        info,
+        0,
+        (
+            f"{source.name}: damaged on {remote.name}: {detail}; "
+            f"`model-safety repair --remote {remote.name}` heals it"
+        ),
+    )

@@ -239,7 +239,7 @@ class _Push:
         if self.should_stop():
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
         try:
-            info, sent, copied = _transfer(self.store, self.remote, step, entry["sha256"])
+            info, sent, copied, damaged = _transfer(self.store, self.remote, step, entry["sha256"])
         except NotFound as exc:
             if step.action is not Action.COPY:
                 report.problems.append(f"{step.name}: not pushed: {exc}")
@@ -252,6 +252,8 @@ class _Push:
             report.problems.append(f"{step.name}: not pushed: {exc}")
             return
         self.recorded[step.name] = remote_entry(entry, info)
+        if damaged:
+            report.problems.append(damaged)
         report.files += 1
         if step.action is Action.COPY:
             report.bytes_copied += step.size
@@ -295,8 +297,8 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
 
 
 def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
-    """The object's info, the bytes sent over the wire (0 for a server-side copy) and the bytes
-    of a delta upload copied on the server."""
+    """The object's info, the bytes sent over the wire (0 for a server-side copy), the bytes of
+    a delta upload copied on the server, and damage a delta upload found in its source."""
     provider = remote.provider
     if step.action is Action.COPY:
         copy = provider.capabilities.copy
@@ -305,7 +307,7 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
         if info.size != step.size or info.hashes.get("sha256", sha256) != sha256:
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")
-        return info, 0, 0
+        return info, 0, 0, None
     path = store.path(step.name)
     sent = 0
     with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
@@ -319,11 +321,11 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
             crash_point("upload-progress")  # test-only: bytes in a temp on the remote, not done
 
         if step.reuse is not None:
-            info, copied = put_delta(store, remote, step, sha256, moved)
+            info, copied, damaged = put_delta(store, remote, step, sha256, moved)
         else:
             info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
-            copied = 0
-    return info, sent, copied
+            copied, damaged = 0, None
+    return info, sent, copied, damaged
 
 
 def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) -> dict[str, Any]:

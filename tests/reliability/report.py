@@ -31,6 +31,7 @@ SECTIONS = {
     "test_disk_full": "Disk full",
     "test_corruption": "Corruption of copies and catalogs",
     "test_healing": "Healing by content",
+    "test_delta": "Delta pushes",
     "test_corrupt_journals": "Corruption of resume journals",
     "test_concurrency": "Concurrency",
     "test_clock": "Clock trouble",
