@@ -3,6 +3,8 @@ resume tests of any backend (S3 on SeaweedFS, gdrive on the emulator).
 
 Usage: python -m tests.providers.upload_worker SETTINGS_JSON KEY SRC STATE_DIR [PAUSE_AFTER]
        python -m tests.providers.upload_worker get SETTINGS_JSON KEY DEST STATE_DIR [PAUSE_AFTER]
+       python -m tests.providers.upload_worker delta REUSE_JSON SETTINGS_JSON KEY SRC STATE_DIR
+       [PAUSE_AFTER]  (``put_reusing``; REUSE_JSON: the Reuse's fields, ranges as a list)
 
 Prints ``progress <total>`` after every progress callback and ``done <total> <sha256>`` at the
 end (total = bytes this process reported as sent, or received). With PAUSE_AFTER (bytes), the
@@ -18,12 +20,18 @@ import threading
 from pathlib import Path
 
 from providers import open_provider
+from providers.base import Reuse
 
 
 def main(argv: list[str]) -> int:
     download = argv[0] == "get"
+    reuse = None
     if download:
         argv = argv[1:]
+    elif argv[0] == "delta":
+        fields = json.loads(argv[1])
+        reuse = Reuse(**{**fields, "ranges": frozenset(fields["ranges"])})
+        argv = argv[2:]
     settings = json.loads(argv[0])
     key, src, state_dir = argv[1], Path(argv[2]), Path(argv[3])
     pause_after = int(argv[4]) if len(argv) > 4 else None
@@ -47,6 +55,10 @@ def main(argv: list[str]) -> int:
     try:
         if download:
             info = provider.get(key, src, progress=progress)
+        elif reuse is not None:
+            assert provider.capabilities.put_reusing is not None
+            info, copied = provider.capabilities.put_reusing(key, src, reuse, progress=progress)
+            print(f"copied {copied}", flush=True)
         else:
             info = provider.put(key, src, progress=progress)
     finally:
