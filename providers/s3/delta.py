@@ -103,7 +103,11 @@ class DeltaUpload(MultipartUpload):
         self.source_key, self.source_etag = source_key, source_etag
         self.copy, self.etag_is_md5 = copy, etag_is_md5
         self.recheck = recheck  # called once every part is up: the source still the same?
-        self.copied = 0
+        self._copied: list[int] = []  # lengths of the parts copied by this call (any thread)
+
+    @property
+    def copied(self) -> int:
+        return sum(self._copied)
 
     def wants_md5(self, number: int) -> bool:
         # Every part's md5 when the final ETag can be recomputed; a copied part's in any case.
@@ -140,7 +144,7 @@ class DeltaUpload(MultipartUpload):
         self._check_copy(what, number, value, etag, result.get("ChecksumCRC32"))
         self.etags[number], self.sums[number] = etag, value
         self.journal.add_part(number, etag, header.checksum, value)
-        self.copied += length
+        self._copied.append(length)
 
     def _check_copy(
         self, what: str, number: int, value: str, etag: str, server_crc: str | None
