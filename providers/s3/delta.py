@@ -174,10 +174,13 @@ class DeltaUpload(MultipartUpload):
 
     def expected_etag(self) -> str | None:
         """The multipart ETag S3 gives the completed object (the md5 of its parts' md5s), when
-        every part's md5 is known here."""
+        every part's md5 is known here and the server gave every part an md5 ETag (a server
+        that does not is not held to S3's arithmetic for the whole object either)."""
         assert self.header is not None
         n = max(1, -(-self.header.size // self.header.part_size))
         if not self.etag_is_md5 or any(i not in self.md5s for i in range(1, n + 1)):
+            return None
+        if not all(_MD5.match(self.etags.get(i, "").strip('"').lower()) for i in range(1, n + 1)):
             return None
         joined = b"".join(bytes.fromhex(self.md5s[i]) for i in range(1, n + 1))
         return f"{hashlib.md5(joined).hexdigest()}-{n}"
@@ -250,6 +253,9 @@ def put_reusing(
     elif wanted is not None and info.etag and "-" in info.etag and info.etag != wanted:
         problem = f"its ETag {info.etag} is not {wanted}, recomputed from the file"
     if problem:
-        provider.delete(key)  # a wrong object must not stand under the key
+        try:
+            provider.delete(key)  # a wrong object must not stand under the key
+        except ProviderError as exc:
+            raise IntegrityError(f"{what}: {problem}; deleting it failed: {exc}") from exc
         raise IntegrityError(f"{what}: {problem}; the object was deleted")
     return info, upload.copied

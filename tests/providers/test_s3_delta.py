@@ -6,6 +6,7 @@ count of what a resumed run sends and copies, a transient failure retried, and w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from typing import Any
@@ -163,3 +164,25 @@ def test_a_part_is_copied_only_when_all_its_ranges_are_reusable_within_the_sourc
     # A short last part: copied when the source holds its bytes, however long the source is.
     assert copyable_parts(30 * MIB, 8 * MIB, reuse, source_size=30 * MIB) == {1, 3, 4}
     assert copyable_parts(30 * MIB, 8 * MIB, reuse, source_size=29 * MIB) == {1, 3}
+
+
+@pytest.mark.parametrize("server", ["seaweedfs", "moto"])
+def test_the_assembled_object_has_the_multipart_etag_of_the_files_parts(
+    request, server, seaweedfs, tmp_path
+):
+    """What the check after completion relies on, measured on both servers: copied and sent
+    parts alike count by the md5 of their bytes in the object's ETag."""
+    if server == "seaweedfs":
+        settings = seaweedfs.settings()
+    else:
+        settings = request.getfixturevalue("s3_moto_settings")
+    remote = open_provider("r", settings, state_dir=tmp_path / "state")
+    old, new = versions(tmp_path, 3 * RS + 10, changed={1})
+    remote.put("m/v1.pth", old)
+    info, copied = remote.capabilities.put_reusing(
+        "m/v2.pth", new, reuse_of(remote, "m/v1.pth", old, new)
+    )
+    assert copied == 2 * RS + 10
+    data = new.read_bytes()
+    md5s = b"".join(hashlib.md5(data[i : i + RS]).digest() for i in range(0, len(data), RS))
+    assert info.etag == f"{hashlib.md5(md5s).hexdigest()}-4"
