@@ -109,6 +109,7 @@ class MultipartUpload:
         self.etags: dict[int, str] = {}
         self.sums: dict[int, str] = {}
         self.resumed = False  # parts were taken from an earlier run (journal or server)
+        self.md5s: dict[int, str] = {}  # md5 hex of the parts read, where one was computed
 
     def run(
         self, *, part_size: int, checksum: str, concurrency: int, create_args: Mapping[str, Any],
@@ -187,8 +188,7 @@ class MultipartUpload:
 
         def send(number: int, start: int, length: int, value: str) -> None:
             try:
-                self._send(number, FileSlice(self.source.path, start, length), value)
-                progress(length)
+                progress(self._put_part(number, start, length, value))
             finally:
                 slots.release()
 
@@ -227,12 +227,17 @@ class MultipartUpload:
         it already (from the journal, or adopted here)."""
         header = self.header
         assert header is not None
+        wanted = self.wants_md5(number)
         if number in self.etags:
-            reader.read(start, length, None)
+            md5 = reader.read(start, length, None, want_md5=wanted)[1]
+            if md5 is not None:
+                self.md5s[number] = md5
             return None
         held = self.server_parts.get(number, set())
-        value, md5 = reader.read(start, length, header.checksum, want_md5=bool(held))
+        value, md5 = reader.read(start, length, header.checksum, want_md5=bool(held) or wanted)
         assert value is not None
+        if md5 is not None:
+            self.md5s[number] = md5
         if md5 is not None and md5 in held:
             # On the server but not in the journal: sent by a run killed before the answer came
             # back. Its ETag is the md5 of our bytes for it, so it is this part: adopted.
@@ -241,6 +246,15 @@ class MultipartUpload:
             self.resumed = True
             return None
         return value
+
+    def wants_md5(self, number: int) -> bool:
+        """Whether part ``number``'s md5 is needed beyond the checksum sent (a subclass's check)."""
+        return False
+
+    def _put_part(self, number: int, start: int, length: int, value: str) -> int:
+        """Put part ``number`` on the server (its checksum ``value``); returns the bytes sent."""
+        self._send(number, FileSlice(self.source.path, start, length), value)
+        return length
 
     def _send(self, number: int, body: FileSlice, value: str) -> None:
         b, header = self.bucket, self.header

@@ -34,6 +34,7 @@ from providers.errors import (
 from providers.journal import Journal, journal_dir, mark, resume_download
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
+from providers.s3.delta import put_reusing
 from providers.s3.download import Partial, RangedDownload, remove_quietly, stream_object
 from providers.s3.errors import s3_errors
 from providers.s3.info import identity, object_info
@@ -67,6 +68,7 @@ class S3Provider:
             iter_bytes=self.iter_bytes,
             abort_incomplete_uploads=self.abort_incomplete_uploads,
             part_size=self.part_size if settings.etag_may_be_md5 else None,
+            put_reusing=functools.partial(put_reusing, self),  # a delta put: providers.s3.delta
         )
 
     @classmethod

@@ -3,15 +3,15 @@ resume tests of any backend (S3 on SeaweedFS, gdrive on the emulator).
 
 Usage: python -m tests.providers.upload_worker SETTINGS_JSON KEY SRC STATE_DIR [PAUSE_AFTER]
        python -m tests.providers.upload_worker get SETTINGS_JSON KEY DEST STATE_DIR [PAUSE_AFTER]
-       python -m tests.providers.upload_worker reuse REUSE_JSON SETTINGS_JSON KEY SRC STATE [PAUSE]
+       python -m tests.providers.upload_worker delta REUSE_JSON SETTINGS_JSON KEY SRC STATE_DIR
+       [PAUSE_AFTER]  (``put_reusing``; REUSE_JSON: the Reuse's fields, ranges as a list;
+       prints ``copied <bytes>`` before ``done``; ``reuse`` instead of ``delta`` also appends
+       the bytes copied to the ``done`` line)
 
 Prints ``progress <total>`` after every progress callback and ``done <total> <sha256>`` at the
 end (total = bytes this process reported as sent, or received). With PAUSE_AFTER (bytes), the
 progress callback prints ``paused <total>`` and blocks forever once that many bytes were reported,
 so the test can ``kill -9`` the process at a known point instead of racing it.
-
-``reuse`` puts through ``capabilities.put_reusing`` with the Reuse in REUSE_JSON (its fields, the
-ranges as a list) and ends with ``done <total sent> <sha256> <bytes copied on the remote>``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from providers.base import Reuse
 
 def main(argv: list[str]) -> int:
     download = argv[0] == "get"
+    reuse, mode = None, "put"
     if download:
         argv = argv[1:]
-    reuse = None
-    if argv[0] == "reuse":
-        doc = json.loads(argv[1])
-        reuse = Reuse(**{**doc, "ranges": frozenset(doc["ranges"])})
+    elif argv[0] in ("delta", "reuse"):
+        mode = argv[0]
+        fields = json.loads(argv[1])
+        reuse = Reuse(**{**fields, "ranges": frozenset(fields["ranges"])})
         argv = argv[2:]
     settings = json.loads(argv[0])
     key, src, state_dir = argv[1], Path(argv[2]), Path(argv[3])
@@ -58,16 +59,15 @@ def main(argv: list[str]) -> int:
         if download:
             info = provider.get(key, src, progress=progress)
         elif reuse is not None:
-            put_reusing = provider.capabilities.put_reusing
-            assert put_reusing is not None
-            info, copied = put_reusing(key, src, reuse, progress=progress)
-            print(f"done {total} {info.hashes.get('sha256', '')} {copied}", flush=True)
-            return 0
+            assert provider.capabilities.put_reusing is not None
+            info, copied = provider.capabilities.put_reusing(key, src, reuse, progress=progress)
+            print(f"copied {copied}", flush=True)
         else:
             info = provider.put(key, src, progress=progress)
     finally:
         provider.close()
-    print(f"done {total} {info.hashes.get('sha256', '')}", flush=True)
+    copies = f" {copied}" if mode == "reuse" else ""  # the local suite reads it from here
+    print(f"done {total} {info.hashes.get('sha256', '')}{copies}", flush=True)
     return 0
 
 

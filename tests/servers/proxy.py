@@ -6,7 +6,8 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``reset``: close the client connection with a TCP RST before answering;
 - ``500`` / ``503``: answer that status with an S3 XML error body (``InternalError`` /
   ``ServiceUnavailable``); ``slowdown``: 503 with code ``SlowDown``; ``quota`` / ``denied``: 403
-  with ``QuotaExceeded`` / ``AccessDenied`` (permanent errors);
+  with ``QuotaExceeded`` / ``AccessDenied`` (permanent errors); ``501``: ``NotImplemented`` (a
+  server without the operation);
 - ``cut``: forward, then send the response headers and the first half of the body (rounded down:
   nothing of a 1-byte body) and reset (a download interrupted mid-stream);
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
@@ -39,6 +40,7 @@ _CODES = {"500": (500, "InternalError"), "503": (503, "ServiceUnavailable")}
 _CODES["slowdown"] = (503, "SlowDown")
 _CODES["quota"] = (403, "QuotaExceeded")  # permanent: a full account or bucket quota
 _CODES["denied"] = (403, "AccessDenied")  # permanent: e.g. a key that may list but not write
+_CODES["501"] = (501, "NotImplemented")
 
 
 @dataclass
@@ -48,11 +50,14 @@ class Rule:
     limit: int = 1
     method: str | None = None
     path_contains: str | None = None
+    header: str | None = None  # only requests carrying this header (``x-amz-copy-source``)
     seen: int = 0
     fired: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, headers: frozenset[str] = frozenset()) -> bool:
         if self.method and method != self.method:
+            return False
+        if self.header and self.header.lower() not in headers:
             return False
         return not (self.path_contains and self.path_contains not in path)
 
@@ -91,11 +96,11 @@ class FaultProxy:
             self.faults = 0
             self.epoch += 1
 
-    def _decide(self, method: str, path: str) -> str | None:
+    def _decide(self, method: str, path: str, headers: frozenset[str] = frozenset()) -> str | None:
         with self._lock:
             self.requests[method] += 1
             for rule in self.rules:
-                if rule.fired >= rule.limit or not rule.matches(method, path):
+                if rule.fired >= rule.limit or not rule.matches(method, path, headers):
                     continue
                 rule.seen += 1
                 if rule.seen % rule.every == 0:
@@ -132,7 +137,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._epoch = proxy.epoch
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            fault = proxy._decide(self.command, self.path)
+            names = frozenset(name.lower() for name in self.headers)
+            fault = proxy._decide(self.command, self.path, names)
             if fault == "reset":
                 self.close_connection = True
                 _reset(self.connection)
