@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,11 +19,35 @@ import pytest
 from providers import open_provider
 from providers.base import Reuse
 from providers.errors import NotFound, NotSupported, PreconditionFailed
+from providers.ranges import ranges_of_file
 from providers.s3.delta import copyable_parts, delta_part_size
 from providers.s3.parts import MAX_PARTS, MIN_PART
 from tests.providers.helpers import MIB, NO_WAIT
-from tests.providers.test_conformance_delta import RS, make_sha, reuse_of, versions
 from tests.providers.workers import kill_when_paused, run_to_done, start_worker, wait_for
+
+RS = 5 * MIB
+
+
+def versions(tmp_path: Path, size: int, changed: set[int]) -> tuple[Path, Path]:
+    """An old and a new file of ``size`` bytes that differ only in the ranges ``changed``."""
+    data = bytearray(random.Random(3).randbytes(size))
+    old, new = tmp_path / "old.pth", tmp_path / "new.pth"
+    old.write_bytes(data)
+    for i in changed:
+        end = min(size, (i + 1) * RS)
+        data[i * RS : end] = random.Random(100 + i).randbytes(end - i * RS)
+    new.write_bytes(data)
+    return old, new
+
+
+def reuse_of(remote, source_key: str, old: Path, new: Path) -> Reuse:
+    """What the agent offers: the ranges the two files share, against the stored source."""
+    same = ranges_of_file(old, RS).same_as(ranges_of_file(new, RS))
+    return Reuse(source_key, dict(remote.stat(source_key).identity), RS, frozenset(same))
+
+
+def make_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def pending_uploads(settings: dict[str, Any]) -> list[dict]:
