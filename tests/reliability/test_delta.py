@@ -130,3 +130,35 @@ def test_delta_source_replaced_since_push_is_no_source(ledger, tmp_path, request
         case.verified = (
             "sent whole (0 B copied from the replaced object); remote holds the local bytes"
         )
+
+
+def test_a_server_without_part_copy_gets_whole_files_from_then_on(
+    ledger, tmp_path, seaweedfs, fault_proxy
+):
+    with ledger.case(
+        fault="S3 server without UploadPartCopy",
+        where="a loopback proxy in front of SeaweedFS answering 501 NotImplemented to every "
+        "UploadPartCopy",
+        user_sees="the push sends the file whole, exit 0; later pushes do not try again "
+        "(.model-safety/remotes/r/no-part-copy)",
+    ) as case:
+        settings = seaweedfs.settings(endpoint_url=fault_proxy.url)
+        proj = tuned_after_push(tmp_path, settings)
+        refuse = fault_proxy.add("501", method="PUT", header="x-amz-copy-source", limit=1000)
+        out = ok(proj.root, "push", "--json")
+        (report,) = json.loads(out)
+        (moved,) = [t for t in report["transfers"] if t["name"] == MODEL_FILE]
+        assert moved["bytes_copied"] == 0
+        marker = proj.models / ".model-safety" / "remotes" / "r" / "no-part-copy"
+        assert marker.is_file()
+        asked = refuse.fired
+        write_layered_checkpoint(proj.models / MODEL_FILE, layer_bytes=LAYER, tuned=3)
+        ok(proj.root, "push")
+        assert refuse.fired == asked  # not tried again
+        case.transfers_completed += 2
+        direct = {**settings, "endpoint_url": seaweedfs.endpoint_url}  # past the proxy
+        remote_equals_local(case, proj, direct, tmp_path)
+        case.verified = (
+            f"{asked} part copy refused once, file sent whole; the next push sent whole without "
+            "asking; remote holds the local bytes"
+        )
