@@ -126,14 +126,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(dest: Path, data: bytes) -> None:
+def atomic_write_bytes(dest: Path, data: bytes, point: str = "state-write") -> None:
     tmp = temp_path(dest)
     try:
         with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        crash_point("state-write")  # test-only: a state file's temp written, not renamed
+        crash_point(point)  # test-only: a state file's temp written, not renamed
         os.replace(tmp, dest)
         fsync_dir(dest.parent)
     finally:

@@ -49,7 +49,8 @@ class LocalRanges:
             return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, json.dumps(ranges.to_json()).encode("utf-8"))
+            data = json.dumps(ranges.to_json()).encode("utf-8")
+            atomic_write_bytes(path, data, point="ranges-write")
         except OSError as exc:  # a read-only state dir costs a re-read at the next push
             log.info("cannot keep the range hashes of %s: %s", sha256[:12], exc)
 

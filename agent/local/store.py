@@ -136,8 +136,9 @@ class Store:
 
     def remove_stale_temps(self) -> list[str]:
         """Remove temp files a killed copy left behind (see hashing.remove_stale_temps), in the
-        models dir and the state dir. Under our lock no other writer exists, so every one of our
-        temps is a leftover whatever its age; without it only those idle for 10 minutes are."""
+        models dir, the state dir and its range-hash store. Under our lock no other writer
+        exists, so every one of our temps is a leftover whatever its age; without it only those
+        idle for 10 minutes are."""
         from agent.local.lock import held_by_us
 
         max_age = 0 if held_by_us(self.state_dir) else 600
@@ -145,6 +146,8 @@ class Store:
             *remove_stale_temps(self.models_dir, max_age),
             *remove_stale_temps(self.state_dir, max_age),
         ]
+        if self.ranges.dir.is_dir():
+            removed += remove_stale_temps(self.ranges.dir, max_age)
         for name in removed:
             log.info("removed %s, left behind by an interrupted copy", name)
         return removed

@@ -273,6 +273,30 @@ def test_kill_while_saving_the_state_leaves_no_temp_in_the_state_dir(ledger, pro
         case.verified = f"{len(left)} state-dir temp removed; {version} catalogued; verify exit 0"
 
 
+def test_kill_while_saving_range_hashes_leaves_no_temp(ledger, project):
+    with ledger.case(
+        fault="kill -9 while a content's range hashes are being saved",
+        where="`backup --kind version`, crash point ranges-write (the range-hash file's temp "
+        "is written, not yet renamed)",
+        user_sees="the process dies before the version exists; the next backup makes it and "
+        "removes the temp",
+    ) as case:
+        before = {"local": snapshot_dir(project.models)}
+        sizes = sizes_dir(project.models)
+        crash(project.root, "ranges-write", "backup", "--kind", "version")
+        assert stray_temps(project.models), "the kill left no temp"
+        ok(project.root, "backup", "--kind", "version")
+        case.transfers_completed += 1
+        assert stray_temps(project.models) == []
+        after = snapshot_dir(project.models)
+        (version,) = versions(project.models)
+        assert after[version] == before["local"][MODEL_FILE]
+        case.lost_bytes = lost_bytes(before, {"local": after}, sizes)
+        assert case.lost_bytes == 0
+        ok(project.root, "verify")
+        case.verified = f"temp removed; {version} made by the next backup; verify exit 0"
+
+
 def test_kill_during_a_remote_prune_between_two_objects_of_a_version(ledger, tmp_path):
     (tmp_path / "nas").mkdir()
     settings = {"type": "local", "path": str(tmp_path / "nas" / "model-backups")}
