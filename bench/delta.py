@@ -13,6 +13,10 @@ agent has never seen, so both hash and check it. Cases:
 - torch file, every layer changed              goal: time <= 1.05x full (nothing to reuse)
 - safetensors file, last 2 of 12 layers changed   goal: sent <= 25%, time <= 0.4x full
 
+On loopback the server copies the reused parts with the same two cores that would have received
+them, so the time a delta saves is the time of the bytes on the wire: the last rows push the
+first case again through a proxy that gives uploads one link of --uplink-mbps (default 400).
+
 Medians of --reps rounds; bytes sent and copied come from `push --json`. A quick smoke run:
 --size-mb 48 --reps 1.
 """
@@ -32,7 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _s3env import MODEL, cli, s3_remote, seaweedfs, settle, write_aws_profiles
+from _s3env import (
+    MODEL,
+    FaultProxy,
+    cli,
+    s3_remote,
+    seaweedfs,
+    settle,
+    write_aws_profiles,
+)
 
 LAYERS = 12
 
@@ -97,7 +109,10 @@ CASES = [
 
 def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: float) -> list:  # type: ignore[no-untyped-def]
     model_file = f"{MODEL}.{case.fmt}"
-    original, tuned = tmp / f"orig.{case.fmt}", tmp / f"tuned-{case.tuned}.{case.fmt}"
+    # under the model's own name: torch.save names the archive's inner folder after the file,
+    # so a checkpoint saved under another name differs in every record's offset
+    original = tmp / "orig" / model_file
+    tuned = tmp / f"tuned-{case.tuned}" / model_file
     write_model(original, size_mb, 0, case.fmt)
     write_model(tuned, size_mb, case.tuned, case.fmt)
     size = tuned.stat().st_size
@@ -143,6 +158,12 @@ def main() -> None:
     ap.add_argument("--size-mb", type=int, default=400)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--settle", type=float, default=1.0)
+    ap.add_argument(
+        "--uplink-mbps",
+        type=float,
+        default=400,
+        help="also push through a proxy limiting uploads to this many Mbit/s (0: skip)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ms-bench-delta-"))
     rows = []
@@ -153,7 +174,18 @@ def main() -> None:
                 row = run_case(case, lambda p: s3_remote(server, p), tmp, args.size_mb,
                                args.reps, args.settle)  # fmt: skip
                 rows.append(["s3 (SeaweedFS)", *row])
+            if args.uplink_mbps:
+                proxy = FaultProxy(server.endpoint_url).start()
+                proxy.uplink = args.uplink_mbps * 1e6 / 8
+                try:
+                    for case in CASES[:1]:
+                        row = run_case(case, lambda p: s3_remote(server, p, endpoint_url=proxy.url),
+                                       tmp, args.size_mb, args.reps, args.settle)  # fmt: skip
+                        rows.append([f"s3, {args.uplink_mbps:g} Mbit/s uplink", *row])
+                finally:
+                    proxy.stop()
         nas = tmp / "nas"
+        nas.mkdir()  # the mount point; each round's remote is a folder in it
         for case in CASES[:2]:
             row = run_case(case, lambda p: {"type": "local", "path": str(nas / p)}, tmp,
                            args.size_mb, args.reps, args.settle)  # fmt: skip

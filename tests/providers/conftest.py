@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from providers import open_provider
 from tests.providers.helpers import MIB
 from tests.servers.drive import make_service_account
 
@@ -85,3 +86,14 @@ def backend(request) -> BackendUnderTest:
 def remote_settings(backend) -> dict:
     """Settings for a fresh, empty remote of each kind (``remotes:`` entry form)."""
     return backend.settings
+
+
+@pytest.fixture
+def remote(remote_settings, tmp_path):
+    """The backend under test as the agent sees it: through ``open_provider`` (the retry
+    layer), its journals in the test's own state dir."""
+    provider = open_provider("conformance", remote_settings, state_dir=tmp_path / "state")
+    try:
+        yield provider
+    finally:
+        provider.close()

@@ -36,15 +36,6 @@ def part_size(settings: dict[str, Any]) -> int:
     return 5 * MIB
 
 
-@pytest.fixture
-def remote(remote_settings, tmp_path):
-    provider = open_provider("conformance", remote_settings, state_dir=tmp_path / "state")
-    try:
-        yield provider
-    finally:
-        provider.close()
-
-
 def sizes_for(settings: dict[str, Any]) -> list[int]:
     part = part_size(settings)
     return [0, 1, part - 1, part + 1, 3 * part + 7]

@@ -32,15 +32,6 @@ from tests.providers.workers import kill_when_paused, start_worker, wait_for
 RANGE = MIB
 
 
-@pytest.fixture
-def remote(remote_settings, tmp_path):
-    provider = open_provider("conformance", remote_settings, state_dir=tmp_path / "state")
-    try:
-        yield provider
-    finally:
-        provider.close()
-
-
 def delta_put(remote) -> Any:
     op = remote.capabilities.put_reusing
     if op is None:

@@ -17,7 +17,8 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
 forwarded upstream), ``response_bytes`` (response body bytes sent back), ``faults`` (fired).
 ``clear()`` resets them; a request already in flight then (say, of a process just killed) is not
-counted afterwards.
+counted afterwards. ``uplink`` (bytes/s) makes request bodies cross one shared link of that
+speed, for benchmarks of what a push costs over a real connection.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import http.client
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +74,10 @@ class FaultProxy:
         self.response_bytes = 0
         self.faults = 0
         self.epoch = 0  # bumped by clear(): a request seen before it never counts after it
+        # bytes per second of request bodies, shared by every connection (a home or office
+        # uplink, for benchmarks); None: as fast as loopback
+        self.uplink: float | None = None
+        self._uplink_free_at = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -158,6 +164,15 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             with proxy._lock:
                 if proxy.epoch == self._epoch:
                     proxy.body_bytes += len(body)
+                if proxy.uplink and body:
+                    # the body crosses the one uplink after whatever is queued on it
+                    start = max(time.monotonic(), proxy._uplink_free_at)
+                    proxy._uplink_free_at = start + len(body) / proxy.uplink
+                    done_at = proxy._uplink_free_at
+                else:
+                    done_at = 0.0
+            if done_at:
+                time.sleep(max(0.0, done_at - time.monotonic()))
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
