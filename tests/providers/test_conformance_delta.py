@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from providers.errors import IntegrityError, NotFound, PreconditionFailed
 from providers.ranges import ranges_of_file
 from tests.providers.helpers import MIB, make_file
 from tests.providers.test_conformance import part_size
-from tests.providers.workers import kill_when_paused, start_worker, wait_for
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker, wait_for
 
 RANGE = MIB
 
@@ -129,20 +126,6 @@ def test_put_reusing_with_a_lying_reuse_leaves_nothing(remote, remote_settings, 
     assert [o.key for o in remote.list()] == ["v/old.pth"]
 
 
-def finish_reusing(proc: subprocess.Popen) -> tuple[int, str, int]:
-    """Let a ``reuse`` worker finish: (bytes it sent, sha256 of the object, bytes it copied)."""
-    try:
-        _, sent, sha, copied = wait_for(proc, "done").split()
-        assert proc.wait(timeout=120) == 0
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        assert proc.stdout is not None
-        proc.stdout.close()
-    return int(sent), sha, int(copied)
-
-
 @pytest.mark.slow
 def test_put_reusing_killed_with_sigkill_resumes_without_redoing_finished_ranges(backend, tmp_path):
     settings = {**backend.settings, **backend.big_transfer}
@@ -162,16 +145,16 @@ def test_put_reusing_killed_with_sigkill_resumes_without_redoing_finished_ranges
     doc = json.dumps({**dataclasses.asdict(reuse), "ranges": sorted(reuse.ranges)})
     state = tmp_path / "state"
 
-    mode = ("reuse", doc)
+    mode = ("delta", doc)
     first = start_worker(settings, "m/new.pth", new, state, 2 * RANGE, mode=mode)
     paused = kill_when_paused(first)
     assert paused >= 2 * RANGE
     with pytest.raises(NotFound):
         up.stat("m/new.pth")
 
-    sent, stored_sha, copied = finish_reusing(
-        start_worker(settings, "m/new.pth", new, state, mode=mode)
-    )
+    second = start_worker(settings, "m/new.pth", new, state, mode=mode)
+    copied = int(wait_for(second, "copied").split()[1])
+    sent, stored_sha = run_to_done(second)
     # What the killed run had sent is neither sent nor copied again.
     assert sent + copied <= size - paused
     assert stored_sha == sha

@@ -21,7 +21,7 @@ from providers.errors import IntegrityError, NotFound, PreconditionFailed
 from providers.ranges import ranges_of_file
 from providers.transfer import check_key
 from tests.providers.helpers import MIB, make_file
-from tests.providers.workers import kill_when_paused, start_worker, wait_for
+from tests.providers.workers import kill_when_paused, run_to_done, start_worker, wait_for
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_put_reusing_killed_resumes_after_the_last_finished_range(tmp_path):
     changed = {0, 4, 8, 12}  # 12 is the 10-byte tail
     new, reuse = reusing_setup(tmp_path, remote, "m/old.pth", size, changed)
     doc = json.dumps({**dataclasses.asdict(reuse), "ranges": sorted(reuse.ranges)})
-    mode = ("reuse", doc)
+    mode = ("delta", doc)
     state = tmp_path / "state"
 
     # Paused once ranges 0 and 4 are written: 0 to 4 are finished.
@@ -164,11 +164,10 @@ def test_put_reusing_killed_resumes_after_the_last_finished_range(tmp_path):
     assert [o.key for o in remote.list()] == ["m/old.pth"]
 
     proc = start_worker(settings, "m/new.pth", new, state, mode=mode)
-    _, sent, sha, copied = wait_for(proc, "done").split()
-    assert proc.wait(timeout=120) == 0
-    proc.stdout.close()
-    assert int(sent) == RANGE + 10  # ranges 8 and 12 (the tail)
-    assert int(copied) == 6 * RANGE  # 5, 6, 7, 9, 10, 11
+    copied = int(wait_for(proc, "copied").split()[1])
+    sent, sha = run_to_done(proc)
+    assert sent == RANGE + 10  # ranges 8 and 12 (the tail)
+    assert copied == 6 * RANGE  # 5, 6, 7, 9, 10, 11
     assert sha == hashlib.sha256(new.read_bytes()).hexdigest()
     assert (tmp_path / "remote" / "m" / "new.pth").read_bytes() == new.read_bytes()
     assert sorted(p.name for p in (tmp_path / "remote" / "m").iterdir()) == ["new.pth", "old.pth"]
@@ -180,7 +179,7 @@ def test_a_killed_put_reusing_is_aborted_once_stale(tmp_path):
     new, reuse = reusing_setup(tmp_path, remote, "old.pth", 4 * RANGE, {0, 2})
     doc = json.dumps({**dataclasses.asdict(reuse), "ranges": sorted(reuse.ranges)})
     kill_when_paused(
-        start_worker(settings, "new.pth", new, tmp_path / "s", RANGE, mode=("reuse", doc))
+        start_worker(settings, "new.pth", new, tmp_path / "s", RANGE, mode=("delta", doc))
     )
     root = tmp_path / "remote"
     leftovers = [p for p in root.iterdir() if p.name.endswith(".incomplete")]

@@ -5,8 +5,7 @@ Usage: python -m tests.providers.upload_worker SETTINGS_JSON KEY SRC STATE_DIR [
        python -m tests.providers.upload_worker get SETTINGS_JSON KEY DEST STATE_DIR [PAUSE_AFTER]
        python -m tests.providers.upload_worker delta REUSE_JSON SETTINGS_JSON KEY SRC STATE_DIR
        [PAUSE_AFTER]  (``put_reusing``; REUSE_JSON: the Reuse's fields, ranges as a list;
-       prints ``copied <bytes>`` before ``done``; ``reuse`` instead of ``delta`` also appends
-       the bytes copied to the ``done`` line)
+       prints ``copied <bytes>`` before ``done``)
 
 Prints ``progress <total>`` after every progress callback and ``done <total> <sha256>`` at the
 end (total = bytes this process reported as sent, or received). With PAUSE_AFTER (bytes), the
@@ -27,11 +26,10 @@ from providers.base import Reuse
 
 def main(argv: list[str]) -> int:
     download = argv[0] == "get"
-    reuse, mode = None, "put"
+    reuse = None
     if download:
         argv = argv[1:]
-    elif argv[0] in ("delta", "reuse"):
-        mode = argv[0]
+    elif argv[0] == "delta":
         fields = json.loads(argv[1])
         reuse = Reuse(**{**fields, "ranges": frozenset(fields["ranges"])})
         argv = argv[2:]
@@ -66,8 +64,7 @@ def main(argv: list[str]) -> int:
             info = provider.put(key, src, progress=progress)
     finally:
         provider.close()
-    copies = f" {copied}" if mode == "reuse" else ""  # the local suite reads it from here
-    print(f"done {total} {info.hashes.get('sha256', '')}{copies}", flush=True)
+    print(f"done {total} {info.hashes.get('sha256', '')}", flush=True)
     return 0
 
 
