@@ -197,3 +197,16 @@ def test_run_reports_a_missing_model(cli, project):
     project.model().unlink()
     result = cli("run")
     assert result.code == 3 and "does not exist" in result.err
+
+
+def test_repair_without_remotes_heals_a_copy_from_another_local_file(cli, project):
+    cli("backup")
+    backup = project.models / "dinesh_ai_model_backup.pth"
+    good = backup.read_bytes()
+    flip_byte(backup)
+    assert cli("verify").code == 3
+    result = cli("repair")
+    assert result.code == 0, result.err
+    assert "dinesh_ai_model_backup.pth: healed here (copied from the current file" in result.out
+    assert backup.read_bytes() == good
+    assert cli("verify").code == 0
