@@ -92,7 +92,11 @@ def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, di
 
 
 # -- push --------------------------------------------------------------------------------------
-def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, Any]]]:
+def plan(
+    store: Store, remote: Remote, *, deltas: bool = True
+) -> tuple[list[Step], dict[str, dict[str, Any]]]:
+    """What a push would do; ``deltas=False`` (a listing's "a push would send ...") leaves out
+    the choice of delta sources, which may read a file whose range hashes are not known yet."""
     files = list(local_files(store))
     again = _expired_again(store, remote, [lf.name for lf, _ in files])
     files = [(lf, entry) for lf, entry in files if lf.name not in again]
@@ -129,7 +133,7 @@ def plan(store: Store, remote: Remote) -> tuple[list[Step], dict[str, dict[str, 
         steps = plan_push(local, remote_files, can_copy=can_copy)
     entries = {lf.name: entry for lf, entry in files}
     mark_recognised(steps, entries, recognised, remote_files)
-    return plan_deltas(store, remote, steps, entries), entries
+    return (plan_deltas(store, remote, steps, entries) if deltas else steps), entries
 
 
 def _checked(store: Store, lf: LocalFile) -> LocalFile:

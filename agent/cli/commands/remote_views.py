@@ -89,7 +89,7 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
                 if c.name not in remote.objects or remote.objects[c.name].ident.model in models
             ],
         )
-        steps, _ = plan(app.store, remote)
+        steps, _ = plan(app.store, remote, deltas=False)
     pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
     if as_json:
         app.out_json(
@@ -184,7 +184,7 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
         try:
             with opened(app, rc.name) as remote:
                 objects = remote.objects
-                steps, _ = plan(app.store, remote)
+                steps, _ = plan(app.store, remote, deltas=False)
                 verified = [
                     str(e.get("verified_at"))
                     for e in remote.catalog.files.values()
