@@ -13,7 +13,9 @@ included, so SigV4 signatures stay valid). Faults are deterministic: a rule fire
 - ``corrupt``: flip one byte of the request body before forwarding (the server's checksum check
   must reject it);
 - ``rot``: forward, then flip one byte in the middle of the response body (bytes damaged on the
-  way back that no transport check caught: the client's own check must).
+  way back that no transport check caught: the client's own check must);
+- ``stall``: hold the request until ``clear()`` (at most a minute), then forward it. With
+  ``after=N`` a rule lets its first N matching requests through.
 Counters: ``requests`` (every request seen, by method), ``body_bytes`` (request body bytes
 forwarded upstream), ``response_bytes`` (response body bytes sent back), ``faults`` (fired).
 ``clear()`` resets them; a request already in flight then (say, of a process just killed) is not
@@ -53,6 +55,7 @@ class Rule:
     method: str | None = None
     path_contains: str | None = None
     header: str | None = None  # only requests carrying this header (``x-amz-copy-source``)
+    after: int = 0  # let this many matching requests through before the rule may fire
     seen: int = 0
     fired: int = 0
 
@@ -78,6 +81,7 @@ class FaultProxy:
         # uplink, for benchmarks); None: as fast as loopback
         self.uplink: float | None = None
         self._uplink_free_at = 0.0
+        self.released = threading.Event()  # what ``stall``ed requests wait for: clear()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -101,6 +105,8 @@ class FaultProxy:
             self.response_bytes = 0
             self.faults = 0
             self.epoch += 1
+            self.released.set()  # stalled requests go on (their client is usually dead)
+            self.released = threading.Event()
 
     def _decide(self, method: str, path: str, headers: frozenset[str] = frozenset()) -> str | None:
         with self._lock:
@@ -109,7 +115,7 @@ class FaultProxy:
                 if rule.fired >= rule.limit or not rule.matches(method, path, headers):
                     continue
                 rule.seen += 1
-                if rule.seen % rule.every == 0:
+                if rule.seen > rule.after and (rule.seen - rule.after) % rule.every == 0:
                     rule.fired += 1
                     self.faults += 1
                     return rule.kind
@@ -145,6 +151,10 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             names = frozenset(name.lower() for name in self.headers)
             fault = proxy._decide(self.command, self.path, names)
+            if fault == "stall":
+                # held until clear() (at most a minute): the client waits with what it has,
+                # so a test can kill it at a known point instead of racing it
+                proxy.released.wait(60)
             if fault == "reset":
                 self.close_connection = True
                 _reset(self.connection)
