@@ -54,15 +54,24 @@ def remote_equals_local(case, proj: SyncProject, settings: dict, tmp_path: Path)
 def test_delta_source_damaged_under_the_same_identity(ledger, tmp_path, local_settings):
     with ledger.case(
         fault="delta source damaged behind an unchanged identity",
-        where="local remote: one byte of the previous model flipped in place, its mtime set back "
-        "(the listing cannot tell)",
-        user_sees="the push sends the file whole instead, exit 3 naming the damaged source and "
-        "`model-safety repair --remote r`, which heals it",
+        where="local remote: one byte of the previous dated version flipped in place, its mtime "
+        "set back (the listing cannot tell)",
+        user_sees="the push sends the new version whole, exit 3 naming the damaged source and "
+        "the command that heals it, which does",
     ) as case:
-        proj = tuned_after_push(tmp_path, local_settings)
-        obj = Path(local_settings["path"]) / MODEL_FILE
+        proj = SyncProject.create(tmp_path / "p", local_settings)
+        proj.write_model(seed=1)
+        write_layered_checkpoint(proj.models / MODEL_FILE, layer_bytes=LAYER)
+        ok(proj.root, "backup", "--kind", "version")
+        ok(proj.root, "push")
+        (v1,) = [p.name for p in proj.models.glob("dinesh_ai_model_v*.pth")]
+        write_layered_checkpoint(proj.models / MODEL_FILE, layer_bytes=LAYER, tuned=12)
+        ok(proj.root, "push")  # the remote's current file now shares nothing with v1
+        write_layered_checkpoint(proj.models / MODEL_FILE, layer_bytes=LAYER, tuned=2)
+        ok(proj.root, "backup", "--kind", "version")  # v2: 10 of 12 layers as in v1
+        obj = Path(local_settings["path"]) / v1
         st = obj.stat()
-        with open(obj, "r+b") as fh:  # in a range the new file shares
+        with open(obj, "r+b") as fh:  # in a range v2 shares with v1
             fh.seek(LAYER)
             b = fh.read(1)
             fh.seek(LAYER)
@@ -73,14 +82,26 @@ def test_delta_source_damaged_under_the_same_identity(ledger, tmp_path, local_se
         assert code == 3, err
         (report,) = json.loads(out)
         line = next(p for p in report["problems"] if "damaged on r" in p)
-        assert line.startswith(f"{MODEL_FILE}: damaged on r")
-        (moved,) = [t for t in report["transfers"] if t["name"] == MODEL_FILE]
+        assert line.startswith(f"{v1}: damaged on r")
+        (v2,) = [
+            t["name"] for t in report["transfers"] if t["name"].startswith("dinesh_ai_model_v")
+        ]
+        (moved,) = [t for t in report["transfers"] if t["name"] == v2]
         assert moved["bytes_copied"] == 0  # sent whole, never assembled from damaged bytes
+        recommended = line.split("`model-safety ")[1].split("`")[0].split()
+        assert ms_ok(proj.root, *recommended)
         remote_equals_local(case, proj, local_settings, tmp_path)
         ok(proj.root, "verify", "--remote", "r", "--deep")
         case.verified = (
-            "push: " + said(line, proj.root) + "; remote holds the local bytes; verify --deep 0"
+            "push: " + said(line, proj.root) + f"; `{' '.join(recommended)}` healed it; remote "
+            "holds the local bytes; verify --deep 0"
         )
+
+
+def ms_ok(root: Path, *args: str) -> bool:
+    code, out, err = cli(root, *args)
+    assert code == 0, (args, out, err)
+    return "healed" in out
 
 
 def test_kill_between_copied_and_sent_parts(ledger, tmp_path, local_settings):
