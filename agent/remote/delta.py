@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.local.hashing import atomic_write_bytes
@@ -36,8 +37,9 @@ log = logging.getLogger(__name__)
 DECLINED = "no-part-copy"
 
 
-def _declined(store: Store, remote: Remote) -> bool:
-    return (store.state_dir / "remotes" / remote.name / DECLINED).exists()
+def _declined_marker(store: Store, remote: Remote) -> Path:
+    """Where a remote found to lack part copy is remembered (its state dir, as Remote.open's)."""
+    return store.state_dir / "remotes" / remote.name / DECLINED
 
 
 def record_ranges(store: Store, entries: dict[str, dict[str, Any]]) -> None:
@@ -54,7 +56,7 @@ def plan_deltas(
     """``steps`` with each upload given the best source on the remote, where the provider can
     copy ranges; the file's range hashes are read once if the store has none yet."""
     record_ranges(store, entries)
-    if remote.provider.capabilities.put_reusing is None or _declined(store, remote):
+    if remote.provider.capabilities.put_reusing is None or _declined_marker(store, remote).exists():
         return steps
     candidates: dict[str, tuple[RangeHashes, int]] = {}
     for obj in remote.objects.values():
@@ -116,7 +118,7 @@ def put_delta(
     except NotSupported as exc:
         log.warning("remote %s cannot copy parts (%s); sending whole files from now on",
                     remote.name, exc)  # fmt: skip
-        marker = store.state_dir / "remotes" / remote.name / DECLINED
+        marker = _declined_marker(store, remote)
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(marker, f"{exc}\n".encode())
     info = provider.put(step.name, path, expected_hashes=expected, progress=progress)

@@ -29,7 +29,7 @@ from agent import progress
 from agent.checks.verdicts import refusal
 from agent.errors import AgentError
 from agent.faultpoints import crash_point
-from agent.local.copies import heal_from_local, local_copies
+from agent.local.copies import heal_from_local, local_copies, quarantine
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
 from providers.base import ObjectInfo
@@ -207,8 +207,6 @@ def heal_local(
             dest = store.path(name)
             try:
                 if dest.exists():
-                    from agent.local.copies import quarantine
-
                     quarantine(store, name)
                 out.info = _fetch(r, src.name, dest, {"sha256": sha256})
             except IntegrityError as exc:
