@@ -23,6 +23,13 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 # Called with the number of bytes moved since the previous call. May be called from worker threads.
 ProgressFn = Callable[[int], None]
+# Called by ``put`` once every byte is on the remote and checked, just before the object becomes
+# visible under its key (S3: before CompleteMultipartUpload; a local remote: before the rename;
+# Drive: before the last chunk). It may block, e.g. until a check of the file running beside the
+# upload is done. If it raises, the upload is abandoned, nothing appears under the key, and the
+# exception reaches the caller unchanged (never retried). It may run more than once when a put is
+# retried after it returned.
+BeforeCommitFn = Callable[[], None]
 
 HASH_NAMES = ("sha256", "md5")
 STREAM_CHUNK = 8 * 1024 * 1024
@@ -123,6 +130,7 @@ class PutReusingFn(Protocol):
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> tuple[ObjectInfo, int]:
         """``put``, with the reusable ranges copied on the server from ``reuse.source_key``
         instead of sent (S3: UploadPartCopy; a local remote: copy_file_range). Returns the
@@ -204,11 +212,13 @@ class Provider(Protocol):
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> ObjectInfo:
         """Upload ``src_path`` to ``key``. Verifies size and the hashes in ``expected_hashes``
         (computed while reading when absent); on mismatch raises IntegrityError and leaves no
-        object under ``key``. An interrupted upload resumes on a later call where the backend
-        keeps a journal."""
+        object under ``key``. ``before_commit`` (see BeforeCommitFn) runs after that check and
+        before the object becomes visible. An interrupted upload resumes on a later call where
+        the backend keeps a journal."""
         ...
 
     def get(

@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from filelock import FileLock
 
-from providers.base import Capabilities, ObjectInfo, ProgressFn, Reuse
+from providers.base import BeforeCommitFn, Capabilities, ObjectInfo, ProgressFn, Reuse
 from providers.config import check_backend
 from providers.errors import (
     NotFound,
@@ -122,9 +122,11 @@ class LocalProvider:
         expected_size: int | None = None,
         *,
         to_local: bool = False,
+        before_commit: BeforeCommitFn | None = None,
     ) -> tuple[dict[str, str], int]:
-        """Copy ``src`` to ``dest`` atomically, hashing on the way; verify before the rename.
-        ``to_local``: ``dest`` is the caller's disk (a get), not the remote's."""
+        """Copy ``src`` to ``dest`` atomically, hashing on the way; verify, then
+        ``before_commit``, before the rename. ``to_local``: ``dest`` is the caller's disk (a get),
+        not the remote's."""
         report = Progress(progress)
         hasher = MultiHasher(HASHES)
         size = 0
@@ -145,6 +147,8 @@ class LocalProvider:
                     expected=expected_hashes,
                     actual=hashes,
                 )
+                if before_commit is not None:
+                    before_commit()  # raising leaves atomic_write, which removes the temp file
         return hashes, size
 
     # --- Provider --------------------------------------------------------------------------
@@ -156,9 +160,17 @@ class LocalProvider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> ObjectInfo:
         dest = self._path(key)
-        hashes, _ = self._copy_in(f"put {key}", Path(src_path), dest, expected_hashes, progress)
+        hashes, _ = self._copy_in(
+            f"put {key}",
+            Path(src_path),
+            dest,
+            expected_hashes,
+            progress,
+            before_commit=before_commit,
+        )
         self._write_meta(key, hashes)
         return self._info(key, dest.stat(), hashes)
 
@@ -237,6 +249,7 @@ class LocalProvider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> tuple[ObjectInfo, int]:
         """``put`` with the ranges ``reuse`` names copied from its source on this remote
         (providers.local_delta); returns the info and the bytes copied."""
@@ -256,6 +269,7 @@ class LocalProvider:
                 _identity,
                 expected_hashes=expected_hashes,
                 progress=progress,
+                before_commit=before_commit,
             )
             self._write_meta(key, hashes)
             return self._info(key, dest.stat(), hashes), copied

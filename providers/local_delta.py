@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from providers.base import ProgressFn, Reuse
+from providers.base import BeforeCommitFn, ProgressFn, Reuse
 from providers.errors import IntegrityError, PreconditionFailed
 from providers.journal import Journal, mark, resume_download
 from providers.transfer import CHUNK, Progress, commit_temp, hash_file, temp_path_for, verify
@@ -59,6 +59,7 @@ def assemble(
     *,
     expected_hashes: Mapping[str, str] | None = None,
     progress: ProgressFn | None = None,
+    before_commit: BeforeCommitFn | None = None,
 ) -> tuple[dict[str, str], int]:
     """Build ``dest`` from ``src_path`` and the reusable ranges of ``source`` (both paths on the
     remote); returns the new object's hashes and the bytes copied on the remote by this call.
@@ -100,6 +101,12 @@ def assemble(
             actual=hashes,
         )
         _check_identity(what, source.stat(), reuse, identity)
+        if before_commit is not None:
+            try:
+                before_commit()
+            except Exception:
+                _discard(temp, journal)  # refused: nothing of it may ever be committed
+                raise
         commit_temp(temp, dest)
     except (PreconditionFailed, IntegrityError):
         # Nothing of this attempt can be resumed into a right object: start afresh next time.

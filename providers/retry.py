@@ -20,6 +20,7 @@ import tenacity
 
 from providers.base import (
     STREAM_CHUNK,
+    BeforeCommitFn,
     Capabilities,
     IterBytesFn,
     ObjectInfo,
@@ -127,6 +128,7 @@ class RetryingProvider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> ObjectInfo:
         return self._call(
             f"put {key}",
@@ -135,6 +137,7 @@ class RetryingProvider:
             src_path,
             expected_hashes=expected_hashes,
             progress=progress,
+            before_commit=before_commit,
         )
 
     def get(

@@ -25,7 +25,7 @@ from agent.remote.connect import Remote
 from agent.remote.prune import remote_good
 from agent.rules.delta import best_source
 from agent.rules.push_plan import Action, Step
-from providers.base import ObjectInfo, ProgressFn, Reuse
+from providers.base import BeforeCommitFn, ObjectInfo, ProgressFn, Reuse
 from providers.errors import IntegrityError, NotFound, NotSupported, PreconditionFailed
 from providers.ranges import RangeHashes
 
@@ -89,7 +89,12 @@ def plan_deltas(
 
 
 def put_delta(
-    store: Store, remote: Remote, step: Step, sha256: str, progress: ProgressFn
+    store: Store,
+    remote: Remote,
+    step: Step,
+    sha256: str,
+    progress: ProgressFn,
+    gate: BeforeCommitFn | None = None,
 ) -> tuple[ObjectInfo, int, str | None]:
     """Upload ``step``'s file reusing its source's ranges: the object's info, the bytes copied
     on the server, and what was found wrong with the source (None when nothing). Falls back to a
@@ -107,7 +112,7 @@ def put_delta(
     suspect = None
     try:
         info, copied = put_reusing(
-            step.name, path, reuse, expected_hashes=expected, progress=progress
+            step.name, path, reuse, expected_hashes=expected, progress=progress, before_commit=gate
         )
         return info, copied, None
     except (PreconditionFailed, NotFound) as exc:
@@ -121,7 +126,9 @@ def put_delta(
         marker = _declined_marker(store, remote)
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(marker, f"{exc}\n".encode())
-    info = provider.put(step.name, path, expected_hashes=expected, progress=progress)
+    info = provider.put(
+        step.name, path, expected_hashes=expected, progress=progress, before_commit=gate
+    )
     if suspect is None:
         return info, 0, None
     if source.name == step.name:  # the damaged object is the one this upload just replaced

@@ -11,19 +11,19 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import progress
-from agent.config import ModelConfig
 from agent.faultpoints import crash_point
-from agent.local.catalog import Entry
 from agent.progress import human_size
 from agent.remote.adopt import examine, mark_recognised
 from agent.remote.catalog import RemoteCatalog, replaced_since_push
+from agent.remote.check_ahead import CheckAhead, CheckRefused
 from agent.remote.connect import Remote
 from agent.remote.delta import plan_deltas, put_delta
+from agent.remote.outgoing import local_files
 from agent.remote.prune import remote_good
 from agent.remote.push_report import SyncReport, moved
 from agent.rules.naming import identify
@@ -42,61 +42,15 @@ class Interrupted(Exception):
     """A stop was requested between two files (the daemon's SIGTERM)."""
 
 
-# -- local facts -------------------------------------------------------------------------------
-def _catalog_dict(entry: Entry) -> dict[str, Any]:
-    data = entry.to_dict()
-    data.pop("md5", None)  # filled from what the remote reports after the transfer
-    return data
-
-
-def local_files(store: Store) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
-    """Every local file worth mirroring, in push order: per model, the dated versions oldest
-    first, then the backup slot, then the current files; companions before their model file, so
-    a model file under a name on the remote means its whole version is there."""
-    for m in store.config.models:
-        copies = sorted(
-            (e for e in store.catalog.of_model(m.name) if e.kind in ("version", "backup")),
-            key=lambda e: (e.kind == "backup", e.sort_key),
-        )
-        for entry in copies:
-            parts = [store.catalog.get(n) for n in entry.companions.values()]
-            for part in [*parts, entry]:
-                if part is None or not store.path(part.name).is_file():
-                    continue
-                ok = store.state_of(part).state == "ok"
-                yield LocalFile(part.name, part.size, part.sha256, ok=ok), _catalog_dict(part)
-        yield from _current_files(store, m)
-
-
-def _current_files(store: Store, m: ModelConfig) -> Iterator[tuple[LocalFile, dict[str, Any]]]:
-    names = [*m.companions, m.file]
-    for name in names:
-        path = store.path(name)
-        if not path.is_file():
-            continue
-        st = path.stat()
-        sha = store.sha256(path)
-        entry = {
-            "name": name,
-            "model": m.name,
-            "kind": "current",
-            "date": None,
-            "seq": 1,
-            "created": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
-            "size": st.st_size,
-            "sha256": sha,
-            "companion": None if name == m.file else name,
-            "companions": {c: c for c in m.companions} if name == m.file else {},
-        }
-        yield LocalFile(name, st.st_size, sha), entry
-
-
 # -- push --------------------------------------------------------------------------------------
 def plan(
-    store: Store, remote: Remote, *, deltas: bool = True
+    store: Store, remote: Remote, *, deltas: bool = True, checks: CheckAhead | None = None
 ) -> tuple[list[Step], dict[str, dict[str, Any]]]:
     """What a push would do; ``deltas=False`` (a listing's "a push would send ...") leaves out
-    the choice of delta sources, which may read a file whose range hashes are not known yet."""
+    the choice of delta sources, which may read a file whose range hashes are not known yet.
+    With ``checks``, files whose content has no recorded verdict are planned as if they pass
+    and judged in the background while the push runs (``check_ahead``); without, every file
+    that would leave is judged here first."""
     files = list(local_files(store))
     again = _expired_again(store, remote, [lf.name for lf, _ in files])
     files = [(lf, entry) for lf, entry in files if lf.name not in again]
@@ -129,17 +83,22 @@ def plan(
         # holds (a current pulled from a remote that holds a bad copy is reported, not trusted);
         # a dated copy already there was checked when it left. Whatever fails is refused under
         # every name it has.
-        local = [_checked(store, lf) if lf.name in leaving else lf for lf in local]
+        local = [_checked(store, lf, checks) if lf.name in leaving else lf for lf in local]
         steps = plan_push(local, remote_files, can_copy=can_copy)
     entries = {lf.name: entry for lf, entry in files}
     mark_recognised(steps, entries, recognised, remote_files)
     return (plan_deltas(store, remote, steps, entries) if deltas else steps), entries
 
 
-def _checked(store: Store, lf: LocalFile) -> LocalFile:
-    from agent.checks.verdicts import refusal
+def _checked(store: Store, lf: LocalFile, checks: CheckAhead | None) -> LocalFile:
+    from agent.checks.verdicts import recorded, refusal
 
-    why = refusal(store, lf.name, lf.sha256) if lf.ok else None
+    if not lf.ok:
+        return lf
+    if checks is not None and recorded(store, lf.sha256) is None:
+        checks.start(lf.name, lf.sha256)  # new content: judged while the push runs
+        return lf
+    why = refusal(store, lf.name, lf.sha256)
     return dataclasses.replace(lf, blocked=why) if why else lf
 
 
@@ -189,13 +148,16 @@ def push(
 ) -> SyncReport:
     started = time.monotonic()
     report = SyncReport(remote.name, on_line=on_line)
-    steps, entries = plan(store, remote)
-    report.steps = steps
-    run = _Push(store, remote, report, dry_run, should_stop)
+    checks = None if dry_run else CheckAhead(store)
+    run = _Push(store, remote, report, dry_run, should_stop, checks)
     try:
-        for step in steps:
-            run.carry_out(step, entries[step.name])
+        steps, entries = plan(store, remote, checks=checks)
+        report.steps = steps
+        for i, step in enumerate(steps):
+            run.carry_out(i, step, entries[step.name])
     finally:
+        if checks is not None:
+            checks.close()
         # Written last, and also when the push stops early (SIGTERM, a remote that went away):
         # what did arrive is then known to the next push instead of being sent again.
         if not dry_run and run.recorded:
@@ -219,10 +181,22 @@ class _Push:
     report: SyncReport
     dry_run: bool
     should_stop: Callable[[], bool]
+    checks: CheckAhead | None = None
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def carry_out(self, step: Step, entry: dict[str, Any]) -> None:
+    def carry_out(self, i: int, step: Step, entry: dict[str, Any]) -> None:
         report = self.report
+        sha = entry["sha256"]
+        if (
+            self.checks is not None
+            and self.checks.pending(sha)
+            and step.action is not Action.UPLOAD
+        ):
+            # a copy or a record happens at once: it waits for the verdict (an upload waits
+            # only before it is completed, its bytes travelling meanwhile)
+            why = self.checks.refusal(sha)
+            if why is not None:
+                step = self._refused(i, step, why)
         if step.action is Action.REFUSE:
             report.problems.append(f"{step.name}: not pushed: {step.reason}")
             return
@@ -242,15 +216,27 @@ class _Push:
             return
         if self.should_stop():
             raise Interrupted(f"stopped before {step.name}; run push again to continue")
+        gate = None
+        if self.checks is not None and self.checks.pending(sha):
+            checks = self.checks
+
+            def gate() -> None:
+                checks.gate(sha, step.name)
+
         try:
-            info, sent, copied, damaged = _transfer(self.store, self.remote, step, entry["sha256"])
+            info, sent, copied, damaged = _transfer(self.store, self.remote, step, sha, gate)
+        except CheckRefused as exc:
+            # its bytes went up beside the check and were abandoned: nothing is visible
+            step = self._refused(i, step, str(exc))
+            report.problems.append(f"{step.name}: not pushed: {step.reason}")
+            return
         except NotFound as exc:
             if step.action is not Action.COPY:
                 report.problems.append(f"{step.name}: not pushed: {exc}")
                 return
             # the source was to arrive earlier in this push and did not: send the bytes
             step = Step(Action.UPLOAD, step.name, step.size, f"{step.source} is not there")
-            self.carry_out(step, entry)
+            self.carry_out(i, step, entry)
             return
         except IntegrityError as exc:
             report.problems.append(f"{step.name}: not pushed: {exc}")
@@ -284,6 +270,13 @@ class _Push:
                 + (f"; {human_size(resumed)} resumed from an earlier upload" if resumed else "")
             )
 
+    def _refused(self, i: int, step: Step, why: str) -> Step:
+        """``step`` turned into a refusal by a verdict that came in while the push ran."""
+        refused = Step(Action.REFUSE, step.name, step.size, why)
+        if i < len(self.report.steps) and self.report.steps[i].name == step.name:
+            self.report.steps[i] = refused  # --json shows what happened, not what was planned
+        return refused
+
 
 def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
     """After a clean push nothing of ours is in flight: multipart uploads left by a killed run for
@@ -300,9 +293,12 @@ def _abort_abandoned_uploads(remote: Remote, report: SyncReport) -> None:
         report.did(f"aborted {aborted} abandoned upload(s) on {remote.name}")
 
 
-def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: ignore[no-untyped-def]
+def _transfer(
+    store: Store, remote: Remote, step: Step, sha256: str, gate: Callable[[], None] | None
+):  # type: ignore[no-untyped-def]
     """The object's info, the bytes sent over the wire (0 for a server-side copy), the bytes of
-    a delta upload copied on the server, and damage a delta upload found in its source."""
+    a delta upload copied on the server, and damage a delta upload found in its source.
+    ``gate`` runs before an upload is completed (``before_commit``)."""
     provider = remote.provider
     if step.action is Action.COPY:
         copy = provider.capabilities.copy
@@ -325,9 +321,15 @@ def _transfer(store: Store, remote: Remote, step: Step, sha256: str):  # type: i
             crash_point("upload-progress")  # test-only: bytes in a temp on the remote, not done
 
         if step.reuse is not None:
-            info, copied, damaged = put_delta(store, remote, step, sha256, moved)
+            info, copied, damaged = put_delta(store, remote, step, sha256, moved, gate)
         else:
-            info = provider.put(step.name, path, expected_hashes={"sha256": sha256}, progress=moved)
+            info = provider.put(
+                step.name,
+                path,
+                expected_hashes={"sha256": sha256},
+                progress=moved,
+                before_commit=gate,
+            )
             copied, damaged = 0, None
     return info, sent, copied, damaged
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from agent.remote.catalog import CATALOG_KEY
 from agent.remote.connect import Remote
 from agent.remote.heal import RemotePool, clean_heal_dir, heal_local, heal_remote
-from agent.remote.push import _record, local_files, remote_entry
+from agent.remote.outgoing import local_files
+from agent.remote.push import _record, remote_entry
 from agent.remote.verify import RemoteCheck, stream_sha256, verify_remote
 from agent.rules.push_plan import compare_hashes
 from providers.errors import ProviderError

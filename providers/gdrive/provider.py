@@ -32,7 +32,7 @@ from typing import Any
 
 import pydrive2  # noqa: F401  (cheap; a missing SDK fails here, where open_provider names it)
 
-from providers.base import Capabilities, ObjectInfo, ProgressFn
+from providers.base import BeforeCommitFn, Capabilities, ObjectInfo, ProgressFn
 from providers.errors import (
     IntegrityError,
     NotFound,
@@ -264,6 +264,7 @@ class DriveProvider(DriveIO):
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> ObjectInfo:
         if PARTIAL_MARK in check_key(key):
             raise ValueError(f"invalid key {key!r}: {PARTIAL_MARK!r} marks our temporary uploads")
@@ -301,6 +302,15 @@ class DriveProvider(DriveIO):
             "properties": [{"key": "sha256", "value": entry.hashes["sha256"],
                             "visibility": "PRIVATE"}],
         }  # fmt: skip
+
+        def gate() -> None:
+            assert before_commit is not None
+            try:
+                before_commit()
+            except Exception:
+                journal.clear()  # refused: the unfinished session is never resumed
+                raise
+
         res = upload_file(
             self.session.service,
             src,
@@ -309,6 +319,7 @@ class DriveProvider(DriveIO):
             session=Session(entry.session_uri, on_session),
             progress=Progress(progress),
             translate=self._translate,
+            before_commit=gate if before_commit is not None else None,
         )
         try:
             verify(

@@ -127,8 +127,11 @@ def upload_file(
     session: Session,
     progress: Callable[[int], None],
     translate: Translate,
+    before_commit: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Upload ``src`` through a resumable session and return Drive's file resource."""
+    """Upload ``src`` through a resumable session and return Drive's file resource.
+    ``before_commit`` runs before the last chunk is handed over (the one that creates the
+    file); what it raises comes out unchanged, the session left unfinished."""
     from googleapiclient.http import MediaIoBaseUpload
 
     metadata, update_file_id, if_match = target.metadata, target.update_file_id, target.if_match
@@ -153,11 +156,20 @@ def upload_file(
             def getbytes(self, begin: int, length: int) -> bytes:
                 if not chunk_starts:
                     chunk_starts.append(begin)
+                if before_commit is not None and begin + length >= self.size() and not gated:
+                    try:
+                        before_commit()
+                    except Exception as exc:
+                        refused.append(exc)
+                        raise
+                    gated.append(True)
                 return super().getbytes(begin, length)
 
         # Where the first chunk sent began: for a session resumed from the journal, how much the
         # server already held from an earlier process, which this call must not report as sent.
         chunk_starts: list[int] = []
+        gated: list[bool] = []  # before_commit passed: a resent last chunk does not ask again
+        refused: list[Exception] = []  # what before_commit raised, passed on untranslated
 
         def new_request() -> Any:
             media = ChunkBytes(
@@ -184,6 +196,8 @@ def upload_file(
             try:
                 _status, body = request.next_chunk()
             except Exception as exc:
+                if refused:
+                    raise refused[0] from None
                 err = translate(exc, "upload chunk")
                 if isinstance(err, NotFound) and request.resumable_uri:
                     # The session expired or was never completed server-side: start again.

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from providers.base import ObjectInfo, ProgressFn, Reuse
+from providers.base import BeforeCommitFn, ObjectInfo, ProgressFn, Reuse
 from providers.errors import (
     IntegrityError,
     NotFound,
@@ -46,8 +46,9 @@ from providers.errors import (
 )
 from providers.s3.bucket import Bucket
 from providers.s3.errors import error_code
-from providers.s3.multipart import MultipartUpload, Source, abort_upload
+from providers.s3.multipart import MultipartUpload, Source
 from providers.s3.parts import MAX_PART, part_size_for
+from providers.s3.upload_ops import abort_upload
 from providers.transfer import MultiHasher, Progress, hash_file
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ def put_reusing(
     *,
     expected_hashes: Mapping[str, str] | None = None,
     progress: ProgressFn | None = None,
+    before_commit: BeforeCommitFn | None = None,
 ) -> tuple[ObjectInfo, int]:
     """``PutReusingFn`` for ``provider`` (see providers.base)."""
     src, config = Path(src_path), provider.config
@@ -222,7 +224,10 @@ def put_reusing(
 
     copy = copyable_parts(size, part_size, reuse, source_head().size)
     if not copy or part_size > MAX_PART:
-        return provider.put(key, src, expected_hashes=expected, progress=progress), 0
+        put = provider.put(
+            key, src, expected_hashes=expected, progress=progress, before_commit=before_commit
+        )
+        return put, 0
     sha256 = expected.get("sha256") or hash_file(src, ("sha256",))["sha256"]
     object_key = provider._key(key)
     upload = DeltaUpload(
@@ -238,6 +243,7 @@ def put_reusing(
             concurrency=config.concurrency,
             create_args={"Metadata": {"sha256": sha256}, **config.put_args},
             progress=Progress(progress),
+            before_commit=before_commit,
         )
     except (PreconditionFailed, IntegrityError, NotSupported):
         # Definitive: nothing of this upload may ever be completed. The caller puts the whole file.

@@ -29,15 +29,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from providers.base import BeforeCommitFn
 from providers.errors import IntegrityError, NotFound, TransientError
-from providers.journal import Journal, scan
+from providers.journal import Journal
 from providers.s3.bucket import Bucket
 from providers.s3.parts import FileSlice, PartReader, checksum_args
+from providers.s3.upload_ops import KIND, abort_upload, list_parts, stored_object
 from providers.transfer import CHUNK, MultiHasher, Progress
 
 log = logging.getLogger(__name__)
-
-KIND = "s3-upload"
 
 
 @dataclass(frozen=True)
@@ -113,16 +113,30 @@ class MultipartUpload:
 
     def run(
         self, *, part_size: int, checksum: str, concurrency: int, create_args: Mapping[str, Any],
-        progress: Progress,
+        progress: Progress, before_commit: BeforeCommitFn | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         stored = self.resume(part_size, checksum)
         if stored is not None:
-            return stored
+            return stored  # completed by an earlier call, after its before_commit passed
         if self.header is None:
             self.create(part_size, checksum, create_args)
         hasher = self.send_parts(concurrency, progress)
         self.check_source(hasher)
+        if before_commit is not None:
+            self.gate(before_commit)
         return self.complete()
+
+    def gate(self, before_commit: BeforeCommitFn) -> None:
+        """Wait for the caller's word before completing; a refusal aborts the upload, so none
+        of its parts can ever be completed into an object."""
+        header = self.header
+        assert header is not None
+        try:
+            before_commit()
+        except Exception:
+            abort_upload(self.bucket, self.key, header.upload_id)
+            self.journal.clear()
+            raise
 
     # -- resume or create ----------------------------------------------------------------------
     def resume(self, part_size: int, checksum: str) -> dict[str, Any] | None:
@@ -335,57 +349,3 @@ def _raise_first(futures: list[Future[None]]) -> None:
     for fut in futures:
         if fut.done() and fut.exception() is not None:
             raise fut.exception()  # type: ignore[misc]
-
-
-def stored_object(b: Bucket, key: str, size: int, sha256: str) -> dict[str, Any] | None:
-    """HEAD of ``key`` when it holds exactly ``size`` bytes with ``sha256`` in its metadata."""
-    try:
-        with b.errors("stat after an upload vanished"):
-            head = b.client.head_object(Bucket=b.name, Key=key)
-    except NotFound:
-        return None
-    same = head.get("ContentLength") == size and head.get("Metadata", {}).get("sha256") == sha256
-    return head if same else None
-
-
-def list_parts(b: Bucket, key: str, upload_id: str) -> dict[int, set[str]]:
-    """Part number -> the ETags (unquoted, lower case) the server lists for it. A set: SeaweedFS
-    lists every upload of a part number that was sent twice, and completes with whichever one
-    the CompleteMultipartUpload names by ETag (AWS keeps only the last)."""
-    parts: dict[int, set[str]] = {}
-    with b.errors("list parts"):
-        for page in b.client.get_paginator("list_parts").paginate(
-            Bucket=b.name, Key=key, UploadId=upload_id
-        ):
-            for p in page.get("Parts", []):
-                parts.setdefault(int(p["PartNumber"]), set()).add(p["ETag"].strip('"').lower())
-    return parts
-
-
-def abort_upload(b: Bucket, key: str, upload_id: str) -> None:
-    """Abort an upload of ours; one already gone is fine, a network failure is only logged
-    (the next run's journal scan tries again)."""
-    try:
-        with b.errors("abort multipart upload"):
-            b.client.abort_multipart_upload(Bucket=b.name, Key=key, UploadId=upload_id)
-    except NotFound:
-        pass
-    except TransientError as exc:
-        log.warning("could not abort upload %s of %s: %s", upload_id, key, exc)
-
-
-def abort_orphans(b: Bucket, journal_dir: Path) -> int:
-    """Abort every upload our journals record for this bucket and drop the journals: used when
-    the caller knows no upload is in progress. Journals we cannot read (torn, foreign, of an
-    older format) can never be resumed: they are dropped too, but not counted."""
-    count = 0
-    for journal, raw in scan(journal_dir, KIND):
-        if raw is None:
-            journal.clear()
-            continue
-        if raw.get("bucket") != b.name:
-            continue
-        abort_upload(b, str(raw.get("key")), str(raw.get("upload_id")))
-        journal.clear()
-        count += 1
-    return count

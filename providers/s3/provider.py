@@ -1,6 +1,5 @@
-"""The ``s3`` backend: AWS S3 or any S3-compatible server (``endpoint_url``, path-style).
-
-Settings: providers.s3.config.
+"""The ``s3`` backend: AWS S3 or any S3-compatible server (``endpoint_url``, path-style);
+settings: providers.s3.config.
 
 Objects carry their whole-file sha256 as user metadata (``x-amz-meta-sha256``), which ``stat``
 returns as ``hashes["sha256"]``; a single-part, non-KMS object also reports its ETag as md5, and
@@ -23,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from providers.base import STREAM_CHUNK, Capabilities, ObjectInfo, ProgressFn
+from providers.base import STREAM_CHUNK, BeforeCommitFn, Capabilities, ObjectInfo, ProgressFn
 from providers.errors import (
     IntegrityError,
     NotFound,
@@ -38,8 +37,9 @@ from providers.s3.delta import put_reusing
 from providers.s3.download import Partial, RangedDownload, remove_quietly, stream_object
 from providers.s3.errors import s3_errors
 from providers.s3.info import identity, object_info
-from providers.s3.multipart import MultipartUpload, Source, abort_orphans
+from providers.s3.multipart import MultipartUpload, Source
 from providers.s3.parts import checksum_args, crc32_b64, part_size_for
+from providers.s3.upload_ops import abort_orphans
 from providers.transfer import MultiHasher, Progress, check_key, hash_file, temp_path_for, verify
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class S3Provider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        before_commit: BeforeCommitFn | None = None,
     ) -> ObjectInfo:
         src = Path(src_path)
         object_key = self._key(key)
@@ -138,6 +139,8 @@ class S3Provider:
                 expected=expected,
                 actual=hashes,
             )
+            if before_commit is not None:
+                before_commit()  # one request makes it visible: nothing is sent before the word
             self._put_object(key, data, hashes)
             report(len(data))
         else:
@@ -157,6 +160,7 @@ class S3Provider:
                 concurrency=self.config.concurrency,
                 create_args={"Metadata": {"sha256": sha256}, **self.config.put_args},
                 progress=report,
+                before_commit=before_commit,
             )
             hashes = {"sha256": sha256}
         info = self._head(key)

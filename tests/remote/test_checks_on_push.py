@@ -84,3 +84,45 @@ def test_a_refusal_is_said_once_per_run_whatever_the_number_of_remotes(ms, tmp_p
         res = ms(proj.root, *args)
         assert res.code == 3, (args, res)
         assert res.err.count(f"{MODEL_FILE}: not pushed: fails the check") == 1, (args, res.err)
+
+
+def test_new_content_goes_up_beside_its_check_and_a_refusal_abandons_it(
+    tmp_path, seaweedfs, fault_proxy, ms
+):
+    """The upload of content never judged before starts at once, the check running beside it;
+    a file that fails is then abandoned on the server: no object, no upload left open."""
+    from tests.support import SyncProject
+
+    proj = SyncProject.create(tmp_path / "p", seaweedfs.settings(endpoint_url=fault_proxy.url))
+    proj.write_model(seed=1)
+    bad = {"w": torch.randn(6 << 20), "x": torch.tensor([1.0, float("nan")])}  # 24 MiB
+    torch.save(bad, proj.models / MODEL_FILE)
+    size = (proj.models / MODEL_FILE).stat().st_size
+    fault_proxy.clear()
+
+    res = ms(proj.root, "push", "--json")
+    assert res.code == 3, res
+    (report,) = json.loads(res.out)
+    why = f"{MODEL_FILE}: not pushed: fails the check: NaN or infinite values in x"
+    assert any(why in p for p in report["problems"]), report["problems"]
+    step = next(s for s in report["steps"] if s["name"] == MODEL_FILE)
+    assert step["action"] == "refuse" and "NaN" in step["reason"]
+    assert MODEL_FILE not in {t["name"] for t in report["transfers"]}
+    # its bytes went up while the checker judged it (the parts), then the upload was aborted
+    assert fault_proxy.body_bytes >= size // 2, fault_proxy.body_bytes
+    assert fault_proxy.requests["DELETE"] >= 1
+    client = seaweedfs.client()
+    prefix = proj.remote["prefix"]
+    keys = {
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=seaweedfs.bucket, Prefix=prefix).get("Contents", [])
+    }
+    assert f"{prefix}/{MODEL_FILE}" not in keys and f"{prefix}/tokenizer.json" in keys
+    uploads = client.list_multipart_uploads(Bucket=seaweedfs.bucket, Prefix=prefix)
+    assert not uploads.get("Uploads"), uploads
+
+    # the verdict is kept: the next push refuses at once, without sending a byte of it again
+    fault_proxy.clear()
+    res = ms(proj.root, "push")
+    assert res.code == 3 and "fails the check" in res.err
+    assert fault_proxy.body_bytes < size // 4
