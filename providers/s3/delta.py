@@ -111,8 +111,16 @@ class DeltaUpload(MultipartUpload):
         return sum(self._copied)
 
     def wants_md5(self, number: int) -> bool:
-        # Every part's md5 when the final ETag can be recomputed; a copied part's in any case.
+        # With CRC32 part checksums every part is vouched for by its CRC32, sent or copied (the
+        # server returns a copy's), and CompleteMultipartUpload holds the server to the list:
+        # no md5 pass over the file. Otherwise every part's md5 when the final ETag can be
+        # recomputed, and a copied part's in any case.
+        if self.header is not None and self.header.checksum == "crc32":
+            return False
         return self.etag_is_md5 or number in self.copy
+
+    def copied_on_server(self, number: int) -> bool:
+        return number in self.copy
 
     def _put_part(self, number: int, start: int, length: int, value: str) -> int:
         if number not in self.copy:
@@ -142,19 +150,22 @@ class DeltaUpload(MultipartUpload):
             raise
         result = r.get("CopyPartResult") or {}
         etag = str(result.get("ETag") or "")
-        self._check_copy(what, number, value, etag, result.get("ChecksumCRC32"))
+        self._check_copy(what, number, value, etag, result.get("ChecksumCRC32"), start, length)
         self.etags[number], self.sums[number] = etag, value
         self.journal.add_part(number, etag, header.checksum, value)
         self._copied.append(length)
 
     def _check_copy(
-        self, what: str, number: int, value: str, etag: str, server_crc: str | None
-    ) -> None:
+        self, what: str, number: int, value: str, etag: str, server_crc: str | None,
+        start: int, length: int,
+    ) -> None:  # fmt: skip
         assert self.header is not None
         checks: list[tuple[str, str, str]] = []  # (name, the server's, ours)
         if self.header.checksum == "crc32" and server_crc:
             checks.append(("CRC32", server_crc, value))
         md5, plain = self.md5s.get(number), etag.strip('"').lower()
+        if not checks and md5 is None and self.etag_is_md5:
+            md5 = self.md5s[number] = _md5_of(self.source.path, start, length)
         if self.etag_is_md5 and md5 is not None and _MD5.match(plain):
             checks.append(("md5", plain, md5))
         if not checks:
@@ -185,6 +196,17 @@ class DeltaUpload(MultipartUpload):
             return None
         joined = b"".join(bytes.fromhex(self.md5s[i]) for i in range(1, n + 1))
         return f"{hashlib.md5(joined).hexdigest()}-{n}"
+
+
+def _md5_of(path: Path, start: int, length: int) -> str:
+    """The md5 of a part read again: a server that returned no CRC32 for a copy (rare)."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        f.seek(start)
+        while length > 0 and (chunk := f.read(min(length, 8 << 20))):
+            h.update(chunk)
+            length -= len(chunk)
+    return h.hexdigest()
 
 
 def _not_implemented(exc: BaseException) -> bool:

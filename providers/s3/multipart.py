@@ -206,7 +206,15 @@ class MultipartUpload:
             finally:
                 slots.release()
 
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part") as pool:
+        def copy(number: int, start: int, length: int, value: str) -> None:
+            progress(self._put_part(number, start, length, value))
+
+        # Parts copied on the server get their own connections and no read-ahead slot (they
+        # hold no bytes of ours): the parts to send start while the server is still copying.
+        with (
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part") as pool,
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-copy") as copies,
+        ):
             try:
                 with open(self.source.path, "rb", buffering=0) as f:
                     reader = PartReader(f, hasher, CHUNK)
@@ -215,6 +223,9 @@ class MultipartUpload:
                         length = min(part_size, size - start)
                         value = self._read(reader, number, start, length)
                         if value is None:
+                            continue
+                        if self.copied_on_server(number):
+                            futures.append(copies.submit(copy, number, start, length, value))
                             continue
                         # Polls failures while waiting so a dead upload does not keep reading.
                         while not slots.acquire(timeout=0.5):
@@ -263,6 +274,10 @@ class MultipartUpload:
 
     def wants_md5(self, number: int) -> bool:
         """Whether part ``number``'s md5 is needed beyond the checksum sent (a subclass's check)."""
+        return False
+
+    def copied_on_server(self, number: int) -> bool:
+        """Whether part ``number`` is copied on the server instead of sent (a subclass's)."""
         return False
 
     def _put_part(self, number: int, start: int, length: int, value: str) -> int:
