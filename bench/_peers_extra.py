@@ -1,4 +1,4 @@
-"""Issue 7 section 3 for bench/peers.py: a no-op sync over 20 pushed versions (model-safety `run`
+"""Section 3 of bench/peers.py: a no-op sync over 20 pushed versions (model-safety `run`
 vs `rclone sync --checksum` and `rclone copy`), bytes re-sent after a kill -9 at 70% of an upload
 (model-safety vs each peer), and the local part (backup vs cp+sync, hashing vs sha256sum), each
 returned as markdown lines."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _peer_tools import Peer, find_peers, peer_env
+from _report import MS_NEW, OURS
 from _s3env import (
     CLI,
     MODEL_FILE,
@@ -105,9 +106,9 @@ def delete_prefix(server: Any, prefix: str) -> None:
             client.delete_object(Bucket=server.bucket, Key=obj["Key"])
 
 
-def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
-    """Upload and download of one checkpoint by every tool, ``reps`` rounds, rotating the order.
-    Returns facts about model-safety's first push of the project (the structural check)."""
+def bench_size(b: Bench, src: Path, reps: int) -> None:
+    """Upload and download of one checkpoint by every tool, ``reps`` rounds, rotating the order;
+    model-safety's uploads twice, of new content (hash and check) and of content it knows."""
     size = src.stat().st_size
     tag = f"s{size // 10**6}"
     root = b.tmp / f"ms-{tag}"
@@ -118,14 +119,16 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
     if first is None:
         raise SystemExit(f"the first push failed: {b.failures[-1]}")
     first_key = f"{tag}-first/{MODEL_FILE}"
-    tools = [MS, *(p.name for p in b.peers)]
+    tools = [MS, MS_NEW, *(p.name for p in b.peers)]
     by_name = {p.name: p for p in b.peers}
     for rep in range(reps):
         order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
         for tool in (t for t in order if t not in b.broken):
             prefix = f"{tag}-{tool}-up-{rep}"
-            if tool == MS:
+            if tool in OURS:
                 write_project(root, s3_remote(b.server, prefix))
+                if tool == MS_NEW:  # nothing known: hash, range hashes and check all run
+                    shutil.rmtree(models / ".model-safety", ignore_errors=True)
                 run = lambda: cli(root, "push", "--json")  # noqa: E731
             else:
                 argv = by_name[tool].up(src, f"{prefix}/{MODEL_FILE}")
@@ -137,7 +140,7 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
                     b.fail(tool, f"uploaded {head['ContentLength']} of {size} bytes")
             delete_prefix(b.server, prefix + "/")
         reclaim(b.server)
-        for tool in (t for t in order if t not in b.broken):
+        for tool in (t for t in order if t not in b.broken and t != MS_NEW):
             if tool == MS:
                 pull_root = b.tmp / f"pull-{tag}"
                 dest = write_project(pull_root, s3_remote(b.server, f"{tag}-first")) / MODEL_FILE
@@ -156,7 +159,6 @@ def bench_size(b: Bench, src: Path, reps: int) -> dict[str, Any]:
             else:
                 dest.unlink(missing_ok=True)
     shutil.rmtree(root)
-    return {"size": size, "seconds": first.seconds, "rss_mb": first.maxrss_mb, "cpu_s": first.cpu_s}
 
 
 def main() -> None:
@@ -180,14 +182,13 @@ def main() -> None:
             peers = find_peers(server, set(args.peers.split(",")), skipped)
             b = Bench(server, tmp, args.settle, peers, peer_env(server))
             versions = {MS: _ms_version(), **{p.name: p.version for p in peers}}
-            firsts: list[dict[str, Any]] = []
             extra: list[str] = []
 
             def report(final: bool) -> None:
                 """The results so far: written after every part, so an interrupted run still
                 leaves what it measured (marked partial)."""
                 head = describe_machine(versions, load, os.getloadavg()[0])
-                body = table(b.samples, firsts, args.reps, skipped + b.failures)
+                body = table(b.samples, args.reps, skipped + b.failures)
                 mark = [] if final else ["**partial run: the parts below are all it measured**"]
                 text = "\n".join([head, "", *mark, body, "", *extra, ""])
                 if final:
@@ -198,7 +199,7 @@ def main() -> None:
             for mb in (int(s) for s in args.sizes.split(",")):
                 src = tmp / "src" / f"checkpoint-{mb}.pth"
                 make_checkpoint(src, mb, seed=mb)
-                firsts.append(bench_size(b, src, args.reps))
+                bench_size(b, src, args.reps)
                 src.unlink()
                 reclaim(server)
                 report(final=False)
