@@ -4,11 +4,10 @@
 - ``HashCache`` remembers the sha256 of a file keyed by (size, mtime_ns, inode) in
   ``<models_dir>/.model-safety/hashes.json``; a file whose stat is unchanged is not re-read.
 - ``atomic_copy`` copies into a unique temp file in the destination directory, hashing the bytes
-  as they pass, fsyncs, checks the hash against the expected one, renames into place and fsyncs
-  the directory. Reading, hashing and writing run in three threads (hashlib and file I/O release
-  the GIL), so a copy of a new file costs about one sha256 pass instead of a hash plus a copy.
-- ``BYTES_READ`` counts every byte this module reads from files, so a benchmark or a test can
-  show that a second run over unchanged files reads none.
+  as they pass, fsyncs, checks the hash, renames into place and fsyncs the directory. Reading,
+  hashing and writing run in three threads (hashlib and file I/O release the GIL): a copy of a
+  new file costs about one sha256 pass instead of a hash plus a copy.
+- ``BYTES_READ`` counts the bytes this module reads: a second run over unchanged files reads none.
 """
 
 from __future__ import annotations
@@ -95,8 +94,7 @@ def temp_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
 
 
-# Our temp names: 12 hex digits. Providers' partial downloads use longer tags and are kept on
-# purpose (they resume with a Range request), so only names of this exact shape are ours to clean.
+# Our temp names: 12 hex digits (providers' partial downloads, longer tags, resume: not ours).
 OUR_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX))
 
 
@@ -354,6 +352,9 @@ class HashCache:
     def forget(self, name: str) -> None:
         if self._entries.pop(name, None) is not None:
             self._dirty = True
+
+    def shas(self) -> set[str]:
+        return {e["sha256"] for e in self._entries.values() if isinstance(e.get("sha256"), str)}
 
     def sha256(self, path: Path, progress: ProgressFn | None = None, *, fresh: bool = False) -> str:
         """The sha256 of ``path``, from the cache when its stat is unchanged (unless ``fresh``)."""

@@ -76,6 +76,10 @@ def prune_local(
         decisions.extend(plan)
         if not dry_run:
             _delete_entries(store, [store.catalog.entries[d.name] for d in plan if not d.keep])
+    if not dry_run and model is None:
+        # range hashes of content no copy here holds any more (kept by content, so the hash
+        # cache's current files and every catalogued copy are what still needs them)
+        store.ranges.keep_only({e.sha256 for e in store.catalog} | store.cache.shas())
     store.save()
     return decisions
 

@@ -60,6 +60,20 @@ class LocalRanges:
         if ranges is not None:
             self.put(sha256, ranges)
 
+    def keep_only(self, wanted: set[str]) -> int:
+        """Remove the range hashes of every content not in ``wanted`` (a pruned version's, a
+        current file's older content); returns how many. They are only a cache: a content that
+        comes back has them computed again in its first read."""
+        removed = 0
+        for path in self.dir.glob("*.json") if self.dir.is_dir() else ():
+            if _SHA.match(path.stem) and path.stem not in wanted:
+                try:
+                    path.unlink()
+                    removed += 1
+                except OSError as exc:
+                    log.info("cannot remove %s: %s", path, exc)
+        return removed
+
     def of(self, path: Path, sha256: str) -> RangeHashes:
         """The range hashes of ``path``, whose content is ``sha256``: stored, else read once."""
         size = path.stat().st_size

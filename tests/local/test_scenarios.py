@@ -3,6 +3,7 @@ plus list / verify / prune / status / run as a user sees them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from agent.local import hashing
@@ -210,3 +211,19 @@ def test_repair_without_remotes_heals_a_copy_from_another_local_file(cli, projec
     assert "dinesh_ai_model_backup.pth: healed here (copied from the current file" in result.out
     assert backup.read_bytes() == good
     assert cli("verify").code == 0
+
+
+def test_prune_forgets_the_range_hashes_of_content_no_copy_holds(cli, project):
+    """Range hashes are kept by content for delta pushes; a pruned version's go with it, so a
+    models dir that sees a fine-tune a day does not collect them forever."""
+    ranges = project.models / ".model-safety" / "ranges"
+    shas = []
+    for seed in range(2, 7):
+        project.write_model(seed=seed)
+        assert cli("backup", "--kind", "version").code == 0
+        shas.append(hashlib.sha256(project.model().read_bytes()).hexdigest())
+    assert {f"{s}.json" for s in shas} <= {p.name for p in ranges.iterdir()}
+    assert cli("prune").code == 0
+    kept = {p.name for p in ranges.iterdir()}
+    assert f"{shas[0]}.json" not in kept  # the pruned version's
+    assert {f"{s}.json" for s in shas[1:]} <= kept  # the 4 kept versions' (the newest: current)
