@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from providers.ranges import RangeHashes
 
 # Called with the number of bytes moved since the previous call. May be called from worker threads.
 ProgressFn = Callable[[int], None]
@@ -228,11 +231,14 @@ class Provider(Protocol):
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        expected_ranges: RangeHashes | None = None,
     ) -> ObjectInfo:
         """Download ``key`` atomically to ``dest_path`` (temp file in the same directory, fsync,
         rename). Resumes an interrupted transfer with Range requests. Checks size and every hash
         known (expected or held by the backend); on mismatch raises IntegrityError and leaves no
-        file at ``dest_path``."""
+        file at ``dest_path``. ``expected_ranges``: the range hashes recorded with the expected
+        sha256 (providers.ranges); a backend may check each range against them as it arrives
+        instead of hashing the whole file (S3 does), and then stops at the first bad range."""
         ...
 
     def stat(self, key: str) -> ObjectInfo: ...

@@ -33,6 +33,7 @@ from providers.errors import (
     QuotaExceeded,
 )
 from providers.local_delta import assemble
+from providers.ranges import RangeHashes
 from providers.transfer import CHUNK, MultiHasher, Progress, atomic_write, check_key, verify
 
 META_DIR = ".ms-hashes"  # sidecars and lock files; never listed, never a valid key
@@ -181,6 +182,7 @@ class LocalProvider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        expected_ranges: RangeHashes | None = None,  # not used: the whole file is hashed
     ) -> ObjectInfo:
         info = self.stat(key)
         wanted = {**info.hashes, **(expected_hashes or {})}

@@ -29,6 +29,7 @@ from providers.base import (
 )
 from providers.config import RETRY_KEYS, unknown_key_problem
 from providers.errors import ConfigError, TransientError
+from providers.ranges import RangeHashes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,7 +148,9 @@ class RetryingProvider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        expected_ranges: RangeHashes | None = None,
     ) -> ObjectInfo:
+        ranges = {"expected_ranges": expected_ranges} if expected_ranges is not None else {}
         return self._call(
             f"get {key}",
             self.inner.get,
@@ -155,6 +158,7 @@ class RetryingProvider:
             dest_path,
             expected_hashes=expected_hashes,
             progress=progress,
+            **ranges,
         )
 
     def stat(self, key: str) -> ObjectInfo:

@@ -34,6 +34,7 @@ from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remo
 from agent.remote.prune import remote_good
 from providers.base import ObjectInfo
 from providers.errors import IntegrityError, NotFound, ProviderError
+from providers.ranges import RangeHashes
 
 if TYPE_CHECKING:
     from agent.config import RemoteConfig
@@ -216,6 +217,9 @@ def heal_local(
                 out.bad_sources.append(f"{src.name} on {r.name}: {about_remote(r.name, exc)}")
                 continue
             store.cache.remember(dest, sha256)
+            ranges = recorded_ranges(r, src.name, sha256)
+            if ranges is not None and ranges.fits(size):
+                store.ranges.put(sha256, ranges)  # the next delta push needs no read of it
             out.how = f"pulled from {src.name} on {r.name}"
             return out
     return out
@@ -223,12 +227,28 @@ def heal_local(
 
 def _fetch(remote: Remote, key: str, dest: Path, expected: dict[str, str]) -> ObjectInfo:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    size = remote.objects[key].info.size if key in remote.objects else None
+    obj = remote.objects.get(key)
+    size = obj.info.size if obj is not None else None
+    # the range hashes recorded with this very content let the download check each range as it
+    # arrives instead of hashing the whole file after it
+    ranges = recorded_ranges(remote, key, expected.get("sha256"))
+    extra = {"expected_ranges": ranges} if ranges is not None else {}
     with progress.bar(f"{remote.name} -> {dest.name}", size) as advance:
         try:
-            return remote.provider.get(key, dest, expected_hashes=expected, progress=advance)
+            return remote.provider.get(
+                key, dest, expected_hashes=expected, progress=advance, **extra
+            )
         except NotFound as exc:
             raise ProviderError(f"{key} is gone from {remote.name}") from exc
+
+
+def recorded_ranges(remote: Remote, key: str, sha256: str | None) -> RangeHashes | None:
+    """The range hashes the remote catalog recorded for ``key``, if recorded with ``sha256``."""
+    obj = remote.objects.get(key)
+    recorded = (obj.recorded or {}) if obj is not None else {}
+    if sha256 is None or recorded.get("sha256") != sha256:
+        return None
+    return RangeHashes.from_json(recorded.get("ranges"))
 
 
 def _upload(remote: Remote, name: str, path: Path, sha256: str) -> ObjectInfo:

@@ -44,6 +44,7 @@ from providers.gdrive.transfers import DriveIO
 from providers.gdrive.upload import JournalEntry, Session, SessionJournal, Target, upload_file
 from providers.journal import Journal as _Journal
 from providers.journal import journal_dir
+from providers.ranges import RangeHashes
 from providers.transfer import Progress, check_key, hash_file, verify
 
 log = logging.getLogger(__name__)
@@ -345,6 +346,7 @@ class DriveProvider(DriveIO):
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        expected_ranges: RangeHashes | None = None,  # not used: the whole file is hashed
     ) -> ObjectInfo:
         res = self._resolve(key)
         info = self._info(key, res)

@@ -6,6 +6,12 @@ written with ``os.pwrite``; a range is done once its last byte is written; a has
 the contiguous finished prefix (reading the page cache through a mapping), so the sha256 is ready
 shortly after the last byte arrives instead of costing a second pass; each hashed range is handed
 to the kernel's writeback at once, so the fsync before the rename has little left to write.
+Given the range hashes recorded at push (providers.ranges) with the expected sha256, each
+fetching thread checks every range of its own against them as the bytes arrive (BLAKE3, the GIL
+released), a range counts as done only once it matched, and no sha256 pass runs at all: every
+byte equals what was pushed, so the file's sha256 is the one recorded with those ranges. A range
+that does not match stops the download (IntegrityError naming it); ranges finished by an earlier
+attempt or process are read back and checked before the rename.
 A transient failure keeps the temp file and the set of finished ranges (``Partial``), so the retry
 layer's next ``get`` fetches only what is missing; ``on_done`` lets the caller journal each
 finished range, so that a later process can do the same after kill -9
@@ -22,9 +28,11 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from providers.base import ObjectInfo
-from providers.errors import TransientError
+from providers.errors import IntegrityError, TransientError
+from providers.ranges import DIGEST, RangeHashes, range_digest
 from providers.s3.bucket import Bucket
 from providers.transfer import (
     CHUNK,
@@ -55,10 +63,17 @@ class RangedDownload:
     hashed in order, verified and committed. ``what`` names the download in errors."""
 
     def __init__(
-        self, bucket: Bucket, key: str, partial: Partial, *, concurrency: int, what: str
-    ) -> None:
+        self, bucket: Bucket, key: str, partial: Partial, *, concurrency: int, what: str,
+        ranges: RangeHashes | None = None,
+    ) -> None:  # fmt: skip
         self.bucket, self.key, self.partial = bucket, key, partial
         self.concurrency, self.what = concurrency, what
+        # checked range by range when they fit this download (see the module docstring)
+        fits = (
+            ranges is not None and ranges.size == partial.range_size and ranges.fits(partial.size)
+        )
+        self.ranges = ranges if fits else None
+        self._checked: set[int] = set()  # ranges this call fetched and found matching
         self.n_ranges = -(-partial.size // partial.range_size)  # 0 for an empty object
         self._cond = threading.Condition()
         self._failed: list[BaseException] = []
@@ -75,6 +90,8 @@ class RangedDownload:
         always computed), commit it to ``dest``. Raises with ``partial`` updated; the caller
         decides whether to keep the temp file. ``on_done(index)`` follows each range written."""
         partial = self.partial
+        if "sha256" not in expected:
+            self.ranges = None  # the ranges vouch for the content whose sha256 was expected
         hasher = MultiHasher({"sha256"} | {n for n in expected if n in ("sha256", "md5")})
         self._fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -84,16 +101,21 @@ class RangedDownload:
             hasher_thread = threading.Thread(
                 target=self._hash_in_order, args=(hasher,), name="s3-hash", daemon=True
             )
-            hasher_thread.start()
+            if self.ranges is None:
+                hasher_thread.start()
             runs = stretches(todo, partial.range_size, self.concurrency)
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-get") as pool:
                 list(pool.map(lambda run: self._fetch(run, progress, on_done), runs))
-            hasher_thread.join()
+            if self.ranges is None:
+                hasher_thread.join()
             if self._failed:
                 raise self._failed[0]
+            if self.ranges is not None:
+                self._check_resumed()
         finally:
             os.close(self._fd)
-        actual = hasher.hexdigests()
+        # every range matched what was pushed: the sha256 is the one recorded with the ranges
+        actual = hasher.hexdigests() if self.ranges is None else dict(expected)
         verify(self.what, expected_size=partial.size, actual_size=os.path.getsize(partial.temp))
         verify(self.what, expected=expected, actual=actual)
         commit_temp(partial.temp, dest)
@@ -121,8 +143,13 @@ class RangedDownload:
                 body = resp["Body"]
                 offset, pending = start, iter(stretch)
                 index = next(pending)
+                check = (
+                    None if self.ranges is None else _RangeCheck(self.ranges, start, partial.size)
+                )
                 while chunk := body.read(CHUNK):
                     os.pwrite(self._fd, chunk, offset)
+                    if check is not None:
+                        self._checked.update(check.feed(chunk, what))  # before they count as done
                     offset += len(chunk)
                     progress(len(chunk))
                     # Each range of the stretch counts as done as soon as its last byte is
@@ -140,6 +167,26 @@ class RangedDownload:
             with self._cond:
                 self._failed.append(exc)
                 self._cond.notify_all()
+
+    def _check_resumed(self) -> None:
+        """Read back and check the ranges an earlier attempt or process finished: a journal can
+        outlive the bytes it vouches for (a power cut), the bytes themselves cannot lie."""
+        assert self.ranges is not None
+        rsize = self.partial.range_size
+        for index in sorted(self.partial.done - self._checked):
+            start = index * rsize
+            length = self._end(index) - start
+            with mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start) as mm:
+                view = memoryview(mm)
+                try:
+                    ok = range_digest(view) == self.ranges[index]
+                finally:
+                    view.release()
+            if not ok:
+                raise IntegrityError(
+                    f"{self.what}: bytes {start}-{start + length - 1}, finished by an earlier "
+                    "attempt, differ from the range hash recorded at push"
+                )
 
     def _hash_in_order(self, hasher: MultiHasher) -> None:
         rsize = self.partial.range_size
@@ -162,6 +209,44 @@ class RangedDownload:
                 finally:
                     view.release()
             start_writeback(self._fd, start, length)
+
+
+class _RangeCheck:
+    """The range hashes of one GET's bytes, checked against the recorded ones as they arrive."""
+
+    def __init__(self, ranges: RangeHashes, start: int, file_size: int) -> None:
+        self.ranges, self.size, self.file_size = ranges, ranges.size, file_size
+        self.index, self.filled = start // ranges.size, 0
+        self.hasher = _new_blake3()
+
+    def feed(self, chunk: bytes, what: str) -> set[int]:
+        """Hash ``chunk``; returns the ranges it completed (each matched, else IntegrityError)."""
+        done: set[int] = set()
+        view = memoryview(chunk)
+        while view:
+            length = self.ranges.span(self.index, self.file_size)[1]
+            take = min(len(view), length - self.filled)
+            self.hasher.update(view[:take])
+            self.filled, view = self.filled + take, view[take:]
+            if self.filled == length:
+                self._close(what)
+                done.add(self.index - 1)
+        return done
+
+    def _close(self, what: str) -> None:
+        if self.hasher.digest(length=DIGEST) != self.ranges[self.index]:
+            start = self.index * self.size
+            raise IntegrityError(
+                f"{what}: bytes {start}-{start + self.filled - 1} differ from the range hash "
+                "recorded at push: the object's bytes are not the ones pushed"
+            )
+        self.index, self.filled, self.hasher = self.index + 1, 0, _new_blake3()
+
+
+def _new_blake3() -> Any:
+    from blake3 import blake3
+
+    return blake3()
 
 
 def stretches(todo: list[int], rsize: int, concurrency: int) -> list[list[int]]:

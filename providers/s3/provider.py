@@ -26,19 +26,20 @@ from providers.base import STREAM_CHUNK, BeforeCommitFn, Capabilities, ObjectInf
 from providers.errors import (
     IntegrityError,
     NotFound,
-    PreconditionFailed,
     ProviderError,
     TransientError,
 )
 from providers.journal import Journal, journal_dir, mark, resume_download
+from providers.ranges import RangeHashes
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
 from providers.s3.delta import put_reusing
-from providers.s3.download import Partial, RangedDownload, remove_quietly, stream_object
+from providers.s3.download import MAX_GET, Partial, RangedDownload, remove_quietly, stream_object
 from providers.s3.errors import s3_errors
-from providers.s3.info import identity, object_info
+from providers.s3.info import object_info
 from providers.s3.multipart import MultipartUpload, Source
 from providers.s3.parts import checksum_args, crc32_b64, part_size_for
+from providers.s3.small import get_bytes, put_bytes
 from providers.s3.upload_ops import abort_orphans
 from providers.transfer import MultiHasher, Progress, check_key, hash_file, temp_path_for, verify
 
@@ -63,8 +64,8 @@ class S3Provider:
             conditional_write=True,
             resumable=True,
             copy=self.copy,
-            get_bytes=self.get_bytes,
-            put_bytes=self.put_bytes,
+            get_bytes=functools.partial(get_bytes, self),  # providers.s3.small
+            put_bytes=functools.partial(put_bytes, self),
             iter_bytes=self.iter_bytes,
             abort_incomplete_uploads=self.abort_incomplete_uploads,
             part_size=self.part_size if settings.etag_may_be_md5 else None,
@@ -199,6 +200,7 @@ class S3Provider:
         *,
         expected_hashes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
+        expected_ranges: RangeHashes | None = None,
     ) -> ObjectInfo:
         dest = Path(dest_path)
         info = self._head(key)
@@ -213,7 +215,17 @@ class S3Provider:
         # layer's, or a new process after kill -9 -- finds them and fetches only missing ranges.
         tag = hashlib.sha256(f"{key}\0{info.etag}".encode()).hexdigest()[:16]
         temp = temp_path_for(dest, tag)
-        rsize = part_size_for(info.size, self.config.multipart_chunksize)
+        # ranges of the recorded range hashes' size: each is checked as it arrives (download.py)
+        usable = (
+            expected_ranges is not None
+            and expected_ranges.size <= MAX_GET  # larger ones would serialise the download
+            and expected_ranges.fits(info.size)
+        )
+        rsize = (
+            expected_ranges.size
+            if usable and expected_ranges is not None
+            else part_size_for(info.size, self.config.multipart_chunksize)
+        )
         n_ranges = -(-info.size // rsize)
         header = {"bucket": self.bucket, "key": self._key(key), "dest": str(dest),
                   "temp": str(temp), "etag": info.etag or "", "size": info.size,
@@ -228,8 +240,9 @@ class S3Provider:
         partial = Partial(temp, info.etag or "", info.size, rsize, set(done))
         self._pending[(key, dest)] = journal, temp
         download = RangedDownload(
-            self._bucket, self._key(key), partial, concurrency=self.config.concurrency, what=what
-        )
+            self._bucket, self._key(key), partial, concurrency=self.config.concurrency, what=what,
+            ranges=expected_ranges if usable else None,
+        )  # fmt: skip
         try:
             download.run(dest, wanted, Progress(progress), functools.partial(mark, journal))
         except TransientError:
@@ -329,58 +342,6 @@ class S3Provider:
             start=start,
             chunk_size=chunk_size,
             progress=Progress(progress),
-        )
-
-    # --- small objects --------------------------------------------------------------------------
-
-    def get_bytes(self, key: str) -> tuple[bytes, ObjectInfo]:
-        with self._errors(f"get {key}"):
-            r = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            data = r["Body"].read()
-        info = self._info(
-            key,
-            len(data),
-            r.get("ETag"),
-            r.get("LastModified"),
-            r.get("Metadata", {}),
-            r.get("VersionId"),
-        )
-        verify(f"get {key}", expected_size=r["ContentLength"], actual_size=len(data))
-        if "sha256" in info.hashes:
-            verify(
-                f"get {key}",
-                expected=info.hashes,
-                actual={"sha256": hashlib.sha256(data).hexdigest()},
-            )
-        return data, info
-
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> ObjectInfo:
-        hasher = MultiHasher(self._put_hashes({}))
-        hasher.update(data)
-        cond: dict[str, str] = {}
-        if if_none_match:
-            cond["IfNoneMatch"] = "*"
-        if if_match is not None:
-            cond["IfMatch"] = '"' + if_match.strip('"') + '"'
-        try:
-            r = self._put_object(key, data, hasher.hexdigests(), **cond)
-        except NotFound as exc:
-            # AWS and moto answer If-Match on a missing key with 404, SeaweedFS with 412: both
-            # mean the object is not the one the caller read.
-            if if_match is None:
-                raise
-            raise PreconditionFailed(f"put {key}: {key} no longer exists") from exc
-        etag = (r.get("ETag") or "").strip('"') or None
-        sha = hasher.hexdigests()["sha256"]
-        return ObjectInfo(
-            key, len(data), {"sha256": sha}, None, etag, identity(etag, r.get("VersionId"))
         )
 
     # --- housekeeping ----------------------------------------------------------------------------
