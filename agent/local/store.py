@@ -13,6 +13,8 @@ import datetime as dt
 import logging
 import os
 import shutil
+import threading
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,6 +74,7 @@ class Store:
         self.ranges = LocalRanges(self.state_dir)
         self.cache.keep_ranges = self.ranges.put_serialised
         self._catalog: Catalog | None = None
+        self._warming: threading.Thread | None = None
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -100,7 +103,27 @@ class Store:
     def path(self, name: str) -> Path:
         return self.models_dir / name
 
+    def warm_up(self) -> None:
+        """Hash the models' current files in a background thread (nothing to do for those the
+        cache knows), so that a push of a freshly fine-tuned model opens its remotes, importing
+        the S3 client and listing, while the new bytes are hashed; ``sha256`` waits for it."""
+        names = [n for m in self.config.models for n in (*m.companions, m.file)]
+        paths = [p for p in map(self.path, names) if p.is_file()]
+
+        def work() -> None:
+            for path in paths:
+                with suppress(OSError):  # gone or unreadable: the caller's own read says so
+                    if self.cache.lookup(path) is None:
+                        with progress.bar(f"hashing {path.name}", path.stat().st_size) as advance:
+                            self.cache.sha256(path, advance)
+
+        self._warming = threading.Thread(target=work, name="hash-warm-up", daemon=True)
+        self._warming.start()
+
     def sha256(self, path: Path, *, fresh: bool = False) -> str:
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
         size = path.stat().st_size
         with progress.bar(f"hashing {path.name}", size) as advance:
             return self.cache.sha256(path, advance, fresh=fresh)

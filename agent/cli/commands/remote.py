@@ -80,6 +80,7 @@ def push(app, remote_name, all_remotes, dry_run, as_json) -> int:  # type: ignor
 
     reports = []
     with contextlib.nullcontext() if dry_run else app.lock("push"):
+        app.store.warm_up()  # new content is hashed while the remote is opened
         for name in chosen_remotes(app, remote_name, all_remotes):
             with opened(app, name) as remote:
                 reports.append(do_push(app.store, remote, dry_run=dry_run))
