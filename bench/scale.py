@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,8 @@ def main() -> None:
             shutil.rmtree(b)
             client = server.client()
             client.delete_object(Bucket=server.bucket, Key=f"scale-a/{MODEL_FILE}")
+            url = f"http://127.0.0.1:{server.ports[0]}/vol/vacuum?garbageThreshold=0.0001"
+            urllib.request.urlopen(url, timeout=600).read()  # frees its disk space now
             write_project(a, s3_remote(server, "scale-k", endpoint_url=proxy.url))
             proxy.clear()
             threshold = int(0.7 * size)
