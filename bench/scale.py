@@ -6,15 +6,17 @@ Measures, for one checkpoint of --size-gb written by torch.save (12 fp32 tensors
 memory-mapped file so that making it does not need the RAM):
 
 - the first push (new content: hash, range hashes, the checker in its child beside the upload),
-  wall time, and the push process's own peak RSS (sampled from /proc every 50 ms: the checker
-  child runs under its own cap and is not counted) next to the whole tree's (wait4);
+  wall time, and the push process's own peak RSS, sampled from /proc every 50 ms (the checker
+  child runs under its own cap and is not counted; wait4's figure is not used either: a forked
+  child starts with its parent's peak);
 - a pull into an empty project (every range checked against the range hashes recorded at push):
   wall time and peak RSS;
 - a push killed with SIGKILL once 70% of the file has gone through a counting proxy, then the
   same push again: the bytes the second run sends, as a share of the file.
 
-Needs about 3x --size-gb of free disk (the file, the server's copy, the pulled copy; the pulled
-copy and the first object are deleted before the kill test). Prints a markdown table.
+Needs about 2x --size-gb of free disk at any time (the file and one copy on the server; the
+first object is deleted before the kill test, the file before the pull). Prints a markdown
+table.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ class Run:
     code: int
     seconds: float
     own_peak_mb: float  # the command's own process, sampled
-    tree_peak_mb: float  # wait4: the largest of it and its children
     err: str
 
 
@@ -101,12 +102,12 @@ def run(root: Path, *args: str, kill_when=None) -> Run:  # type: ignore[no-untyp
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status = os.waitpid(proc.pid, 0)
     stop.set()
     sampler.join()
     err = proc.stderr.read() if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)
-    return Run(code, time.perf_counter() - start, peak / 1024, usage.ru_maxrss / 1024, err)
+    return Run(code, time.perf_counter() - start, peak / 1024, err)
 
 
 def checked(r: Run, what: str) -> Run:
@@ -145,12 +146,6 @@ def main() -> None:
             settle(2)
             first = checked(run(a, "push"), "first push")
             rows.append(("push, new content (hash + check beside the upload)", first))
-            b = tmp / "b"
-            write_project(b, s3_remote(server, "scale-a"))
-            settle(2)
-            pull = checked(run(b, "pull"), "pull")
-            rows.append(("pull into an empty project", pull))
-            shutil.rmtree(b)
             client = server.client()
             client.delete_object(Bucket=server.bucket, Key=f"scale-a/{MODEL_FILE}")
             url = f"http://127.0.0.1:{server.ports[0]}/vol/vacuum?garbageThreshold=0.0001"
@@ -164,14 +159,19 @@ def main() -> None:
             again = checked(run(a, "push"), "push after the kill")
             resent = proxy.body_bytes
             proxy.stop()
+            shutil.rmtree(a)  # the source's last link: room for the pulled copy
+            src.unlink()
+            b = tmp / "b"
+            write_project(b, s3_remote(server, "scale-k"))
+            settle(2)
+            pull = checked(run(b, "pull"), "pull")
+            rows.append(("pull into an empty project", pull))
         print(f"## {size / 1e9:.1f} GB checkpoint on SeaweedFS (loopback)\n")
-        print("| command | wall s | MB/s | own peak RSS MB | tree peak RSS MB |")
-        print("|---|---|---|---|---|")
+        print("| command | wall s | MB/s | peak RSS MB |")
+        print("|---|---|---|---|")
         for label, r in rows:
-            print(
-                f"| {label} | {r.seconds:.1f} | {size / 1e6 / r.seconds:.0f} | "
-                f"{r.own_peak_mb:.0f} | {r.tree_peak_mb:.0f} |"
-            )
+            mbs = size / 1e6 / r.seconds
+            print(f"| {label} | {r.seconds:.1f} | {mbs:.0f} | {r.own_peak_mb:.0f} |")
         note = "" if killed.code != 0 else " (it finished before the kill)"
         print(
             f"\n- push killed with SIGKILL at {at:.0%} of the file{note}; the same push again "
