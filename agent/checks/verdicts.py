@@ -34,15 +34,20 @@ def is_checkpoint(name: str, model: ModelConfig | None, *, companion: str | None
     return Path(companion or name).suffix.lower() in CHECKPOINT_SUFFIXES
 
 
-def refusal(store: Store, name: str, sha256: str, path: Path | None = None) -> str | None:
-    """Why the file ``name`` in models_dir (content ``sha256``) must not leave the machine, or
-    None: the one question push, sync, run and repair ask before an upload or a copy. ``path``
-    holds the bytes when they are not (or no longer) under ``name``: a heal from another copy."""
+def judged(store: Store, name: str) -> bool:
+    """Whether the file ``name`` in models_dir is one the checker judges (see is_checkpoint)."""
     from agent.rules.naming import identify
 
     ident = identify(name, store.config.models)
     model = next((m for m in store.config.models if ident and m.name == ident.model), None)
-    if not is_checkpoint(name, model, companion=ident.companion if ident else name):
+    return is_checkpoint(name, model, companion=ident.companion if ident else name)
+
+
+def refusal(store: Store, name: str, sha256: str, path: Path | None = None) -> str | None:
+    """Why the file ``name`` in models_dir (content ``sha256``) must not leave the machine, or
+    None: the one question push, sync, run and repair ask before an upload or a copy. ``path``
+    holds the bytes when they are not (or no longer) under ``name``: a heal from another copy."""
+    if not judged(store, name):
         return None
     verdict = verdict_for(store, path or store.path(name), sha256)
     return None if verdict.ok else f"fails the check: {verdict.reason}"

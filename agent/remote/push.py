@@ -91,11 +91,11 @@ def plan(
 
 
 def _checked(store: Store, lf: LocalFile, checks: CheckAhead | None) -> LocalFile:
-    from agent.checks.verdicts import recorded, refusal
+    from agent.checks.verdicts import judged, recorded, refusal
 
     if not lf.ok:
         return lf
-    if checks is not None and recorded(store, lf.sha256) is None:
+    if checks is not None and judged(store, lf.name) and recorded(store, lf.sha256) is None:
         checks.start(lf.name, lf.sha256)  # new content: judged while the push runs
         return lf
     why = refusal(store, lf.name, lf.sha256)
