@@ -256,8 +256,11 @@ def _fetch_content(
             f"{obj.name}: source passed over: {bad}; `model-safety repair` heals it"
         )
     if out.how is None:
+        # the reasons go with the error: the report they were added to is not printed after it
+        why = "".join(f"; {bad}" for bad in out.bad_sources)
         raise IntegrityError(
-            f"{obj.name}: no intact copy of its content on {remote.name}, here or on another remote"
+            f"{obj.name}: no intact copy of its content on {remote.name}, here or on another "
+            f"remote{why}"
         )
     _register(store, remote, obj, sha)
     report.files += 1

@@ -32,6 +32,7 @@ SECTIONS = {
     "test_corruption": "Corruption of copies and catalogs",
     "test_healing": "Healing by content",
     "test_delta": "Delta pushes",
+    "test_checked_transfers": "Checks during transfers",
     "test_corrupt_journals": "Corruption of resume journals",
     "test_concurrency": "Concurrency",
     "test_clock": "Clock trouble",
