@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/native_get.py [--sizes 400,2000] [--reps 3] [--settle 1]
                                          [--modes ours,ours-nohash,obstore,obstore-nohash,crt]
+                                         [--paired ROUNDS]
 
 One run starts SeaweedFS on loopback, uploads one object of random bytes per size (with its
 sha256 as metadata, as a push does) and downloads it with each mode, each a child process
@@ -17,6 +18,10 @@ Modes:
 - ``obstore-nohash``: that without the hashing.
 - ``crt``: awscrt's S3 client (the CRT that s3transfer can use) fetching the whole object into a
   file by itself (its own parts and connections); no sha256: the native client's ceiling.
+
+``--paired N`` adds, per size, the transfer alone (start-up excluded): one process alternating
+``ours`` and ``obstore`` gets of the same object, N each, CPU from getrusage (obstore's runtime
+threads included). The results and the decision: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -81,8 +86,8 @@ def _no_hashing() -> None:
     dl.verify = lambda *a, **kw: None  # type: ignore[assignment]
 
 
-def _obstore_fetch(args: argparse.Namespace) -> None:
-    """RangedDownload._fetch replaced by one that makes its GET with obstore."""
+def _obstore_fetch(args: argparse.Namespace) -> Any:
+    """A RangedDownload._fetch that makes its GET with obstore instead of botocore."""
     import boto3
     import obstore
     from obstore.store import S3Store
@@ -131,7 +136,7 @@ def _obstore_fetch(args: argparse.Namespace) -> None:
                 self._failed.append(exc)
                 self._cond.notify_all()
 
-    dl.RangedDownload._fetch = fetch  # type: ignore[method-assign]
+    return fetch
 
 
 def _crt(args: argparse.Namespace) -> None:
@@ -179,12 +184,55 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     if args.child.endswith("-nohash"):
         _no_hashing()
-    if args.child.startswith("obstore"):
-        _obstore_fetch(args)
+    import providers.s3.download as dl
     from providers import open_provider
+
+    if args.child == "paired":
+        _paired(args)
+        return
+    if args.child.startswith("obstore"):
+        dl.RangedDownload._fetch = _obstore_fetch(args)  # type: ignore[method-assign]
 
     state = Path(args.dest).with_name("state")
     open_provider("s3", _remote(args), state_dir=state).get(args.key, Path(args.dest))
+
+
+def _paired(args: argparse.Namespace) -> None:
+    """The transfer alone (no start-up): ``get`` through botocore and through obstore in one
+    process, alternating, ``--rounds`` each; one JSON line per get (wall s, CPU s of the whole
+    process, obstore's runtime threads included)."""
+    import json
+    import resource
+    import time
+
+    import providers.s3.download as dl
+    from providers import open_provider
+
+    fetches = {"ours": dl.RangedDownload._fetch, "obstore": _obstore_fetch(args)}
+    dest = Path(args.dest)
+    provider = open_provider("s3", _remote(args), state_dir=dest.with_name("state"))
+    provider.stat(args.key)  # the connection and the credentials are ready before the first
+    for n in range(args.rounds):
+        for name in list(fetches)[n % 2 :] + list(fetches)[: n % 2]:
+            dl.RangedDownload._fetch = fetches[name]  # type: ignore[method-assign]
+            settle(args.settle)
+            usage, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            provider.get(args.key, dest)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+            if hash_path(dest) != args.sha:
+                raise SystemExit(f"{name}: the download differs from the source")
+            dest.unlink()
+            print(json.dumps([name, wall, cpu]), flush=True)
+
+
+def hash_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -196,8 +244,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
-    for name in ("key", "dest", "endpoint", "bucket", "profile"):
+    parser.add_argument(
+        "--paired", type=int, default=0, metavar="ROUNDS",
+        help="also time the transfer alone (no start-up), botocore vs obstore in one process",
+    )  # fmt: skip
+    parser.add_argument("--child", choices=(*MODES, "paired"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)
+    for name in ("key", "dest", "endpoint", "bucket", "profile", "sha"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -234,6 +287,35 @@ def main() -> None:
             print(f"- {m}: {(medians[hi][m][1] - medians[lo][m][1]) / gb:.2f} CPU-s/GB")
 
 
+def paired(
+    server: Any, tmp: Path, size_mb: int, key: str, sha: str, args: argparse.Namespace
+) -> None:
+    """One child alternating botocore and obstore gets of the same object: the transfer's own
+    cost, start-up excluded, compared in one process."""
+    import json
+
+    work = tmp / "work"
+    work.mkdir()
+    argv = [sys.executable, __file__, "--child", "paired", "--key", key,
+            "--dest", str(work / "out.bin"), "--endpoint", server.endpoint_url,
+            "--bucket", server.bucket, "--profile", server.profile, "--sha", sha,
+            "--rounds", str(args.paired), "--settle", str(args.settle)]  # fmt: skip
+    run = run_child(argv, cwd=tmp, timeout=3600)
+    shutil.rmtree(work)
+    if run.code != 0:
+        raise SystemExit(f"paired failed ({run.code}):\n{run.err[-3000:]}")
+    got: dict[str, list[tuple[float, float]]] = {}
+    for line in run.out.splitlines():
+        name, wall, cpu = json.loads(line)
+        got.setdefault(name, []).append((wall, cpu))
+    med = {n: [statistics.median(x[i] for x in v) for i in range(2)] for n, v in got.items()}
+    base = med["ours"]
+    print(f"\nTransfer alone, {size_mb} MB, one process, median of {args.paired} each:")
+    for name, (wall, cpu) in med.items():
+        print(f"- {name}: {wall:.2f} s wall ({wall / base[0]:.2f}x), {cpu:.2f} s CPU "
+              f"({cpu / base[1]:.2f}x), {cpu / size_mb * 1000:.2f} CPU-s/GB")  # fmt: skip
+
+
 def bench_size(
     server: Any, tmp: Path, size_mb: int, modes: list[str], args: argparse.Namespace
 ) -> dict[str, list[float]]:
@@ -268,6 +350,8 @@ def bench_size(
             print(f"{size_mb} MB rep {rep} {mode}: {run.seconds:.2f} s wall, "
                   f"{run.cpu_s:.2f} s CPU, {run.maxrss_mb:.0f} MB RSS", flush=True)  # fmt: skip
             shutil.rmtree(work)
+    if args.paired:
+        paired(server, tmp, size_mb, key, sha, args)
     src.unlink()
     client.delete_object(Bucket=server.bucket, Key=f"nb/{key}")
     return {m: [statistics.median(s[i] for s in samples[m]) for i in range(3)] for m in modes}
