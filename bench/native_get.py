@@ -17,7 +17,9 @@ Modes:
   instead of botocore; everything else (pwrite, hashing, journal, verify) unchanged.
 - ``obstore-nohash``: that without the hashing.
 - ``crt``: awscrt's S3 client (the CRT that s3transfer can use) fetching the whole object into a
-  file by itself (its own parts and connections); no sha256: the native client's ceiling.
+  file by itself (its own parts and connections); no sha256: the native client's ceiling. Needs
+  ``pip install awscrt``, kept out of the ``bench`` extra: installed, it is imported by botocore
+  at every start-up, which would slow the other benchmarks' commands.
 
 ``--paired N`` adds, per size, the transfer alone (start-up excluded): one process alternating
 ``ours`` and ``obstore`` gets of the same object, N each, CPU from getrusage (obstore's runtime
