@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _s3env import ROOT, run_child, seaweedfs, settle, write_aws_profiles
+from _s3env import ROOT, hash_file, run_child, seaweedfs, settle, write_aws_profiles
 
 MODES = ("ours", "ours-nohash", "obstore", "obstore-nohash", "crt")
 CONNECTIONS = 10  # the provider's default max_request_concurrency
@@ -223,18 +223,10 @@ def _paired(args: argparse.Namespace) -> None:
             wall = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF)
             cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
-            if hash_path(dest) != args.sha:
+            if hash_file(dest) != args.sha:
                 raise SystemExit(f"{name}: the download differs from the source")
             dest.unlink()
             print(json.dumps([name, wall, cpu]), flush=True)
-
-
-def hash_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(8 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- the run -----------------------------------------------------------------------------------

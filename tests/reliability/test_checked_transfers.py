@@ -19,6 +19,14 @@ def cli(root: Path, *args: str) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def pushed_project(tmp_path: Path, settings: dict) -> SyncProject:
+    proj = SyncProject.create(tmp_path / "p", settings)
+    proj.write_model(seed=1)
+    code, _, err = cli(proj.root, "push")
+    assert code == 0, err
+    return proj
+
+
 def test_a_file_refused_while_its_upload_runs(ledger, tmp_path, seaweedfs):
     settings = seaweedfs.settings()
     with ledger.case(
@@ -28,10 +36,7 @@ def test_a_file_refused_while_its_upload_runs(ledger, tmp_path, seaweedfs):
         user_sees="exit 3 naming the file and the NaN tensor; no object under its name, no "
         "multipart upload left open; the next push refuses it at once",
     ) as case:
-        proj = SyncProject.create(tmp_path / "p", settings)
-        proj.write_model(seed=1)
-        code, _, err = cli(proj.root, "push")
-        assert code == 0, err
+        proj = pushed_project(tmp_path, settings)
         good = snapshot_remote_at(settings, tmp_path / "before")
         bad = {"w": torch.randn(6 << 20), "x": torch.tensor([1.0, float("nan")])}
         torch.save(bad, proj.models / MODEL_FILE)
@@ -65,10 +70,7 @@ def test_a_byte_flipped_on_the_way_back_of_a_pull(ledger, tmp_path, seaweedfs, f
         user_sees="exit 3 naming the object and the bytes that differ from the range hash "
         "recorded at push; nothing put in place; the same pull again brings the model back",
     ) as case:
-        proj = SyncProject.create(tmp_path / "p", settings)
-        proj.write_model(seed=1)
-        code, _, err = cli(proj.root, "push")
-        assert code == 0, err
+        proj = pushed_project(tmp_path, settings)
         local = snapshot_dir(proj.models)
         for path in proj.models.iterdir():  # the disk died
             if path.is_file():
