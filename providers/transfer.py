@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from providers import fileio
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
 
@@ -27,13 +28,10 @@ def temp_path_for(dest: Path, tag: str | None = None) -> Path:
 
 
 def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable. Some filesystems (NAS mounts) refuse; fine."""
+    """Make a rename in ``directory`` durable. Some filesystems (NAS mounts) refuse; fine.
+    Skipped where directories cannot be fsynced (Windows; see providers/fileio.py)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fileio.fsync_dir(directory)
 
 
 _sync_file_range: Any = None  # libc's, loaded on first use; False where there is none
@@ -61,12 +59,13 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 def commit_temp(temp: Path, dest: Path) -> None:
     """fsync ``temp`` and rename it over ``dest``; the caller removes ``temp`` in ``finally``."""
-    fd = os.open(temp, os.O_RDONLY)
+    # Opened for writing: Windows flushes only through a handle with write access.
+    fd = os.open(temp, os.O_RDWR | fileio.BINARY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temp, dest)
+    fileio.replace(temp, dest)
     fsync_dir(dest.parent)
 
 
@@ -88,7 +87,7 @@ def atomic_write(dest: Path, *, private: bool = False) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, dest)
+        fileio.replace(temp, dest)
         fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -2,8 +2,9 @@
 size and hashes, fsync and rename. Nothing ever appears under the destination name unverified.
 
 Runs of consecutive ranges are fetched by worker threads, one GET each (``stretches``), and
-written with ``os.pwrite``; a range is done once its last byte is written; a hasher thread follows
-the contiguous finished prefix (reading the page cache through a mapping), so the sha256 is ready
+written at their offsets (``providers.fileio.Positional``: ``os.pwrite``, or a handle per worker
+where there is none); a range is done once its last byte is written; a hasher thread follows the
+contiguous finished prefix (reading the page cache through a mapping), so the sha256 is ready
 shortly after the last byte arrives instead of costing a second pass; each hashed range is handed
 to the kernel's writeback at once, so the fsync before the rename has little left to write.
 A transient failure keeps the temp file and the set of finished ranges (``Partial``), so the retry
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from providers import fileio
 from providers.base import ObjectInfo
 from providers.errors import TransientError
 from providers.s3.bucket import Bucket
@@ -76,7 +78,8 @@ class RangedDownload:
         decides whether to keep the temp file. ``on_done(index)`` follows each range written."""
         partial = self.partial
         hasher = MultiHasher({"sha256"} | {n for n in expected if n in ("sha256", "md5")})
-        self._fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT | fileio.BINARY, 0o644)
+        self._out = fileio.Positional(partial.temp, self._fd)
         try:
             if os.fstat(self._fd).st_size != partial.size:
                 os.ftruncate(self._fd, partial.size)
@@ -92,6 +95,7 @@ class RangedDownload:
             if self._failed:
                 raise self._failed[0]
         finally:
+            self._out.close()
             os.close(self._fd)
         actual = hasher.hexdigests()
         verify(self.what, expected_size=partial.size, actual_size=os.path.getsize(partial.temp))
@@ -122,7 +126,7 @@ class RangedDownload:
                 offset, pending = start, iter(stretch)
                 index = next(pending)
                 while chunk := body.read(CHUNK):
-                    os.pwrite(self._fd, chunk, offset)
+                    self._out.write_all(chunk, offset)
                     offset += len(chunk)
                     progress(len(chunk))
                     # Each range of the stretch counts as done as soon as its last byte is
@@ -154,7 +158,7 @@ class RangedDownload:
             # Hashed straight from the page cache through a mapping of this one range: no copy
             # into a buffer (~25% less CPU than preadv), and only one range is mapped at a time,
             # so the mapped pages never add up in the RSS.
-            with mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start) as mm:
+            with mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=start) as mm:
                 view = memoryview(mm)
                 try:
                     for at in range(0, length, HASH_READ):
