@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from providers import fileio
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
+from providers.names import portable_name_problem
 
 CHUNK = 1024 * 1024  # large enough that hashlib releases the GIL and syscalls stay few
 
@@ -177,4 +178,8 @@ def check_key(key: str) -> str:
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"invalid key {key!r}: empty, '.' or '..' path segments are not allowed")
+    for part in parts:
+        problem = portable_name_problem(part)
+        if problem:
+            raise ValueError(f"invalid key {key!r}: {part!r} {problem}")
     return key

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from tests.support import (
+    NO_POSIX_ENV,
+    PORTABILITY_SITE,
     REMOTE_KINDS,
     Project,
     SyncProject,
@@ -27,6 +30,44 @@ pytest_plugins = [
     "tests.servers.drive",
     "tests.servers.proxy",
 ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--portability",
+        action="store_true",
+        help="the portability lane: run with the POSIX-only APIs removed (fcntl, os.pwrite, "
+        "os.pread(v), os.posix_fallocate, os.fdatasync, os.O_DIRECTORY), in this process and "
+        "every Python process the tests start (tests/portability/sitecustomize.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("--portability"):
+        return
+    # The agent, providers and filelock must first be imported after the removal, or they would
+    # keep what they found (filelock picks its lock class at import).
+    early = sorted(m for m in sys.modules if m.split(".")[0] in ("agent", "providers", "filelock"))
+    if early:
+        raise pytest.UsageError(f"--portability: already imported before the lane began: {early}")
+    os.environ[NO_POSIX_ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PORTABILITY_SITE), os.environ.get("PYTHONPATH")) if p
+    )
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_portability_site", PORTABILITY_SITE / "sitecustomize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site)  # removes the APIs here, as the children's startup does
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption("--portability"):
+        return "portability lane: fcntl, os.pwrite/pread/preadv/posix_fallocate/O_DIRECTORY gone"
+    return None
 
 
 @pytest.fixture
