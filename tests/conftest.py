@@ -4,6 +4,7 @@ end-to-end tests start the same real servers."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from tests.support import (
     REMOTE_KINDS,
     Project,
     SyncProject,
+    in_portability_lane,
     run_cli,
     write_checkpoint,
 )
@@ -42,9 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not config.getoption("--portability"):
-        return
+def _enter_portability_lane() -> None:
+    """Take the POSIX-only APIs away in this process (as tests/portability/sitecustomize.py
+    does at startup in every child, which the environment set here reaches)."""
     # The agent, providers and filelock must first be imported after the removal, or they would
     # keep what they found (filelock picks its lock class at import).
     early = sorted(m for m in sys.modules if m.split(".")[0] in ("agent", "providers", "filelock"))
@@ -54,14 +56,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PORTABILITY_SITE), os.environ.get("PYTHONPATH")) if p
     )
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location(
         "_portability_site", PORTABILITY_SITE / "sitecustomize.py"
     )
     assert spec is not None and spec.loader is not None
-    site = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site)  # removes the APIs here, as the children's startup does
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+# Here, at import, not in pytest_configure: this file is the first conftest pytest imports, and
+# the folders' conftests and test modules it imports next import the agent.
+if "--portability" in sys.argv[1:] and not in_portability_lane():
+    _enter_portability_lane()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--portability") and hasattr(os, "pwrite"):
+        # pytest.main(["--portability"]) from a process that imported the agent already
+        raise pytest.UsageError("--portability: give it on the pytest command line")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
