@@ -18,18 +18,13 @@ import datetime as dt
 import json
 import os
 import socket
-import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agent.errors import LockHeld
+import filelock
 
-with warnings.catch_warnings():
-    # Without flock or msvcrt (a test lane only) filelock warns that only its soft lock exists;
-    # that lock still works (see the module docstring).
-    warnings.simplefilter("ignore")
-    import filelock
+from agent.errors import LockHeld
 
 # State dirs whose lock this process holds. While we hold it no other model-safety process writes
 # in that models dir, so every temp file of ours found there is a leftover (see
