@@ -83,7 +83,7 @@ def atomic_write(dest: Path, *, private: bool = False) -> Iterator[BinaryIO]:
     temp = temp_path_for(dest)
     mode = 0o600 if private else 0o666  # both still narrowed by the umask
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fileio.BINARY, mode)
         with open(fd, "wb") as f:
             yield f
             f.flush()

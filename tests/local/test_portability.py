@@ -11,11 +11,13 @@ import json
 import ntpath
 import os
 import posixpath
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -285,3 +287,51 @@ def test_stop_handlers_install_only_where_python_lets_them():
         assert set(installed) == set(here)
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def refused_target(tmp_path) -> Iterator[Path]:
+    """A file a rename over is refused with PermissionError until ``chattr -i``: what Windows
+    does while a virus scanner has the file open (root and ext4, xfs or btrfs)."""
+    target = tmp_path / "model.pth"
+    target.write_bytes(b"old")
+    if not _chattr("+i", target):
+        pytest.skip("needs chattr +i (root; ext4, xfs or btrfs) for a rename refused for a while")
+    try:
+        yield target
+    finally:
+        _chattr("-i", target)
+
+
+def test_a_rename_refused_for_a_moment_is_retried_until_it_goes_through(
+    refused_target, monkeypatch
+):
+    from providers import fileio
+
+    monkeypatch.setattr(fileio, "REPLACE_ATTEMPTS", 12)  # ~100 s in all: room on a busy machine
+    new = refused_target.with_name("new")
+    new.write_bytes(b"new")
+    release = threading.Timer(0.3, _chattr, ("-i", refused_target))  # the scanner lets go
+    release.start()
+    try:
+        fileio.replace(new, refused_target)
+    finally:
+        release.join()
+    assert refused_target.read_bytes() == b"new" and not new.exists()
+
+
+def test_a_rename_refused_for_good_is_reported_and_changes_nothing(refused_target, monkeypatch):
+    from providers import fileio
+
+    monkeypatch.setattr(fileio, "REPLACE_ATTEMPTS", 2)
+    new = refused_target.with_name("new")
+    new.write_bytes(b"new")
+    with pytest.raises(PermissionError):
+        fileio.replace(new, refused_target)
+    assert refused_target.read_bytes() == b"old" and new.read_bytes() == b"new"
