@@ -52,7 +52,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
             func = libc.sync_file_range
             func.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
             _sync_file_range = func
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
             _sync_file_range = False
     if _sync_file_range:
         _sync_file_range(fd, offset, length, 2)  # 2 = SYNC_FILE_RANGE_WRITE; errors ignored
