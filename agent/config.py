@@ -20,6 +20,7 @@ from agent.errors import ConfigError
 from agent.rules.naming import is_plain_name
 from agent.rules.retention import RetentionPolicy
 from providers.config import remote_problem
+from providers.names import portable_name_problem, same_name_key
 
 BLOCK = "MODEL_SAFETY"
 DEFAULT_CONFIG = "config.yaml"
@@ -161,6 +162,9 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _file_name(value: Any, where: str) -> str:
+    problem = portable_name_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise ConfigError(f"{where}: {value!r} is no file name on every platform: {problem}")
     if not isinstance(value, str) or not is_plain_name(value):
         raise ConfigError(f"{where}: expected a plain file name inside models_dir, got {value!r}")
     return value
@@ -321,17 +325,22 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
 
 
 def _check_unique(models: tuple[ModelConfig, ...]) -> None:
-    seen: dict[str, str] = {}
+    # Files compare ignoring case: on Windows and macOS (by default) `Model.pth` and `model.pth`
+    # are one file, and a config must mean the same thing on every machine it is copied to.
+    seen: dict[str, tuple[str, str]] = {}
     for model in models:
-        if model.name in seen.values():
+        if model.name in (owner for owner, _ in seen.values()):
             raise ConfigError(f"{BLOCK}.models: model name {model.name!r} appears twice")
         for file in (model.file, *model.companions):
-            if file in seen:
+            key = same_name_key(file)
+            if key in seen:
+                owner, other = seen[key]
+                also = "" if other == file else f" (as {other!r}: one file where case is ignored)"
                 raise ConfigError(
-                    f"{BLOCK}.models: file {file!r} is listed for both {seen[file]!r} "
-                    f"and {model.name!r}"
+                    f"{BLOCK}.models: file {file!r} is listed for both {owner!r} "
+                    f"and {model.name!r}{also}"
                 )
-            seen[file] = model.name
+            seen[key] = (model.name, file)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:

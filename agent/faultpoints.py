@@ -33,4 +33,5 @@ def crash_point(name: str) -> None:
         return
     _hits[name] = _hits.get(name, 0) + 1
     if _hits[name] >= _TARGET[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+        # Windows has no SIGKILL; os.kill with SIGTERM there terminates the process outright
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from providers import fileio
 from providers.transfer import atomic_write
 
 FORMAT = "model-safety"
@@ -103,7 +104,7 @@ class Journal:
         line = json.dumps(record, sort_keys=True).encode() + b"\n"
         if self._torn:  # never glue a record onto a torn line, where it would be lost with it
             line, self._torn = b"\n" + line, False
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | fileio.BINARY)
         try:
             os.write(fd, line)
         finally:

@@ -4,7 +4,8 @@ ranges written from the local file; ``Reuse`` in providers/base.py is the contra
 
 Copies run in the kernel (``copy_file_range``: a reflink on btrfs and xfs, a server-side copy on
 NFS 4.2, a copy without a trip through user space elsewhere); where it is missing or refuses
-(macOS, Windows, EXDEV across file systems) the bytes go through ``pread`` / ``pwrite``.
+(macOS, Windows, EXDEV across file systems) the bytes go through positional reads and writes
+(``providers.fileio``).
 
 The temp file has a fixed name per key (``.<name>.<32 hex>.incomplete``) and a journal of finished
 ranges beside it (``.<name>.<32 hex>.jsonl.incomplete``, providers/journal.py's format), so a
@@ -29,6 +30,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from providers import fileio
 from providers.base import BeforeCommitFn, ProgressFn, Reuse
 from providers.errors import IntegrityError, PreconditionFailed
 from providers.journal import Journal, mark, resume_download
@@ -165,7 +167,7 @@ def _fill(
     from ``fin``; each recorded in the journal once written. Returns the bytes copied."""
     copier = _Copier()
     copied = 0
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | fileio.BINARY, 0o666)
     try:
         if not done:
             os.ftruncate(fd, size)  # a fresh temp (resume_download removed any other)
@@ -179,10 +181,10 @@ def _fill(
                 copied += length
                 mark(journal, i)
             else:
-                data = os.pread(fin, length, start)
+                data = fileio.pread(fin, length, start)
                 if len(data) != length:
                     raise IntegrityError(f"{what}: the local file shrank while being put")
-                _pwrite_all(fd, data, start)
+                fileio.pwrite_all(fd, data, start)
                 mark(journal, i)
                 # After the record: a process killed in here has its bytes counted and kept.
                 report(length)
@@ -221,16 +223,9 @@ class _Copier:
 
 
 def _copy_through_user_space(src: int, dst: int, offset: int, length: int) -> int:
-    data = os.pread(src, min(length, CHUNK), offset)
-    _pwrite_all(dst, data, offset)
+    data = fileio.pread(src, min(length, CHUNK), offset)
+    fileio.pwrite_all(dst, data, offset)
     return len(data)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
 
 
 def _discard(temp: Path, journal: Journal) -> None:

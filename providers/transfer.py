@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from providers import fileio
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
+from providers.names import portable_name_problem
 
 CHUNK = 1024 * 1024  # large enough that hashlib releases the GIL and syscalls stay few
 
@@ -27,13 +29,10 @@ def temp_path_for(dest: Path, tag: str | None = None) -> Path:
 
 
 def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable. Some filesystems (NAS mounts) refuse; fine."""
+    """Make a rename in ``directory`` durable. Some filesystems (NAS mounts) refuse; fine.
+    Skipped where directories cannot be fsynced (Windows; see providers/fileio.py)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fileio.fsync_dir(directory)
 
 
 _sync_file_range: Any = None  # libc's, loaded on first use; False where there is none
@@ -53,7 +52,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
             func = libc.sync_file_range
             func.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
             _sync_file_range = func
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
             _sync_file_range = False
     if _sync_file_range:
         _sync_file_range(fd, offset, length, 2)  # 2 = SYNC_FILE_RANGE_WRITE; errors ignored
@@ -61,12 +60,13 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 def commit_temp(temp: Path, dest: Path) -> None:
     """fsync ``temp`` and rename it over ``dest``; the caller removes ``temp`` in ``finally``."""
-    fd = os.open(temp, os.O_RDONLY)
+    # Opened for writing: Windows flushes only through a handle with write access.
+    fd = os.open(temp, os.O_RDWR | fileio.BINARY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temp, dest)
+    fileio.replace(temp, dest)
     fsync_dir(dest.parent)
 
 
@@ -83,12 +83,12 @@ def atomic_write(dest: Path, *, private: bool = False) -> Iterator[BinaryIO]:
     temp = temp_path_for(dest)
     mode = 0o600 if private else 0o666  # both still narrowed by the umask
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fileio.BINARY, mode)
         with open(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, dest)
+        fileio.replace(temp, dest)
         fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -178,4 +178,8 @@ def check_key(key: str) -> str:
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"invalid key {key!r}: empty, '.' or '..' path segments are not allowed")
+    for part in parts:
+        problem = portable_name_problem(part)
+        if problem:
+            raise ValueError(f"invalid key {key!r}: {part!r} {problem}")
     return key

@@ -4,9 +4,11 @@ end-to-end tests start the same real servers."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,12 @@ from typing import Any
 import pytest
 
 from tests.support import (
+    NO_POSIX_ENV,
+    PORTABILITY_SITE,
     REMOTE_KINDS,
     Project,
     SyncProject,
+    in_portability_lane,
     run_cli,
     write_checkpoint,
 )
@@ -27,6 +32,53 @@ pytest_plugins = [
     "tests.servers.drive",
     "tests.servers.proxy",
 ]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--portability",
+        action="store_true",
+        help="the portability lane: run with the POSIX-only APIs removed (fcntl, os.pwrite, "
+        "os.pread(v), os.posix_fallocate, os.fdatasync, os.O_DIRECTORY), in this process and "
+        "every Python process the tests start (tests/portability/sitecustomize.py)",
+    )
+
+
+def _enter_portability_lane() -> None:
+    """Take the POSIX-only APIs away in this process (as tests/portability/sitecustomize.py
+    does at startup in every child, which the environment set here reaches)."""
+    # The agent, providers and filelock must first be imported after the removal, or they would
+    # keep what they found (filelock picks its lock class at import).
+    early = sorted(m for m in sys.modules if m.split(".")[0] in ("agent", "providers", "filelock"))
+    if early:
+        raise pytest.UsageError(f"--portability: already imported before the lane began: {early}")
+    os.environ[NO_POSIX_ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PORTABILITY_SITE), os.environ.get("PYTHONPATH")) if p
+    )
+    spec = importlib.util.spec_from_file_location(
+        "_portability_site", PORTABILITY_SITE / "sitecustomize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+# Here, at import, not in pytest_configure: this file is the first conftest pytest imports, and
+# the folders' conftests and test modules it imports next import the agent.
+if "--portability" in sys.argv[1:] and not in_portability_lane():
+    _enter_portability_lane()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--portability") and hasattr(os, "pwrite"):
+        # pytest.main(["--portability"]) from a process that imported the agent already
+        raise pytest.UsageError("--portability: give it on the pytest command line")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption("--portability"):
+        return "portability lane: fcntl, os.pwrite/pread/preadv/posix_fallocate/O_DIRECTORY gone"
+    return None
 
 
 @pytest.fixture

@@ -134,10 +134,30 @@ def model_safety_cmd() -> list[str]:
     return [sys.executable, "-m", "agent"]
 
 
+# The portability lane (``pytest --portability``, tests/portability/sitecustomize.py): with this
+# variable set, every Python child gets the lane's directory on its path, so the POSIX-only APIs
+# are gone in the CLI and workers too, not only in the test process.
+NO_POSIX_ENV = "MODEL_SAFETY_TEST_NO_POSIX"
+PORTABILITY_SITE = Path(__file__).resolve().parent / "portability"
+
+
+def in_portability_lane() -> bool:
+    return os.environ.get(NO_POSIX_ENV) == "1"
+
+
+def child_pythonpath(code: Path | None = None) -> str:
+    """PYTHONPATH for a Python child: ``code`` (default: this checkout), preceded in the
+    portability lane by the lane's directory."""
+    parts = [str(code or Path(__file__).resolve().parents[1])]
+    if in_portability_lane():
+        parts.insert(0, str(PORTABILITY_SITE))
+    return os.pathsep.join(parts)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for ``model-safety`` in a child process: this checkout importable, no
     config override from the caller's shell."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **extra}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath(), **extra}
     env.pop("MODEL_SAFETY_CONFIG", None)
     return env
 

@@ -157,7 +157,8 @@ def _read(code: int, out: bytes, err: bytes, lim: limits_mod.Limits) -> Verdict:
             peak_rss_mb=doc.get("peak_rss_mb"),
         )
     sig = -code if code < 0 else None
-    if sig in (getattr(signal, "SIGXCPU", None), signal.SIGKILL):
+    cpu_kills = {getattr(signal, n) for n in ("SIGXCPU", "SIGKILL") if hasattr(signal, n)}
+    if sig is not None and sig in cpu_kills:
         return Verdict(
             False, f"the check ran out of its {lim.cpu_seconds} s CPU time limit", "loads_safely"
         )

@@ -1,8 +1,9 @@
 """``model-safety daemon``: run the periodic job once a day at a set time, or every N hours,
 until stopped.
 
-On the first SIGTERM (or SIGINT) the daemon stops taking new work: a transfer in flight finishes,
-the remote catalog is written, and it exits 0. A second signal stops at once; an interrupted
+On the first stop signal (SIGTERM or Ctrl-C; Ctrl-C or Ctrl-Break on Windows, see agent/signals.py)
+the daemon stops taking new work: a transfer in flight finishes, the remote catalog is written,
+and it exits 0. A second signal stops at once; an interrupted
 upload is checkpointed by its journal and resumes on the next run.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import time
 from collections.abc import Callable
 from types import FrameType
+
+from agent.signals import handled, name
 
 log = logging.getLogger(__name__)
 
@@ -50,48 +52,43 @@ class Daemon:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
-            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            log.warning("second %s: stopping now", name(signum))
             raise KeyboardInterrupt
         log.warning(
             "%s received: finishing the transfer in flight, then exiting",
-            signal.Signals(signum).name,
+            name(signum),
         )
         self.stopping = True
 
     def serve(self) -> int:
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            due = (
-                self.clock()
-                if self.run_now
-                else next_run(self.clock(), at=self.at, every=self.every)
-            )
+        with handled(self._on_signal):
+            return self._loop()
+
+    def _loop(self) -> int:
+        due = self.clock() if self.run_now else next_run(self.clock(), at=self.at, every=self.every)
+        while not self.stopping:
+            log.warning("next run at %s", due.isoformat(timespec="seconds"))
             while not self.stopping:
-                log.warning("next run at %s", due.isoformat(timespec="seconds"))
-                while not self.stopping:
-                    wait = (due - self.clock()).total_seconds()
-                    if wait <= 0:
-                        break
-                    time.sleep(min(wait, 1.0))
-                if self.stopping:
+                wait = (due - self.clock()).total_seconds()
+                if wait <= 0:
                     break
-                self.runs += 1
-                started = self.clock()
-                log.warning("run %d started", self.runs)
-                try:
-                    code = self.job(lambda: self.stopping)
-                except Exception as exc:  # one bad night must not end the daemon
-                    log.error("run %d failed: %s", self.runs, exc)
-                    code = 1
-                log.warning(
-                    "run %d finished with exit code %d in %.1fs",
-                    self.runs,
-                    code,
-                    (self.clock() - started).total_seconds(),
-                )
-                due = next_run(self.clock(), at=self.at, every=self.every)
-            log.warning("stopped after %d run(s)", self.runs)
-            return 0
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+                time.sleep(min(wait, 1.0))
+            if self.stopping:
+                break
+            self.runs += 1
+            started = self.clock()
+            log.warning("run %d started", self.runs)
+            try:
+                code = self.job(lambda: self.stopping)
+            except Exception as exc:  # one bad night must not end the daemon
+                log.error("run %d failed: %s", self.runs, exc)
+                code = 1
+            log.warning(
+                "run %d finished with exit code %d in %.1fs",
+                self.runs,
+                code,
+                (self.clock() - started).total_seconds(),
+            )
+            due = next_run(self.clock(), at=self.at, every=self.every)
+        log.warning("stopped after %d run(s)", self.runs)
+        return 0

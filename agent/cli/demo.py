@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from agent.local.hashing import atomic_write_bytes, temp_path
+from providers import fileio
 
 DEMO_FILE = "dinesh_ai_model.pth"
 DEMO_TOKENIZER = "tokenizer.json"
@@ -32,7 +33,7 @@ def write_checkpoint(path: Path, seed: int = 0, hidden: int = 64) -> None:
         torch.save(model.state_dict(), tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        fileio.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

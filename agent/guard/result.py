@@ -4,13 +4,13 @@ Python API raises for a rejected update, and the signal shield a rollback runs u
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, AgentError
+from agent.signals import handled
 
 if TYPE_CHECKING:
     from agent.validation.validate import ValidationResult
@@ -77,12 +77,5 @@ class GuardResult:
 def signals_ignored() -> Iterator[None]:
     """A second Ctrl-C must not cut a rollback short: each step is atomic, but the rollback as a
     whole should finish and say where everything is."""
-    if threading.current_thread() is not threading.main_thread():
+    with handled(signal.SIG_IGN):
         yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

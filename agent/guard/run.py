@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO
@@ -15,13 +14,14 @@ from typing import IO
 from agent.errors import AgentError
 from agent.guard.result import GuardResult, signals_ignored
 from agent.guard.update import Guard
+from agent.signals import handled, stop_child, stop_signals
 
 ENV_MODEL_PATH = "MODEL_SAFETY_MODEL_PATH"  # tells the command which file it is updating
-GRACE_SECONDS = 30.0  # how long an interrupted command gets to exit before SIGTERM, then SIGKILL
+GRACE_SECONDS = 30.0  # how long an interrupted command gets to exit before it is terminated
 
 
 class _Terminated(BaseException):
-    """SIGTERM arrived (systemd stopping us, say): handled like Ctrl-C."""
+    """SIGTERM (systemd stopping us, say) or Ctrl-Break arrived: handled like Ctrl-C."""
 
 
 def run_guarded(
@@ -46,7 +46,7 @@ def run_guarded(
             code = proc.wait()
         except (KeyboardInterrupt, _Terminated):
             with signals_ignored():
-                code = _stop(proc, grace)
+                code = stop_child(proc, grace)
             return guard.finish(failed="interrupted", command_exit=code, interrupted=True)
     failed = None if code == 0 else _describe_exit(code)
     return guard.finish(failed=failed, command_exit=code)
@@ -61,31 +61,13 @@ def _describe_exit(code: int) -> str:
     return f"exit {code}"
 
 
-def _stop(proc: subprocess.Popen, grace: float) -> int:
-    """Let an interrupted command finish writing: a terminal's Ctrl-C reached it already; a
-    signal sent to us alone is passed on. Escalate only when it does not exit."""
-    for sig, wait in ((None, 0.5), (signal.SIGINT, grace), (signal.SIGTERM, 5.0)):
-        if sig is not None and proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    proc.kill()
-    return proc.wait()
-
-
 @contextmanager
 def _sigterm_as_exception() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """SIGTERM (a service manager stopping us) and Ctrl-Break (Windows) stop the command as
+    Ctrl-C does; Ctrl-C itself arrives as KeyboardInterrupt."""
 
     def handler(signum: int, frame: object) -> None:
         raise _Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with handled(handler, [s for s in stop_signals() if s != signal.SIGINT]):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -23,6 +23,7 @@ from agent.local.catalog import Entry, now_utc
 from agent.local.hashing import Staged, fsync_dir
 from agent.local.store import Store, check_source
 from agent.rules.naming import backup_name, version_name
+from providers import fileio
 
 KINDS = {"pre-update": "backup", "version": "version"}
 
@@ -189,7 +190,7 @@ def _commit(
     created = now_utc()
     entries = []
     for p in planned:
-        os.replace(p.temp, p.dest)
+        fileio.replace(p.temp, p.dest)
         crash_point("backup-commit")  # test-only: between two renames, catalog not saved
         st = p.dest.stat()
         store.cache.remember(p.dest, p.sha256, st)

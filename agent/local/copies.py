@@ -10,7 +10,6 @@ byte it reads: a source whose bytes fail their sha256 is reported and passed ove
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.local.hashing import HashMismatch, fsync_dir
+from providers import fileio
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -99,7 +99,7 @@ def heal_from_local(store: Store, name: str, sha256: str, size: int) -> Healed:
         try:
             if dest.exists():
                 quarantine(store, name)
-            os.replace(temp, dest)
+            fileio.replace(temp, dest)
             fsync_dir(dest.parent)
         finally:
             with suppress(FileNotFoundError):
@@ -119,6 +119,6 @@ def quarantine(store: Store, name: str) -> Path:
     qdir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
     dest = qdir / f"{name}.{stamp}"
-    os.replace(store.path(name), dest)
+    fileio.replace(store.path(name), dest)
     store.cache.forget(name)
     return dest

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.faultpoints import crash_point
+from providers import fileio
+from providers.fileio import fsync_dir
 
 ProgressFn = Callable[[int], None]
 
@@ -116,14 +118,6 @@ def remove_stale_temps(directory: Path, max_age_s: float = 600) -> list[str]:
     return removed
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(dest: Path, data: bytes, point: str = "state-write") -> None:
     tmp = temp_path(dest)
     try:
@@ -132,7 +126,7 @@ def atomic_write_bytes(dest: Path, data: bytes, point: str = "state-write") -> N
             fh.flush()
             os.fsync(fh.fileno())
         crash_point(point)  # test-only: a state file's temp written, not renamed
-        os.replace(tmp, dest)
+        fileio.replace(tmp, dest)
         fsync_dir(dest.parent)
     finally:
         with suppress(FileNotFoundError):
@@ -187,7 +181,7 @@ def atomic_copy(
         src, dest, algos=algos, expected_sha256=expected_sha256, progress=progress
     )
     try:
-        os.replace(tmp, dest)
+        fileio.replace(tmp, dest)
         fsync_dir(dest.parent)
     finally:
         with suppress(FileNotFoundError):
@@ -207,18 +201,13 @@ def _pipelined_copy(
     source truncated during the copy (torch.save rewrites in place) kills the process (SIGBUS);
     a third thread for reading was no faster on two cores.
     """
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fileio.BINARY, 0o644)
     try:
         with open(src, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
             # Reserve the space up front: a full disk fails before any data is written, and the
             # file system can allocate one extent instead of many.
-            try:
-                if size:
-                    os.posix_fallocate(fd, 0, size)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise
+            fileio.reserve(fd, size)
             copied = _hash_and_write(fh, fd, hashers, progress)
             if copied != size:
                 os.ftruncate(fd, copied)  # the source shrank; the hash check will say so
@@ -272,12 +261,12 @@ def _hash_and_write(fh: Any, fd: int, hashers: dict[str, Any], progress: Progres
                         ):
                             raise
                         kernel_copy[0] = False
-                while done < n:
+                if done < n:
                     with memoryview(buf)[done:n] as data:
-                        done += os.pwrite(fd, data, offset + done)
+                        fileio.pwrite_all(fd, data, offset + done)
                 pending += n
                 if pending >= FLUSH_EVERY:
-                    os.fdatasync(fd)
+                    fileio.datasync(fd)
                     pending = 0
                 free.put(buf)
         except BaseException as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from agent.local.catalog import Entry, entry_for_file
 from agent.local.copies import heal_from_local
 from agent.local.hashing import HashMismatch, Staged, fsync_dir
 from agent.rules.naming import identify, replaced_name
+from providers import fileio
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -213,7 +213,7 @@ def _switch(
         kept.append(set_aside(store, p.dest, sha, when, source="restore", note=note))
     crash_point("restore-switch")  # test-only: current files set aside, copies not yet in place
     for p in planned:
-        os.replace(p.temp, p.dest)
+        fileio.replace(p.temp, p.dest)
         store.cache.remember(p.dest, p.sha256)
     fsync_dir(store.models_dir)
     store.save()
@@ -227,7 +227,7 @@ def set_aside(
     """Rename ``path`` (whose content hashes to ``sha``) to ``<stem>_replaced-<when><ext>`` and
     catalogue it there: bytes that may exist nowhere else leave the real name but stay."""
     aside = store.path(replaced_name(path.name, when))
-    os.replace(path, aside)
+    fileio.replace(path, aside)
     store.cache.remember(aside, sha)
     ident = identify(aside.name, store.config.models)
     if ident is not None:

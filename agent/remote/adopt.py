@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from agent.rules.etag import (
     same_etag,
 )
 from agent.rules.push_plan import Action, RemoteFile, Step
-from providers import ObjectInfo, Provider
+from providers import ObjectInfo, Provider, fileio
 from providers.base import ProgressFn
 from providers.errors import IntegrityError
 
@@ -135,7 +134,7 @@ def fetch(
     try:
         got = provider.get(key, staging, progress=progress_fn)
         if held_checks(got):  # the object was replaced by one with checksums meanwhile
-            os.replace(staging, dest)
+            fileio.replace(staging, dest)
             fsync_dir(dest.parent)
             return got, " + ".join(held_checks(got))
         part = reproducing_part_size(provider, key, got, staging)
@@ -145,7 +144,7 @@ def fetch(
                 f"with any plausible part size (tried: {_tried(provider, key, got)}); "
                 "the object may be damaged"
             )
-        os.replace(staging, dest)
+        fileio.replace(staging, dest)
         fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):

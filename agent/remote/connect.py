@@ -23,6 +23,7 @@ from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
 from providers.errors import IntegrityError, ProviderError
+from providers.names import portable_name_problem
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -148,6 +149,9 @@ def about_remote(name: str, error: BaseException | str) -> str:
 
 def unsafe_name(name: str, models_dir: Path) -> str | None:
     """Why a remote name must not become a local path, or None when it is safe."""
+    problem = portable_name_problem(name)
+    if problem:
+        return f"not a file name on every platform: {problem}"
     if not is_plain_name(name) or name.startswith("."):
         return "not a plain file name (path separators, '..' or a hidden name)"
     target = (models_dir / name).resolve()

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import errno
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from agent.remote.connect import Remote, RemoteObject, about_remote
 from agent.remote.heal import RemotePool, heal_local
 from agent.remote.wanted import models_asked, select
 from agent.rules.naming import replaced_name
+from providers import fileio
 from providers.errors import IntegrityError, ProviderError
 
 if TYPE_CHECKING:
@@ -312,7 +312,7 @@ def _keep_aside(store: Store, obj: RemoteObject, report: PullReport) -> None:
         report.done.append(f"{obj.name}: corrupted local copy moved to {aside}")
         return
     aside_name = replaced_name(obj.ident.base, dt.datetime.now())
-    os.replace(path, store.path(aside_name))
+    fileio.replace(path, store.path(aside_name))
     store.adopt(
         store.path(aside_name), sha256=sha, source="pull", note=f"local {obj.name} before pull"
     )

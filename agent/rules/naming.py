@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from providers.names import portable_name_problem, same_name_key
+
 Kind = Literal["current", "backup", "version", "replaced"]
 
 BACKUP_TAG = "_backup"
@@ -163,12 +165,15 @@ def sort_versions(names: Iterable[str], base: str) -> list[str]:
 
 
 def is_plain_name(name: str) -> bool:
-    """A bare file name that cannot escape models_dir (no separators, no '..', not hidden state)."""
+    """A bare file name that cannot escape models_dir (no separators, no '..', not hidden state)
+    and names a file on every platform (no Windows device name, trailing dot or space, or
+    character Windows refuses: see providers/names.py)."""
     return (
         bool(name)
         and name not in (".", "..")
         and "/" not in name
         and "\\" not in name
         and "\0" not in name
-        and name != ".model-safety"
+        and same_name_key(name) != ".model-safety"  # the same directory where case is ignored
+        and portable_name_problem(name) is None
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from providers import fileio
 from providers.base import STREAM_CHUNK, ObjectInfo, ProgressFn
 from providers.errors import IntegrityError, PreconditionFailed, TransientError
 from providers.gdrive.upload import Chunking, Session, Target, upload_file
@@ -168,13 +169,13 @@ class DriveIO:
         Returns the md5 and sha256 of the whole file (the first ``start`` bytes are re-read
         from the temp file: a local read) and its length."""
         hasher = MultiHasher(("md5", "sha256"))
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | fileio.BINARY, 0o644)
         try:
             os.ftruncate(fd, start)  # bytes past the journaled end are of unknown content
             buf = bytearray(CHUNK)
             offset = 0
             while offset < start:
-                n = os.preadv(fd, [memoryview(buf)[: min(CHUNK, start - offset)]], offset)
+                n = fileio.preadinto(fd, memoryview(buf)[: min(CHUNK, start - offset)], offset)
                 if not n:
                     break  # cannot happen after ftruncate; the size check below would fail
                 hasher.update(memoryview(buf)[:n])
@@ -182,10 +183,8 @@ class DriveIO:
             for chunk in self._chunks(
                 file_id, info.key, size=info.size, chunk_size=self.download_chunk_size, start=start
             ):
-                view = memoryview(chunk)
-                while view:
-                    n = os.pwrite(fd, view, offset)
-                    view, offset = view[n:], offset + n
+                fileio.pwrite_all(fd, chunk, offset)
+                offset += len(chunk)
                 hasher.update(chunk)
                 mark(journal, offset)
                 progress(len(chunk))

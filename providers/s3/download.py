@@ -2,8 +2,9 @@
 size and hashes, fsync and rename. Nothing ever appears under the destination name unverified.
 
 Runs of consecutive ranges are fetched by worker threads, one GET each (``stretches``), and
-written with ``os.pwrite``; a range is done once its last byte is written; a hasher thread follows
-the contiguous finished prefix (reading the page cache through a mapping), so the sha256 is ready
+written at their offsets (``providers.fileio.Positional``: ``os.pwrite``, or a handle per worker
+where there is none); a range is done once its last byte is written; a hasher thread follows the
+contiguous finished prefix (reading the page cache through a mapping), so the sha256 is ready
 shortly after the last byte arrives instead of costing a second pass; each hashed range is handed
 to the kernel's writeback at once, so the fsync before the rename has little left to write.
 Given the range hashes recorded at push (providers.ranges) with the expected sha256, each
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from providers import fileio
 from providers.base import ObjectInfo
 from providers.errors import IntegrityError, TransientError
 from providers.ranges import DIGEST, RangeHashes, range_digest
@@ -93,7 +95,8 @@ class RangedDownload:
         if "sha256" not in expected:
             self.ranges = None  # the ranges vouch for the content whose sha256 was expected
         hasher = MultiHasher({"sha256"} | {n for n in expected if n in ("sha256", "md5")})
-        self._fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(partial.temp, os.O_RDWR | os.O_CREAT | fileio.BINARY, 0o644)
+        self._out = fileio.Positional(partial.temp, self._fd)
         try:
             if os.fstat(self._fd).st_size != partial.size:
                 os.ftruncate(self._fd, partial.size)
@@ -113,6 +116,7 @@ class RangedDownload:
             if self.ranges is not None:
                 self._check_resumed()
         finally:
+            self._out.close()
             os.close(self._fd)
         # every range matched what was pushed: the sha256 is the one recorded with the ranges
         actual = hasher.hexdigests() if self.ranges is None else dict(expected)
@@ -147,7 +151,7 @@ class RangedDownload:
                     None if self.ranges is None else _RangeCheck(self.ranges, start, partial.size)
                 )
                 while chunk := body.read(CHUNK):
-                    os.pwrite(self._fd, chunk, offset)
+                    self._out.write_all(chunk, offset)
                     if check is not None:
                         self._checked.update(check.feed(chunk, what))  # before they count as done
                     offset += len(chunk)
@@ -176,7 +180,7 @@ class RangedDownload:
         for index in sorted(self.partial.done - self._checked):
             start = index * rsize
             length = self._end(index) - start
-            with mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start) as mm:
+            with mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=start) as mm:
                 view = memoryview(mm)
                 try:
                     ok = range_digest(view) == self.ranges[index]
@@ -201,7 +205,7 @@ class RangedDownload:
             # Hashed straight from the page cache through a mapping of this one range: no copy
             # into a buffer (~25% less CPU than preadv), and only one range is mapped at a time,
             # so the mapped pages never add up in the RSS.
-            with mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start) as mm:
+            with mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=start) as mm:
                 view = memoryview(mm)
                 try:
                     for at in range(0, length, HASH_READ):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CONFIG, MODEL_FILE, write_checkpoint
+from tests.support import CONFIG, MODEL_FILE, child_pythonpath, write_checkpoint
 
 
 def no_temps(directory: Path) -> bool:
@@ -154,7 +154,7 @@ def test_unreadable_model_file():
 
 
 def test_help_imports_neither_torch_nor_boto3(project):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     for args in (["--help"], ["backup", "--help"], ["restore", "--help"], ["status", "--help"]):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "agent", *args],

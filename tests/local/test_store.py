@@ -118,7 +118,7 @@ def test_structural_check(tmp_path, checkpoint):
 
 def test_lock_in_process(tmp_path):
     with Lock(tmp_path, "first") as held:
-        assert held.fd is not None
+        assert held.held
         with pytest.raises(LockHeld, match="`first`"):
             Lock(tmp_path, "second").acquire()
     with Lock(tmp_path, "third") as again:

@@ -2,8 +2,8 @@
 a catalog that points outside it, a malicious pickle and a lying safetensors header. Nothing is
 written outside ``models_dir``, nothing executes, and each bad name is reported.
 
-Drive is the hostile server here: its titles may hold anything (``/``, ``..``, NUL, 300 bytes),
-which S3 keys and local file names cannot all express."""
+Drive is the hostile server here: its titles may hold anything (``/``, ``..``, NUL, 300 bytes,
+Windows device names and streams), which S3 keys and local file names cannot all express."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def hostile_names(escape_dir: Path) -> list[str]:
         "..",
         "x" * 300 + "_v2024-02-05.pth",  # longer than any file name may be
         "dinesh_ai_model_v2024-02-12" + "9" * 300 + ".pth",
+        # names that are something else on Windows: a device, a trailing dot Windows drops (the
+        # good version's name), an alternate data stream of the current model
+        "NUL",
+        "con.pth",
+        "COM1.dinesh_ai_model_v2024-02-19.pth",
+        "dinesh_ai_model_v2024-01-01.pth.",
+        "dinesh_ai_model.pth:payload",
     ]
 
 

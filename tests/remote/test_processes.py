@@ -32,7 +32,8 @@ def big_checkpoint(path, mb: int = 64) -> bytes:
     return path.read_bytes()
 
 
-def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settings):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])  # a service manager; Ctrl-C (Windows too)
+def test_daemon_runs_the_job_and_stops_cleanly_on_a_stop_signal(tmp_path, local_settings, stop):
     proj = SyncProject.create(tmp_path / "proj", local_settings)
     root = proj.root
     proj.write_model(seed=2)
@@ -49,7 +50,7 @@ def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settin
         while not any("run 1 finished" in line for line in lines):
             assert time.monotonic() < deadline and daemon.poll() is None, "".join(lines)
             lines.append(daemon.stderr.readline())
-        daemon.send_signal(signal.SIGTERM)
+        daemon.send_signal(getattr(signal, stop))
         _, rest = daemon.communicate(timeout=30)
     finally:
         if daemon.poll() is None:
@@ -57,7 +58,7 @@ def test_daemon_runs_the_job_and_stops_cleanly_on_sigterm(tmp_path, local_settin
     log = "".join(lines) + rest
     assert daemon.returncode == 0, log
     assert "run 1 finished with exit code 0" in log
-    assert "SIGTERM received" in log and "stopped after 1 run(s)" in log
+    assert f"{stop} received" in log and "stopped after 1 run(s)" in log
     pushed = {p.name for p in (tmp_path / "nas" / "model-backups").iterdir()}
     assert MODEL_FILE in pushed
     assert any(n.startswith("dinesh_ai_model_v") for n in pushed)
