@@ -37,6 +37,7 @@ class Verdict:
     peak_rss_mb: float | None = None
     cacheable: bool = True  # False when the outcome depended on the moment (wall time)
     referenced: tuple[str, ...] = ()  # a DCP metadata file: the files it names
+    checked: tuple[str, ...] = ()  # a directory: what was checked, for a person
 
     def to_record(self) -> dict[str, Any]:
         return {

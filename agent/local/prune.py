@@ -57,6 +57,8 @@ def prune_local(
     warned about: the clock or their names are wrong."""
     pins = pins or {}
     today = today or dt.date.today()
+    if not dry_run:
+        store.remove_stale_temps()  # a version a killed prune renamed away, half deleted
     policy = RetentionPolicy(keep_last=store.config.max_backups)
     models = [store.config.model(model)] if model else list(store.config.models)
     decisions: list[Decision] = []
