@@ -219,3 +219,68 @@ def test_an_index_naming_what_is_not_there_is_refused(ledger, proj, missing):
         assert dir_versions(proj.models) == [] and temp_dirs(proj.models) == []
         case.lost_bytes = 0
         case.verified = f"validate and backup exit 3 naming {name}; no version, no temp"
+
+
+def _fresh_machine(proj: DirProject, settings: dict) -> DirProject:
+    """Another machine with the same config.yaml and an empty models dir."""
+    other = DirProject.create(proj.root.parent / "other", remotes={"r": settings})
+    return other
+
+
+def test_kill_while_a_directory_version_is_pushed(ledger, proj, local_settings):
+    with ledger.case(
+        fault="kill -9 while a directory version is pushed (2 of 5 files on the remote)",
+        where="`push` to a local remote, crash point tree-push-file:2",
+        user_sees="the process dies; the remote lists no such version and `pull` elsewhere "
+        "fetches nothing half-pushed; the next push completes it, manifest last",
+    ) as case:
+        proj.write_config(remotes={"r": local_settings})
+        ok(proj.root, "backup", "--kind", "version")
+        want = tree_digest(proj.current)
+        before, sizes = content(proj.models)
+        crash(proj.root, "tree-push-file:2", "push")
+        other = _fresh_machine(proj, local_settings)
+        early = run_subprocess(["pull", "--version", "all"], other.root)
+        assert early.returncode != 0, early.stdout
+        assert [p.name for p in other.models.iterdir() if not p.name.startswith(".")] == []
+        ok(proj.root, "push")
+        case.transfers_completed += 1
+        ok(other.root, "pull", "--version", "all")
+        assert tree_digest(other.copy(f"llama-ft_v{TODAY}")) == want
+        assert tree_digest(other.current) == want
+        ok(other.root, "verify")
+        ok(proj.root, "verify", "--remote", "r")
+        after = {**content(proj.models)[0], **content(other.models)[0]}
+        case.lost_bytes = lost_bytes({"local": before}, {"local": after}, sizes, by="content")
+        assert case.lost_bytes == 0
+        case.verified = (
+            "half-pushed version invisible to pull; after the next push a new machine pulls "
+            "every file with the version's sha256; verify and verify --remote exit 0"
+        )
+
+
+def test_kill_while_a_directory_version_is_pulled(ledger, proj, local_settings):
+    with ledger.case(
+        fault="kill -9 while a directory version is pulled (2 of 5 files fetched)",
+        where="`pull --version all` onto an empty machine, crash point tree-pull-file:2",
+        user_sees="the process dies; no partial directory appears under a copy's name; the "
+        "next pull removes the temp directory and brings the whole version",
+    ) as case:
+        proj.write_config(remotes={"r": local_settings})
+        ok(proj.root, "backup", "--kind", "version")
+        ok(proj.root, "push")
+        want = tree_digest(proj.current)
+        other = _fresh_machine(proj, local_settings)
+        crash(other.root, "tree-pull-file:2", "pull", "--version", "all")
+        assert [p.name for p in other.models.iterdir() if not p.name.startswith(".")] == []
+        assert len(temp_dirs(other.models)) == 1
+        before, sizes = content(proj.models)
+        ok(other.root, "pull", "--version", "all")
+        case.transfers_completed += 1
+        assert temp_dirs(other.models) == []
+        assert tree_digest(other.copy(f"llama-ft_v{TODAY}")) == want
+        ok(other.root, "verify")
+        after = {**content(proj.models)[0], **content(other.models)[0]}
+        case.lost_bytes = lost_bytes({"local": before}, {"local": after}, sizes, by="content")
+        assert case.lost_bytes == 0
+        case.verified = "no partial directory; the next pull made it whole; no temp left"

@@ -90,6 +90,9 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
             ],
         )
         steps, _ = plan(app.store, remote, deltas=False)
+        from agent.remote.tree_verify import tree_rows, verify_trees
+
+        rows += tree_rows(app.store, remote, verify_trees(app.store, remote), models)
     pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
     if as_json:
         app.out_json(
@@ -130,6 +133,9 @@ def verify_remote_cmd(app, name: str, deep: bool, as_json: bool) -> int:  # type
 
     with opened(app, name) as remote:
         report = verify_remote(app.store, remote, deep=deep)
+        from agent.remote.tree_verify import verify_trees
+
+        report.checks.extend(verify_trees(app.store, remote, deep=deep))
     if as_json:
         app.out_json(report.to_dict())
     else:

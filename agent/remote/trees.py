@@ -1,0 +1,331 @@
+"""Directory copies on a remote (models saved as directories: a save_pretrained folder, a DCP
+checkpoint).
+
+On the remote, the files of ``llama-ft_v2026-11-30/`` are objects ``llama-ft_v2026-11-30/<path>``
+and the version itself is an entry of the remote catalog's ``trees`` section, its manifest:
+every file with its size and sha256. The manifest is written only after every file arrived, so
+a directory is complete on a remote exactly when its manifest is there: a push killed halfway
+leaves objects no manifest names, which ``pull`` and retention never see (the next push finds
+the ones that arrived and sends the rest). A directory whose content changed under the same
+name (the backup slot) loses its manifest before the first of its objects is overwritten.
+
+A file whose sha256 the remote already holds (under any name: another version's shard, a plain
+file) is copied on the remote instead of sent again. Pull fetches each file into a hidden temp
+directory beside the final name, every byte checked against the manifest, and renames the
+directory into place (agent.local.tree).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.faultpoints import crash_point
+from agent.local.catalog import Entry, entry_for_dir
+from agent.local.tree import discard, put_in_place
+from agent.progress import human_size
+from agent.remote import catalog as remote_catalog
+from agent.rules import manifest
+from agent.rules.naming import backup_name, identify, parse_name, replaced_name
+from providers.base import ObjectInfo
+from providers.errors import NotFound, ProviderError
+
+if TYPE_CHECKING:
+    from agent.config import ModelConfig
+    from agent.local.store import Store
+    from agent.remote.connect import Remote
+    from agent.remote.push_report import SyncReport
+
+log = logging.getLogger(__name__)
+
+
+def is_tree_object(key: str, models: Sequence[ModelConfig]) -> bool:
+    """Is ``key`` a file of a directory copy (``llama-ft_v2026-11-30/config.json``), one that
+    ``Remote.objects`` leaves to this module? Any model's name counts: on a new machine nothing
+    on disk says yet that ``file:`` names a directory."""
+    top, sep, rest = key.partition("/")
+    if not sep or not manifest.is_safe_relative(rest) or top.startswith("."):
+        return False
+    return any(parse_name(top, m.file, directory=True) is not None for m in models)
+
+
+def local_trees(store: Store) -> list[tuple[dict[str, Any], Path]]:
+    """Every intact directory copy of a directory model (versions oldest first, the backup slot,
+    then the current directory), as (remote catalog entry, local path)."""
+    out = []
+    for m in store.config.models:
+        if not m.directory:
+            continue
+        copies = sorted(
+            (e for e in store.catalog.of_model(m.name) if e.kind in ("version", "backup")),
+            key=lambda e: (e.kind == "backup", e.sort_key),
+        )
+        for e in copies:
+            if e.is_dir and store.state_of(e).state == "ok":
+                out.append((e.to_dict(), store.path(e.name)))
+        current = store.path(m.file)
+        if current.is_dir():
+            files = store.manifest(current)
+            entry = entry_for_dir(current, _current_ident(store, m), files, source="current")
+            out.append(({**entry.to_dict(), "kind": "current", "name": m.file}, current))
+    return out
+
+
+def _current_ident(store: Store, m: ModelConfig):  # type: ignore[no-untyped-def]
+    from agent.rules.naming import Identity
+
+    return Identity(m.name, "current", None, 1, None, base=m.file, directory=True)
+
+
+def push_trees(store: Store, remote: Remote, report: SyncReport, *, dry_run: bool) -> None:
+    """Send every directory copy the remote does not hold yet; its manifest last."""
+    trees = local_trees(store)
+    if not trees:
+        return
+    provider = remote.provider
+    listing = {info.key: info for info in provider.list("")}
+    held = remote_catalog.load(provider)
+    known = _known_content(held, listing)
+    for entry, root in trees:
+        name = entry["name"]
+        files = manifest.from_json(entry["files"])
+        old = held.trees.get(name)
+        if old and old.get("sha256") == entry["sha256"] and _all_there(old, listing):
+            continue
+        problem = _refusal(store, root, files)
+        if problem:
+            report.problems.append(f"{name}: not pushed: {problem}")
+            continue
+        if dry_run:
+            report.did(f"would send directory {name} ({len(files)} files)")
+            continue
+        if old:  # its objects are about to change: it is no longer complete from now on
+            remote_catalog.update(provider, lambda c, n=name: c.trees.pop(n, None) and None)
+        for rel, (size, sha) in sorted(files.items()):
+            key = f"{name}/{rel}"
+            if _holds(provider, listing.get(key), size, sha):
+                known.setdefault(sha, key)
+                continue
+            _send(store, remote, report, key, root / rel, size, sha, known.get(sha))
+            known[sha] = key
+            crash_point("tree-push-file")  # test-only: some files of a directory on the remote
+        stamped = {**entry, "pushed_at": remote_catalog.now_iso()}
+        remote_catalog.update(provider, lambda c, n=name, e=stamped: c.trees.__setitem__(n, e))
+        report.did(
+            f"pushed directory {name} to {remote.name} ({len(files)} files, "
+            f"{human_size(manifest.total_size(files))}); manifest written last"
+        )
+        for key in [k for k in listing if k.startswith(name + "/")]:
+            if key[len(name) + 1 :] not in files:
+                provider.delete(key)  # a file the new content of this name no longer has
+
+
+def _refusal(store: Store, root: Path, files: manifest.Manifest) -> str | None:
+    from agent.checks.directory import check_tree
+
+    verdict = check_tree(store, root, files)
+    return None if verdict.ok else f"fails the check: {verdict.reason}"
+
+
+def _known_content(held: Any, listing: dict[str, ObjectInfo]) -> dict[str, str]:
+    """sha256 -> a key on the remote whose object holds it (by the catalogs, size checked)."""
+    known: dict[str, str] = {}
+    for name, tree in held.trees.items():
+        for rel, item in (tree.get("files") or {}).items():
+            info = listing.get(f"{name}/{rel}")
+            if info is not None and info.size == item.get("size"):
+                known.setdefault(str(item.get("sha256")), info.key)
+    for name, entry in held.files.items():
+        info = listing.get(name)
+        if info is not None and info.size == entry.get("size") and entry.get("sha256"):
+            known.setdefault(str(entry["sha256"]), name)
+    return known
+
+
+def _all_there(tree: dict[str, Any], listing: dict[str, ObjectInfo]) -> bool:
+    name = tree["name"]
+    return all(
+        (info := listing.get(f"{name}/{rel}")) is not None and info.size == item.get("size")
+        for rel, item in (tree.get("files") or {}).items()
+    )
+
+
+def _holds(provider: Any, info: ObjectInfo | None, size: int, sha: str) -> bool:
+    """Does the object already hold this content (one a killed push sent, say)? Listings leave
+    out the sha256 an object carries, so the object is asked."""
+    if info is None or info.size != size:
+        return False
+    if info.hashes.get("sha256") is None:
+        try:
+            info = provider.stat(info.key)
+        except (NotFound, ProviderError):
+            return False
+    return info.hashes.get("sha256") == sha
+
+
+def _send(
+    store: Store,
+    remote: Remote,
+    report: SyncReport,
+    key: str,
+    path: Path,
+    size: int,
+    sha: str,
+    source: str | None,
+) -> None:
+    provider = remote.provider
+    copy = provider.capabilities.copy
+    if source is not None and copy is not None:
+        try:
+            info = copy(source, key)
+        except (NotFound, ProviderError) as exc:
+            log.info("remote %s: copy of %s failed (%s); sending it", remote.name, source, exc)
+        else:
+            if info.size == size and info.hashes.get("sha256", sha) == sha:
+                report.files += 1
+                report.bytes_copied += size
+                report.transfers.append(_moved(key, "copy", 0, size, source))
+                report.did(f"copied {source} -> {key} on {remote.name}")
+                return
+            provider.delete(key)
+    sent = 0
+
+    def moved(n: int) -> None:
+        nonlocal sent
+        sent += n
+
+    provider.put(key, path, expected_hashes={"sha256": sha}, progress=moved)
+    report.files += 1
+    report.bytes_sent += sent
+    report.bytes_resumed += max(0, size - sent)
+    report.transfers.append(_moved(key, "upload", sent, 0, None))
+    report.did(f"uploaded {key} to {remote.name}")
+
+
+def _moved(key: str, action: str, sent: int, copied: int, source: str | None) -> dict[str, Any]:
+    return {
+        "name": key,
+        "action": action,
+        "bytes_sent": sent,
+        "bytes_copied": copied,
+        "source": source,
+    }
+
+
+# -- pull -------------------------------------------------------------------------------------
+def remote_trees(remote: Remote, m: ModelConfig) -> list[dict[str, Any]]:
+    """The complete directory copies of ``m`` on the remote (those with a manifest), newest
+    first."""
+    mine = [
+        e
+        for e in remote.catalog.trees.values()
+        if e.get("model") == m.name and isinstance(e.get("files"), dict)
+    ]
+    return sorted(mine, key=lambda e: Entry.from_dict(e).sort_key, reverse=True)
+
+
+def choose(remote: Remote, m: ModelConfig, version: str) -> list[dict[str, Any]]:
+    """The manifests ``version`` names: latest, backup, all, a date, or a copy's name."""
+    trees = remote_trees(remote, m)
+    copies = [e for e in trees if e.get("kind") in ("version", "backup")]
+    if version == "latest":
+        newest = sorted(copies, key=lambda e: str(e.get("created")), reverse=True)[:1]
+        current = [e for e in trees if e.get("kind") == "current"]
+        return current[:1] or newest
+    if version == "backup":
+        return [e for e in trees if e["name"] == backup_name(m.file, directory=True)]
+    if version == "all":
+        return copies + [e for e in trees if e.get("kind") == "current"]
+    try:
+        day = dt.date.fromisoformat(version)
+    except ValueError:
+        return [e for e in trees if e["name"] == version]
+    return [e for e in copies if e.get("kind") == "version" and e.get("date") == day.isoformat()]
+
+
+def pull_trees(
+    store: Store, remote: Remote, m: ModelConfig, version: str, done: list[str]
+) -> tuple[int, int]:
+    """Fetch the directory copies ``version`` names: (files, bytes) received; (-1, 0) when the
+    remote holds none."""
+    chosen = choose(remote, m, version)
+    if not chosen:
+        return -1, 0
+    received, count = 0, 0
+    for entry in chosen:
+        name = entry["name"]
+        files = manifest.from_json(entry["files"])
+        ident = identify(name, store.config.models)
+        if ident is None or ident.model != m.name or not ident.directory:
+            continue  # a catalog entry under a name that is not this model's
+        dest = store.path(name)
+        if dest.is_dir() and manifest.identity(store.manifest(dest)) == entry["sha256"]:
+            continue
+        store.check_space(manifest.total_size(files))
+        temp = _fetch_tree(remote, name, files, dest)
+        try:
+            if dest.exists():  # different local bytes: kept aside, never overwritten
+                aside = store.path(replaced_name(m.file, dt.datetime.now(), directory=True))
+                dest.rename(aside)
+                done.append(f"kept the local {name} aside as {aside.name}")
+            put_in_place(temp, dest)
+        finally:
+            discard(temp)
+        received += manifest.total_size(files)
+        count += len(files)
+        for rel, (_, sha) in files.items():
+            store.cache.remember(dest / rel, sha)
+        if ident.kind != "current":
+            source = f"pull:{remote.name}"
+            store.catalog.add(entry_for_dir(dest, ident, files, source=source))
+        done.append(f"pulled directory {name} from {remote.name} ({len(files)} files)")
+    store.save()
+    return count, received
+
+
+def _fetch_tree(remote: Remote, name: str, files: manifest.Manifest, dest: Path) -> Path:
+    from agent.local.hashing import fsync_dir, temp_path
+
+    temp = temp_path(dest)
+    temp.mkdir()
+    try:
+        for rel, (_, sha) in sorted(files.items()):
+            out = temp / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            remote.provider.get(f"{name}/{rel}", out, expected_hashes={"sha256": sha})
+            crash_point("tree-pull-file")  # test-only: part of a directory fetched
+        for directory in sorted({(temp / rel).parent for rel in files}, reverse=True):
+            fsync_dir(directory)
+    except BaseException:
+        discard(temp)
+        raise
+    return temp
+
+
+def pull_tree_model(
+    store: Store, remote: Remote, m: ModelConfig, version: str, report: Any
+) -> bool:
+    """``pull`` for a directory model: False when the remote holds no complete copy of what
+    ``version`` names; the current directory restored from what arrived when there is none."""
+    from agent.local.restore import restore_model
+
+    if not m.directory:
+        # a new machine: nothing on disk says `file:` names a directory, the remote does
+        m = dataclasses.replace(m, directory=True)
+        models = tuple(m if x.name == m.name else x for x in store.config.models)
+        store.config = dataclasses.replace(store.config, models=models)
+    store.remove_stale_temps()  # a directory a killed pull was fetching
+    count, received = pull_trees(store, remote, m, version, report.done)
+    if count < 0:
+        return False
+    report.bytes_received += received
+    report.files += count
+    if not store.path(m.file).exists():
+        pulled = [e for e in store.catalog.of_model(m.name) if e.kind in ("version", "backup")]
+        if pulled:
+            report.done.append(restore_model(store, m.name, pulled[0].name).message)
+    return True
