@@ -96,6 +96,8 @@ def push_trees(store: Store, remote: Remote, report: SyncReport, *, dry_run: boo
         old = held.trees.get(name)
         if old and old.get("sha256") == entry["sha256"] and _all_there(old, listing):
             continue
+        if name in held.expired and entry.get("kind") == "version":
+            continue  # this remote's retention removed it: sending it again would be undone
         problem = _refusal(store, root, files)
         if problem:
             report.problems.append(f"{name}: not pushed: {problem}")

@@ -80,3 +80,27 @@ def test_a_shard_the_remote_holds_is_copied_there_not_sent(dproj, ms):
         pytest.skip("this backend cannot copy on the server")
     assert report["bytes_copied"] >= (proj.current / SHARD1).stat().st_size
     assert V2 in trees_on(proj)
+
+
+def test_remote_retention_removes_whole_directory_versions(tmp_path, ms, local_settings):
+    settings = {**local_settings, "retention": {"keep_last": 2}}
+    proj = DirProject.create(tmp_path / "proj", remotes={"r": settings})
+    proj.settings = settings  # type: ignore[attr-defined]
+    for seed in range(3):
+        write_hf(proj.current, seed=20 + seed)
+        assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push").code == 0
+    V3 = f"llama-ft_v{TODAY}.3"
+    assert {V1, V2, V3} <= set(trees_on(proj))
+    pruned = ms(proj.root, "prune", "--remote", "r", "--json")
+    assert pruned.code == 0, pruned.err
+    trees = trees_on(proj)
+    assert V1 not in trees and {V2, V3} <= set(trees)
+    remote_root = proj.root.parent / "nas" / "model-backups"
+    assert not (remote_root / V1).exists() or not any((remote_root / V1).iterdir())
+    # the next push does not send back what the remote's own retention removed
+    again = ms(proj.root, "push", "--json")
+    assert again.code == 0 and V1 not in trees_on(proj)
+    # and local retention no longer pins the version as "on no remote"
+    listed = ms(proj.root, "prune", "--dry-run", "--json")
+    assert "not on any remote" not in listed.out
