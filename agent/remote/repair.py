@@ -66,6 +66,9 @@ def repair(
         _record(remote, healed)
     remote.findings.save()
     clean_heal_dir(store)
+    from agent.remote.tree_verify import repair_trees
+
+    repair_trees(store, remote, report, deep=deep)  # directory copies (agent.remote.trees)
     return report
 
 

@@ -20,26 +20,61 @@ def _ours(store: Store, remote: Remote, models: set[str] | None) -> list[dict[st
     return [t for _, t in sorted(remote.catalog.trees.items()) if t.get("model") in wanted]
 
 
-def verify_trees(
+def tree_damage(
     store: Store, remote: Remote, *, deep: bool = False, models: set[str] | None = None
-) -> list[RemoteCheck]:
-    """One check per directory copy on the remote: ok, or the first file found wrong."""
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Per directory copy on the remote: (file, state, why) for every file found wrong."""
     listing = {info.key: info for info in remote.provider.list("")}
-    checks = []
+    damage: dict[str, list[tuple[str, str, str]]] = {}
     for tree in _ours(store, remote, models):
         name = tree["name"]
-        files = tree.get("files") or {}
-        problem = None
-        for rel, item in sorted(files.items()):
+        damage[name] = []
+        for rel, item in sorted((tree.get("files") or {}).items()):
             key = f"{name}/{rel}"
             problem = _file_problem(remote, listing.get(key), key, item, deep)
             if problem:
-                checks.append(RemoteCheck(name, problem[0], f"{rel}: {problem[1]}"))
-                break
-        if problem is None:
+                damage[name].append((rel, *problem))
+    return damage
+
+
+def verify_trees(
+    store: Store, remote: Remote, *, deep: bool = False, models: set[str] | None = None
+) -> list[RemoteCheck]:
+    """One check per directory copy on the remote: ok, or its files found wrong, by name."""
+    checks = []
+    trees = remote.catalog.trees
+    for name, bad in tree_damage(store, remote, deep=deep, models=models).items():
+        if bad:
+            state = "missing" if all(s == "missing" for _, s, _ in bad) else "corrupted"
+            detail = "; ".join(f"{rel}: {why}" for rel, _, why in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            checks.append(RemoteCheck(name, state, detail + more))
+        else:
             how = "read back in full" if deep else "sizes and checksums"
-            checks.append(RemoteCheck(name, "ok", f"directory, {len(files)} files ({how})"))
+            count = len(trees[name].get("files") or {})
+            checks.append(RemoteCheck(name, "ok", f"directory, {count} files ({how})"))
     return checks
+
+
+def repair_trees(store: Store, remote: Remote, report: Any, *, deep: bool = False) -> None:
+    """Heal each damaged or missing file of a directory copy on the remote, from the local copy
+    of the same content (checked against the manifest before it leaves) or from another object
+    on the remote that holds it; the manifest is taken down while its files change and written
+    again once they are whole."""
+    from agent.remote import catalog as remote_catalog
+    from agent.remote.trees import heal_tree_files
+
+    for name, bad in tree_damage(store, remote, deep=deep).items():
+        if not bad:
+            continue
+        tree = remote.catalog.trees[name]
+        healed, problems = heal_tree_files(store, remote, tree, [rel for rel, _, _ in bad])
+        report.problems.extend(f"{name}/{p}" for p in problems)
+        if healed:
+            remote_catalog.update(
+                remote.provider, lambda c, n=name, t=tree: c.trees.__setitem__(n, t)
+            )
+            report.done.append(f"{name}: {', '.join(healed)} healed on {remote.name}")
 
 
 def _file_problem(

@@ -331,3 +331,48 @@ def pull_tree_model(
         if pulled:
             report.done.append(restore_model(store, m.name, pulled[0].name).message)
     return True
+
+
+def heal_tree_files(
+    store: Store, remote: Remote, tree: dict[str, Any], rels: list[str]
+) -> tuple[list[str], list[str]]:
+    """Put back the files ``rels`` of directory copy ``tree`` on the remote: (healed, problems).
+    The manifest is removed first (the directory is not whole meanwhile); the caller writes it
+    back when every file healed."""
+    from agent.remote.push_report import SyncReport
+
+    name = tree["name"]
+    files = manifest.from_json(tree["files"])
+    local = _local_holding(store, name, tree["sha256"])
+    provider = remote.provider
+    listing = {info.key: info for info in provider.list("")}
+    known = {k: v for k, v in _known_content(remote_catalog.load(provider), listing).items()}
+    plan, problems = [], []
+    for rel in rels:
+        size, sha = files[rel]
+        source = known.get(sha)
+        if source == f"{name}/{rel}":
+            source = None  # the damaged object itself
+        if local is None and source is None:
+            problems.append(f"{rel}: no intact copy here or on {remote.name}")
+        plan.append((rel, size, sha, source))
+    if problems:
+        return [], problems  # left as it is (and reported) rather than half healed
+    remote_catalog.update(provider, lambda c: c.trees.pop(name, None) and None)
+    scratch = SyncReport(remote.name)
+    for rel, size, sha, source in plan:
+        path = local / rel if local is not None else store.path(name) / rel
+        _send(store, remote, scratch, f"{name}/{rel}", path, size, sha, source)
+    return [rel for rel, *_ in plan], []
+
+
+def _local_holding(store: Store, name: str, identity: str) -> Path | None:
+    """A local directory that holds exactly the content ``identity``: the copy of that name, or
+    any other directory copy or current directory with the same manifest."""
+    candidates = [name, *(e.name for e in store.catalog if e.is_dir)]
+    candidates += [m.file for m in store.config.models if m.directory]
+    for cand in dict.fromkeys(candidates):
+        path = store.path(cand)
+        if path.is_dir() and manifest.identity(store.manifest(path, fresh=True)) == identity:
+            return path
+    return None

@@ -104,3 +104,18 @@ def test_remote_retention_removes_whole_directory_versions(tmp_path, ms, local_s
     # and local retention no longer pins the version as "on no remote"
     listed = ms(proj.root, "prune", "--dry-run", "--json")
     assert "not on any remote" not in listed.out
+
+
+def test_a_rotten_shard_on_the_remote_is_found_and_healed(dproj, ms, request, remote_kind):
+    from tests.remote.damage import flip_remote_object
+
+    proj = dproj
+    ms(proj.root, "backup", "--kind", "version")
+    assert ms(proj.root, "push").code == 0
+    flip_remote_object(request, remote_kind, proj.settings, f"{V1}/{SHARD1}")  # type: ignore[attr-defined]
+    found = ms(proj.root, "verify", "--remote", "r", "--deep")
+    assert found.code == 3 and SHARD1 in found.out, found.out
+    healed = ms(proj.root, "repair", "--remote", "r", "--deep")
+    assert healed.code == 0, healed.out + healed.err
+    assert ms(proj.root, "verify", "--remote", "r", "--deep").code == 0
+    assert V1 in trees_on(proj)

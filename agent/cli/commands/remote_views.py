@@ -201,12 +201,18 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
             out.append(entry)
             continue
         pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
+        trees = list(remote.catalog.trees.values())
         entry.update(
             versions=sorted(
-                n for n, o in objects.items() if o.ident.kind == "version" and not o.ident.companion
+                [
+                    n
+                    for n, o in objects.items()
+                    if o.ident.kind == "version" and not o.ident.companion
+                ]
+                + [t["name"] + "/" for t in trees if t.get("kind") == "version"]
             ),
-            files=len(objects),
-            bytes=sum(o.info.size for o in objects.values()),
+            files=len(objects) + sum(len(t.get("files") or {}) for t in trees),
+            bytes=sum(o.info.size for o in objects.values()) + sum(t.get("size", 0) for t in trees),
             last_verified=max(verified) if verified else None,
             would_push=[s.name for s in pending],
             would_push_bytes=sum(s.size for s in pending),
