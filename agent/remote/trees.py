@@ -30,7 +30,7 @@ from agent.local.tree import discard, put_in_place
 from agent.progress import human_size
 from agent.remote import catalog as remote_catalog
 from agent.rules import manifest
-from agent.rules.naming import backup_name, identify, parse_name, replaced_name
+from agent.rules.naming import backup_name, identify, is_plain_name, parse_name, replaced_name
 from providers.base import ObjectInfo
 from providers.errors import NotFound, ProviderError
 
@@ -261,7 +261,7 @@ def pull_trees(
     for entry in chosen:
         name = entry["name"]
         files = manifest.from_json(entry["files"])
-        ident = identify(name, store.config.models)
+        ident = identify(name, store.config.models) if is_plain_name(name) else None
         if ident is None or ident.model != m.name or not ident.directory:
             continue  # a catalog entry under a name that is not this model's
         dest = store.path(name)

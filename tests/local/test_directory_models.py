@@ -203,3 +203,43 @@ def test_an_index_naming_a_missing_tensor_is_refused_by_backup(proj, ms):
     assert "model.layers.7.weight" in result.err and SHARD2 in result.err
     assert not proj.copy(f"llama-ft_v{TODAY}").exists()
     assert temp_dirs(proj.models) == []
+
+
+class _Boom:
+    """What a hostile .metadata holds: unpickling it would run a shell command."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_hostile_dcp_metadata_is_refused_without_running_it(tmp_path, capsys, monkeypatch):
+    import pickle
+
+    proj = DirProject.create(tmp_path / "p", name="fsdp-ckpt")
+    write_dcp(proj.current, seed=1)
+    pwned = tmp_path / "pwned"
+    (proj.current / ".metadata").write_bytes(pickle.dumps(_Boom(str(pwned))))
+    result = run_cli(proj.root, ["backup", "--kind", "version"], capsys, monkeypatch)
+    assert result.code == 3
+    assert ".metadata" in result.err and "nothing in it was run" in result.err
+    assert not pwned.exists()
+    assert not proj.copy(f"fsdp-ckpt_v{TODAY}").exists()
+
+
+def test_dcp_validation_says_what_was_not_checked(tmp_path, capsys, monkeypatch):
+    proj = DirProject.create(tmp_path / "p", name="fsdp-ckpt")
+    write_dcp(proj.current, seed=1)
+    result = run_cli(proj.root, ["validate", "--json"], capsys, monkeypatch)
+    assert result.code == 0, result.err
+    checks = {c["name"]: c for c in json.loads(result.out)["results"][0]["checks"]}
+    assert checks["loads_safely"]["status"] == "pass"
+    assert "without running pickled code" in checks["loads_safely"]["detail"]
+    assert checks["finite"]["status"] == "skip" and "not checked" in checks["finite"]["detail"]
+    (proj.current / "__0_0.distcp").unlink()
+    missing = run_cli(proj.root, ["validate"], capsys, monkeypatch)
+    assert missing.code == 3 and "__0_0.distcp" in missing.out
