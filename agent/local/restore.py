@@ -126,8 +126,11 @@ def heal_parts(store: Store, entry: Entry) -> list[str]:
     """Put back, from other local files with the same content, the files of copy ``entry`` that
     are missing or damaged; one line per file healed. Empty when one cannot be healed."""
     lines: list[str] = []
-    if entry.is_dir:
-        return lines  # a directory copy is healed only from a remote (pull)
+    if entry.is_dir:  # file by file, from any local file with the same content
+        from agent.local.tree_heal import heal_tree
+
+        healed, failed = heal_tree(store, entry)
+        return healed if not failed else []
     for name in [*entry.companions.values(), entry.name]:
         part = store.catalog.get(name)
         if part is None:

@@ -376,3 +376,23 @@ def _local_holding(store: Store, name: str, identity: str) -> Path | None:
         if path.is_dir() and manifest.identity(store.manifest(path, fresh=True)) == identity:
             return path
     return None
+
+
+def tree_fetcher(remote: Remote) -> Any:
+    """For agent.local.tree_heal: fetch a content from any object on ``remote`` that holds it,
+    checked against its sha256 on the way in."""
+    provider = remote.provider
+    listing = {info.key: info for info in provider.list("")}
+    known = _known_content(remote_catalog.load(provider), listing)
+
+    def fetch(sha: str, size: int, dest: Path) -> str | None:
+        key = known.get(sha)
+        if key is None:
+            return None
+        try:
+            provider.get(key, dest, expected_hashes={"sha256": sha})
+        except ProviderError:
+            return None
+        return f"from {key} on {remote.name}"
+
+    return fetch

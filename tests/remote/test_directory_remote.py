@@ -119,3 +119,20 @@ def test_a_rotten_shard_on_the_remote_is_found_and_healed(dproj, ms, request, re
     assert healed.code == 0, healed.out + healed.err
     assert ms(proj.root, "verify", "--remote", "r", "--deep").code == 0
     assert V1 in trees_on(proj)
+
+
+def test_a_damaged_local_directory_version_is_healed_by_repair(tmp_path, ms, local_settings):
+    proj = DirProject.create(tmp_path / "proj", remotes={"r": local_settings})
+    write_hf(proj.current, seed=1)
+    ms(proj.root, "backup", "--kind", "version")
+    assert ms(proj.root, "push").code == 0
+    good = tree_digest(proj.copy(V1))
+    write_hf(proj.current, seed=2)  # the current no longer holds the version's shards
+    (proj.copy(V1) / SHARD1).write_bytes(b"rot")
+    (proj.copy(V1) / "config.json").unlink()
+    assert ms(proj.root, "verify").code == 3
+    healed = ms(proj.root, "repair")
+    assert healed.code == 0, healed.out + healed.err
+    assert tree_digest(proj.copy(V1)) == good
+    assert f"{V1}/{SHARD1}: healed here (from " in healed.out and " on r)" in healed.out
+    assert ms(proj.root, "verify").code == 0
