@@ -243,3 +243,23 @@ def test_dcp_validation_says_what_was_not_checked(tmp_path, capsys, monkeypatch)
     (proj.current / "__0_0.distcp").unlink()
     missing = run_cli(proj.root, ["validate"], capsys, monkeypatch)
     assert missing.code == 3 and "__0_0.distcp" in missing.out
+
+
+def test_a_companion_outside_the_directory_travels_with_it(tmp_path, capsys, monkeypatch):
+    proj = DirProject.create(tmp_path / "p")
+    text = proj.config.read_text().replace(
+        "file: llama-ft\n", "file: llama-ft\n  companions: [notes.md]\n"
+    )
+    proj.config.write_text(text.replace("  companions:", "    companions:"))
+    write_hf(proj.current, seed=1)
+    (proj.models / "notes.md").write_text("run 1")
+    run = lambda *a: run_cli(proj.root, list(a), capsys, monkeypatch)  # noqa: E731
+    assert run("backup", "--kind", "version").code == 0
+    assert (proj.models / f"notes_v{TODAY}.md").read_text() == "run 1"
+    entry = catalog(proj)[f"llama-ft_v{TODAY}"]
+    assert entry["companions"] == {"notes.md": f"notes_v{TODAY}.md"}
+    (proj.models / "notes.md").write_text("run 2")
+    (proj.current / SHARD1).unlink()
+    assert run("restore", "--yes").code == 0
+    assert (proj.models / "notes.md").read_text() == "run 1"
+    assert (proj.current / SHARD1).is_file()
