@@ -130,6 +130,7 @@ def test_restore_skips_a_damaged_version_and_names_the_file(proj, ms):
     ms("backup", "--kind", "version")
     write_hf(proj.current, seed=3)
     ms("backup", "--kind", "version")
+    write_hf(proj.current, seed=4)  # no other local file holds the newest version's shards
     newest = proj.copy(f"llama-ft_v{TODAY}.2")
     (newest / SHARD1).write_bytes(b"rotten")
     first = tree_digest(proj.copy(f"llama-ft_v{TODAY}"))
@@ -138,6 +139,19 @@ def test_restore_skips_a_damaged_version_and_names_the_file(proj, ms):
     assert tree_digest(proj.current) == first
     explicit = ms("restore", "--from", newest.name, "--yes")
     assert explicit.code != 0 and SHARD1 in explicit.err
+
+
+def test_restore_heals_a_damaged_version_from_another_local_copy(proj, ms):
+    ms("backup", "--kind", "version")
+    ms("backup")  # the backup slot holds the same files
+    good = tree_digest(proj.current)
+    write_hf(proj.current, seed=9)
+    (proj.copy(f"llama-ft_v{TODAY}") / SHARD1).write_bytes(b"rotten")
+    result = ms("restore", "--from", f"llama-ft_v{TODAY}", "--yes")
+    assert result.code == 0, result.err
+    assert f"llama-ft_v{TODAY}/{SHARD1}: healed here (from llama-ft_backup/{SHARD1})" in result.err
+    assert tree_digest(proj.current) == good
+    assert ms("verify").code == 0
 
 
 def test_prune_removes_whole_directory_versions(proj, ms):
