@@ -136,3 +136,18 @@ def test_a_damaged_local_directory_version_is_healed_by_repair(tmp_path, ms, loc
     assert tree_digest(proj.copy(V1)) == good
     assert f"{V1}/{SHARD1}: healed here (from " in healed.out and " on r)" in healed.out
     assert ms(proj.root, "verify").code == 0
+
+
+def test_sync_and_run_mirror_directory_versions(tmp_path, ms, local_settings):
+    settings = {**local_settings, "auto_push": True}
+    proj = DirProject.create(tmp_path / "proj", remotes={"r": settings})
+    proj.settings = settings  # type: ignore[attr-defined]
+    write_hf(proj.current, seed=1)
+    ran = ms(proj.root, "run")  # the periodic job: a dated version, pushed to auto_push remotes
+    assert ran.code == 0, ran.out + ran.err
+    assert V1 in trees_on(proj)
+    write_hf(proj.current, seed=2)
+    ms(proj.root, "backup", "--kind", "version")
+    synced = ms(proj.root, "sync")
+    assert synced.code == 0, synced.out + synced.err
+    assert {V1, V2} <= set(trees_on(proj))
