@@ -396,3 +396,17 @@ def tree_fetcher(remote: Remote) -> Any:
         return f"from {key} on {remote.name}"
 
     return fetch
+
+
+def trees_to_push(store: Store, remote: Remote) -> list[tuple[str, int]]:
+    """The directory copies a push would send, as (``name/``, total size): those whose content
+    the remote holds no manifest of (what is already there of them is copied or skipped)."""
+    out = []
+    for entry, _ in local_trees(store):
+        old = remote.catalog.trees.get(entry["name"])
+        if old and old.get("sha256") == entry["sha256"]:
+            continue
+        if entry["name"] in remote.catalog.expired and entry.get("kind") == "version":
+            continue
+        out.append((entry["name"] + "/", int(entry["size"])))
+    return out

@@ -69,6 +69,8 @@ def test_a_shard_the_remote_holds_is_copied_there_not_sent(dproj, ms):
     (proj.current / "config.json").write_text(json.dumps({"model_type": "llama", "seed": 1}))
     (proj.current / "tokenizer.json").write_text(json.dumps({"vocab": ["a", "b"], "seed": 1}))
     ms(proj.root, "backup", "--kind", "version")
+    (status,) = json.loads(ms(proj.root, "status", "--json").out)["remotes"]
+    assert f"{V2}/" in status["would_push"]  # what a push would send, before it does
     result = ms(proj.root, "push", "--json")
     assert result.code == 0, result.err
     (report,) = json.loads(result.out)
