@@ -1,10 +1,8 @@
 """config.yaml -> frozen, typed config. Every mistake is a one-line ConfigError that names the key
-(and, for a typo, the nearest valid key) or the path.
-
-Only the ``MODEL_SAFETY:`` block is ours; other top-level keys of the file (a training config, say)
-are left alone. ``${ENV_VAR}`` in any string value is expanded; a missing variable is an error.
-Relative paths are resolved against the directory of the config file.
-"""
+(and, for a typo, the nearest valid key) or the path. Only the ``MODEL_SAFETY:`` block is ours
+(other top-level keys, a training config say, are left alone); ``${ENV_VAR}`` in any string value
+is expanded (a missing variable is an error); relative paths are resolved against the config
+file's directory."""
 
 from __future__ import annotations
 
@@ -12,12 +10,12 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.rules.naming import is_plain_name
+from agent.rules.naming import is_plain_name, parse_name
 from agent.rules.retention import RetentionPolicy
 from providers.config import remote_problem
 from providers.names import portable_name_problem, same_name_key
@@ -45,14 +43,18 @@ VALIDATION_KEYS = (
     "max_regression",
     "on_structure_change",
 )
+FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    file: str  # a plain file name inside models_dir
+    file: str  # a plain file (or directory) name inside models_dir
     companions: tuple[str, ...] = ()
+    # ``file`` names a directory (a Hugging Face save_pretrained folder, a DCP checkpoint):
+    # written ``file: llama-ft/``, or found so on disk (the directory or one of its copies)
+    directory: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,15 +179,39 @@ def _parse_model(raw: Any, index: int) -> ModelConfig:
     _check_keys(raw, MODEL_KEYS, where)
     if "file" not in raw:
         raise ConfigError(f"{where}: missing required key 'file'")
-    file = _file_name(raw["file"], f"{where}.file")
-    name = raw.get("name", file.rsplit(".", 1)[0])
+    raw_file = raw["file"]
+    directory = isinstance(raw_file, str) and raw_file.endswith("/") and raw_file != "/"
+    file = _file_name(raw_file[:-1] if directory else raw_file, f"{where}.file")
+    name = raw.get("name", file if directory else file.rsplit(".", 1)[0])
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: expected a non-empty string, got {name!r}")
     companions = raw.get("companions") or []
     if not isinstance(companions, list):
         raise ConfigError(f"{where}.companions: expected a list of file names")
     comps = tuple(_file_name(c, f"{where}.companions[{i}]") for i, c in enumerate(companions))
-    return ModelConfig(name=name, file=file, companions=comps)
+    return ModelConfig(name=name, file=file, companions=comps, directory=directory)
+
+
+def _with_kind(model: ModelConfig, models_dir: Path) -> ModelConfig:
+    """A model whose file is a directory on disk, or (deleted) has directory copies, is a
+    directory model. A name with a single-file checkpoint suffix (``model.pth``) found as a
+    directory is a mistake to report, unless the config says ``file: model.pth/``."""
+    if model.directory or model.file.lower().endswith(FILE_SUFFIXES):
+        return model
+    path = models_dir / model.file
+    if path.is_dir():
+        return replace(model, directory=True)
+    if path.exists():
+        return model
+    try:
+        siblings = [p for p in models_dir.iterdir() if p.name.startswith(model.file)]
+    except OSError:
+        return model
+    for p in siblings:
+        parsed = parse_name(p.name, model.file, directory=True)
+        if parsed is not None and parsed.kind in ("backup", "version") and p.is_dir():
+            return replace(model, directory=True)
+    return model
 
 
 def _parse_validation(raw: Any, base_dir: Path) -> ValidationConfig:
@@ -308,6 +334,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     if not isinstance(models_dir_raw, str) or not models_dir_raw:
         raise ConfigError(f"{BLOCK}.models_dir: expected a path, got {models_dir_raw!r}")
     models_dir = (base_dir / Path(models_dir_raw).expanduser()).resolve()
+    models = tuple(_with_kind(m, models_dir) for m in models)
 
     max_backups = values.get("max_backups", 4)
     remotes_raw = block.get("remotes") or {}

@@ -130,6 +130,8 @@ def open_checkpoint(path: Path, *, safetensors: bool | None = None) -> Checkpoin
     """Open ``path`` for reading; raises CheckpointError (UnsafeCheckpoint for a pickle that
     needs arbitrary objects). ``safetensors``: the format when the suffix does not say."""
     path = Path(path)
+    if path.is_dir():
+        return _open_tree(path)
     if not path.is_file():
         raise CheckpointError("missing or not a file")
     if path.stat().st_size == 0:
@@ -139,6 +141,18 @@ def open_checkpoint(path: Path, *, safetensors: bool | None = None) -> Checkpoin
     if safetensors:
         return _open_safetensors(path)
     return _open_torch(path)
+
+
+def _open_tree(path: Path) -> Checkpoint:
+    """A model saved as a directory: the tensors of every checkpoint file in it, as one."""
+    suffixes = (".safetensors", ".bin", ".pt", ".pth")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
+    if not files:
+        raise CheckpointError(
+            "no checkpoint file in it (the values of a DCP checkpoint are not read)"
+        )
+    parts = [open_checkpoint(p) for p in files]
+    return Checkpoint(path, "directory", [t for c in parts for t in c.tensors], _keep=parts)
 
 
 # -- torch -----------------------------------------------------------------------------------

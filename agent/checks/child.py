@@ -282,6 +282,12 @@ def run(path: Path, fmt: str, memory: int, cpu: int) -> dict[str, Any]:
     _limit_memory(memory)
     result: dict[str, Any] = {"ok": False}
     try:
+        if fmt == "dcp":
+            from agent.checks.dcp import read_dcp_metadata
+
+            result |= read_dcp_metadata(path)
+            result["ok"] = True
+            return result
         shape = inspect(path, safetensors=fmt == "safetensors")
         if shape.format == "safetensors":
             result |= check_safetensors(path)

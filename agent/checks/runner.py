@@ -36,6 +36,8 @@ class Verdict:
     seconds: float = 0.0
     peak_rss_mb: float | None = None
     cacheable: bool = True  # False when the outcome depended on the moment (wall time)
+    referenced: tuple[str, ...] = ()  # a DCP metadata file: the files it names
+    checked: tuple[str, ...] = ()  # a directory: what was checked, for a person
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,13 @@ def check_file(path: Path, *, safetensors: bool | None = None) -> Verdict:
     fmt = "safetensors" if safetensors else "torch"
     verdict = _run_child(path, fmt, lim)
     return dataclasses.replace(verdict, seconds=round(time.monotonic() - started, 2))
+
+
+def check_dcp_metadata(path: Path) -> Verdict:
+    """A torch.distributed.checkpoint ``.metadata`` file read in the confined child without
+    running pickled code (agent.checks.dcp): its tensors and the files it references."""
+    lim = limits_mod.for_size(Path(path).stat().st_size)
+    return _run_child(Path(path), "dcp", lim)
 
 
 def _child_env() -> dict[str, str]:
@@ -155,6 +164,7 @@ def _read(code: int, out: bytes, err: bytes, lim: limits_mod.Limits) -> Verdict:
             doc.get("format"),
             tensors if isinstance(tensors, dict) else {},
             peak_rss_mb=doc.get("peak_rss_mb"),
+            referenced=tuple(str(r) for r in doc.get("referenced") or ()),
         )
     sig = -code if code < 0 else None
     cpu_kills = {getattr(signal, n) for n in ("SIGXCPU", "SIGKILL") if hasattr(signal, n)}

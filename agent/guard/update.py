@@ -38,6 +38,7 @@ from agent.guard.result import (
 from agent.local.backup import backup_model
 from agent.local.hashing import atomic_write_bytes, fsync_dir
 from agent.local.restore import restore_model
+from agent.local.tree import remove_tree
 
 if TYPE_CHECKING:
     from agent.local.catalog import Entry
@@ -85,7 +86,7 @@ class Guard:
         store, m = self.store, self.model
         store.remove_stale_temps()
         self._recover_unfinished()
-        present = store.path(m.file).is_file()
+        present = _present(store.path(m.file), m.directory)
         if present and store.config.auto_backup_before_train:
             result = backup_model(
                 store, m.name, "pre-update", note="before a guarded update", source="guard"
@@ -162,8 +163,12 @@ class Guard:
     def _fingerprint(self) -> Fingerprint:
         out: Fingerprint = {}
         for name in self.files:
+            path = self.store.path(name)
             try:
-                st = self.store.path(name).stat()
+                if self.model.directory and name == self.model.file:
+                    out[name] = tree_fingerprint(path) if path.is_dir() else None
+                    continue
+                st = path.stat()
                 out[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
             except FileNotFoundError:
                 out[name] = None
@@ -268,7 +273,7 @@ class Guard:
             if discard:
                 for name in self.files:
                     if self._before.get(name) is None:
-                        self.store.path(name).unlink(missing_ok=True)
+                        remove_tree(self.store.path(name))
             where = f"; kept it as {', '.join(result.kept_aside)}" if result.kept_aside else ""
             result.message = (
                 f"{why}; {m.file} did not exist before, so the new one was removed{where}"
@@ -307,7 +312,7 @@ class Guard:
         kept = []
         for name in self.files:
             path = self.store.path(name)
-            if self._before.get(name) is not None or not path.is_file():
+            if self._before.get(name) is not None or not (path.is_file() or path.is_dir()):
                 continue
             sha = self.store.sha256(path)
             kept.append(
@@ -331,7 +336,28 @@ class Guard:
 def _backup_name(store: Store, model: str) -> str:
     from agent.rules.naming import backup_name
 
-    return backup_name(store.config.model(model).file)
+    m = store.config.model(model)
+    return backup_name(m.file, m.directory)
+
+
+def _present(path: Path, directory: bool) -> bool:
+    return path.is_dir() if directory else path.is_file()
+
+
+def tree_fingerprint(root: Path) -> tuple[int, int, int]:
+    """A directory's stat, as a file's: (total size, newest mtime_ns, a digest of every file's
+    path, size, mtime and inode), so a file added, removed or rewritten inside it shows."""
+    import hashlib
+
+    from agent.local.tree import walk_files
+
+    h = hashlib.sha256()
+    total, newest = 0, 0
+    for rel in walk_files(root):
+        st = (root / rel).stat()
+        total, newest = total + st.st_size, max(newest, st.st_mtime_ns)
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return total, newest, int.from_bytes(h.digest()[:7], "big")
 
 
 def _score_note(result: GuardResult) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from agent.config import ModelConfig
 from agent.errors import AgentError, CheckFailed, ModelFileError
@@ -22,6 +22,8 @@ from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, now_utc
 from agent.local.hashing import Staged, fsync_dir
 from agent.local.store import Store, check_source
+from agent.local.tree import check_dir_source, discard, put_in_place
+from agent.rules import manifest
 from agent.rules.naming import backup_name, version_name
 from providers import fileio
 
@@ -79,11 +81,15 @@ def take_backup(store: Store, model: str | None, request: Request) -> BackupResu
         raise AgentError(f"unknown backup kind {request.kind!r}; use pre-update or version")
     m = store.config.model(model)
     store.remove_stale_temps()
-    files, warnings = _sources(store, m)
-    store.check_space(sum(st.st_size for _, _, st in files))
+    files, warnings, size = _sources(store, m)
+    store.check_space(size)
     slot = _slot(store, m, KINDS[request.kind], request.today, files)
 
-    known = [(src, comp, store.cache.lookup(src, st)) for src, comp, st in files]
+    # a directory is known by its manifest, from the hash cache of each file in it
+    known = [
+        (src, comp, store.sha256(src) if _is_tree(m, comp) else store.cache.lookup(src, st))
+        for src, comp, st in files
+    ]
     if slot.previous is not None and all(sha for _, _, sha in known):
         # Everything is cached: an unchanged model is recognised without reading a byte.
         probe = [Staged(src, src, src, sha or "", comp) for src, comp, sha in known]
@@ -93,13 +99,20 @@ def take_backup(store: Store, model: str | None, request: Request) -> BackupResu
     planned: list[Staged] = []
     try:
         for src, companion, st in files:
-            base = companion or m.file
-            name = backup_name(base) if slot.date is None else version_name(base, *_day(slot))
-            temp, sha = store._copy(src, store.path(name), store.cache.lookup(src, st))
-            planned.append(Staged(src, store.path(name), temp, sha, companion))
+            tree = _is_tree(m, companion)
+            name = _copy_name(companion or m.file, slot, tree)
+            if tree:
+                temp, files_in = store.copy_tree(src, store.path(name))
+                staged = Staged(src, store.path(name), temp, manifest.identity(files_in))
+                staged.extra["files"] = files_in
+                planned.append(staged)
+            else:
+                temp, sha = store._copy(src, store.path(name), store.cache.lookup(src, st))
+                planned.append(Staged(src, store.path(name), temp, sha, companion))
             if (src.stat().st_size, src.stat().st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 raise ModelFileError(f"{src} changed while it was being copied; try again")
-            store.cache.remember(src, sha, st)
+            if not tree:  # a directory's stat does not change when a file in it does
+                store.cache.remember(src, planned[-1].sha256, st)
         if slot.previous is not None and store._same_content(slot.previous, planned):
             return _unchanged(store, m.name, request, slot, warnings)
         warnings.extend(_check_copies(store, m, planned, request.allow_failing))
@@ -107,16 +120,20 @@ def take_backup(store: Store, model: str | None, request: Request) -> BackupResu
         entries = _commit(store, m, planned, slot, request)
     finally:
         for p in planned:
-            with suppress(FileNotFoundError):
-                p.temp.unlink()
+            discard(p.temp)
     store.save()
     message = f"{m.name}: wrote {entries[-1].name}"
     return BackupResult(m.name, request.kind, entries, False, message, tuple(warnings))
 
 
-def _day(slot: _Slot) -> tuple[dt.date, int]:
-    assert slot.date is not None
-    return slot.date, slot.seq
+def _is_tree(m: ModelConfig, companion: str | None) -> bool:
+    return companion is None and m.directory
+
+
+def _copy_name(base: str, slot: _Slot, directory: bool) -> str:
+    if slot.date is None:
+        return backup_name(base, directory)
+    return version_name(base, slot.date, slot.seq, directory)
 
 
 def _slot(store: Store, m: ModelConfig, kind: str, today: dt.date, files: list[Source]) -> _Slot:
@@ -124,7 +141,10 @@ def _slot(store: Store, m: ModelConfig, kind: str, today: dt.date, files: list[S
         return _Slot(kind, None, 1, store.catalog.get(backup_name(m.file)))
     same_day = [e for e in store.catalog.of_model(m.name, "version") if e.date == today]
     seq = max((e.seq for e in same_day), default=0) + 1
-    while any(store.path(version_name(c or m.file, today, seq)).exists() for _, c, _ in files):
+    while any(
+        os.path.lexists(store.path(version_name(c or m.file, today, seq, _is_tree(m, c))))
+        for _, c, _ in files
+    ):
         seq += 1
     return _Slot(kind, today, seq, same_day[0] if same_day else None)
 
@@ -142,7 +162,14 @@ def _check_copies(
     for p in planned:
         if not is_checkpoint(p.dest.name, m, companion=p.companion):
             continue
-        verdict = verdict_for(store, p.temp, p.sha256, safetensors=p.dest.suffix == ".safetensors")
+        if "files" in p.extra:
+            from agent.checks.directory import check_tree
+
+            verdict: Any = check_tree(store, p.temp, p.extra["files"])  # type: ignore[arg-type]
+        else:
+            verdict = verdict_for(
+                store, p.temp, p.sha256, safetensors=p.dest.suffix == ".safetensors"
+            )
         if verdict.ok:
             continue
         if allow_failing:
@@ -169,8 +196,8 @@ def _unchanged(
     return BackupResult(model, request.kind, (), True, msg, tuple(warnings))
 
 
-def _sources(store: Store, m: ModelConfig) -> tuple[list[Source], list[str]]:
-    """Files to capture, companions first, model file last."""
+def _sources(store: Store, m: ModelConfig) -> tuple[list[Source], list[str], int]:
+    """Files to capture, companions first, model file (or directory) last; and their size."""
     files: list[Source] = []
     warnings = []
     for comp in m.companions:
@@ -180,8 +207,14 @@ def _sources(store: Store, m: ModelConfig) -> tuple[list[Source], list[str]]:
             continue
         files.append((path, comp, check_source(path, "companion file")))
     main = store.path(m.file)
-    files.append((main, None, check_source(main)))
-    return files, warnings
+    size = sum(st.st_size for _, _, st in files)
+    if m.directory:
+        size += check_dir_source(main)
+        files.append((main, None, main.stat()))
+    else:
+        files.append((main, None, check_source(main)))
+        size += files[-1][2].st_size
+    return files, warnings, size
 
 
 def _commit(
@@ -190,10 +223,20 @@ def _commit(
     created = now_utc()
     entries = []
     for p in planned:
-        fileio.replace(p.temp, p.dest)
-        crash_point("backup-commit")  # test-only: between two renames, catalog not saved
-        st = p.dest.stat()
-        store.cache.remember(p.dest, p.sha256, st)
+        files: dict[str, tuple[int, str]] = p.extra.get("files", {})  # type: ignore[assignment]
+        if files:
+            old = put_in_place(p.temp, p.dest)  # one rename (an exchange over the old slot)
+            crash_point("backup-commit")  # test-only: between two renames, catalog not saved
+            if old is not None:
+                discard(old)
+            for rel in files:
+                store.cache.remember(p.dest / rel, files[rel][1])
+            size = manifest.total_size(files)
+        else:
+            fileio.replace(p.temp, p.dest)
+            crash_point("backup-commit")  # test-only: between two renames, catalog not saved
+            store.cache.remember(p.dest, p.sha256, st := p.dest.stat())
+            size = st.st_size
         entries.append(
             Entry(
                 p.dest.name,
@@ -202,11 +245,12 @@ def _commit(
                 slot.date,
                 slot.seq,
                 created,
-                st.st_size,
+                size,
                 p.sha256,
                 request.note,
                 request.source,
                 companion=p.companion,
+                files=files,
             )
         )
     fsync_dir(store.models_dir)

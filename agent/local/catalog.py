@@ -18,7 +18,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.errors import ModelFileError
 from agent.local.hashing import HashCache, atomic_write_bytes
+from agent.local.tree import walk_files
+from agent.rules import manifest
 from agent.rules.naming import Identity, ModelLike, identify, listing_key
 
 log = logging.getLogger(__name__)
@@ -46,12 +49,22 @@ class Entry:
     # For a model file: companion current name -> the file name of its copy in this version.
     companions: Mapping[str, str] = field(default_factory=dict)
     md5: str | None = None
+    # A directory copy's manifest: every file in it (relative path -> (size, sha256)); then
+    # ``sha256`` is the manifest's identity and ``size`` the total (agent.rules.manifest).
+    files: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.files)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["date"] = self.date.isoformat() if self.date else None
         data["created"] = self.created.isoformat()
         data["companions"] = dict(self.companions)
+        data.pop("files")
+        if self.files:
+            data["files"] = manifest.to_json(self.files)
         return data
 
     @classmethod
@@ -73,6 +86,7 @@ class Entry:
             companion=data.get("companion"),
             companions=dict(data.get("companions") or {}),
             md5=data.get("md5"),
+            files=manifest.from_json(data.get("files") or {}),
         )
 
     @property
@@ -169,6 +183,38 @@ def entry_for_file(
     )
 
 
+def entry_for_dir(
+    path: Path,
+    ident: Identity,
+    files: Mapping[str, tuple[int, str]],
+    *,
+    source: str,
+    note: str | None = None,
+) -> Entry:
+    """The entry of a directory copy with manifest ``files``."""
+    return Entry(
+        name=path.name,
+        model=ident.model,
+        kind=ident.kind,
+        date=ident.date,
+        seq=ident.seq,
+        created=dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC),
+        size=manifest.total_size(files),
+        sha256=manifest.identity(files),
+        note=note,
+        source=source,
+        files=dict(files),
+    )
+
+
+def manifest_of(root: Path, cache: HashCache, *, fresh: bool = False) -> dict[str, tuple[int, str]]:
+    """The manifest of directory ``root`` as it is now (hashes from the cache unless ``fresh``)."""
+    return {
+        rel: ((root / rel).stat().st_size, cache.sha256(root / rel, fresh=fresh))
+        for rel in walk_files(root)
+    }
+
+
 def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache) -> Catalog:
     """The catalog, reconciled with the files on disk.
 
@@ -196,14 +242,17 @@ def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache
         if ident is None or ident.kind == "current":
             continue
         path = models_dir / name
-        if not path.is_file():
+        if not (path.is_dir() if ident.directory else path.is_file()):
             continue
         try:
-            sha = cache.sha256(path)
-        except OSError as exc:
+            if ident.directory:
+                files = manifest_of(path, cache)
+                catalog.add(entry_for_dir(path, ident, files, source=source))
+            else:
+                catalog.add(entry_for_file(path, ident, cache.sha256(path), source=source))
+        except (OSError, ModelFileError) as exc:
             log.warning("cannot read %s to catalog it: %s", path, exc)
             continue
-        catalog.add(entry_for_file(path, ident, sha, source=source))
         changed = True
     if changed:
         link_companions(catalog)

@@ -19,7 +19,6 @@ import os
 import queue
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -98,24 +97,6 @@ def temp_path(dest: Path) -> Path:
 
 # Our temp names: 12 hex digits (providers' partial downloads, longer tags, resume: not ours).
 OUR_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(TEMP_SUFFIX))
-
-
-def remove_stale_temps(directory: Path, max_age_s: float = 600) -> list[str]:
-    """Delete our temp files that nobody has written to for ``max_age_s`` (left by kill -9 or a
-    power cut). A copy in progress keeps its temp's mtime fresh, so it is never touched.
-    ``max_age_s <= 0``: all of them (the caller knows no copy is in progress)."""
-    removed = []
-    now = time.time()
-    try:
-        candidates = [p for p in directory.iterdir() if OUR_TEMP_RE.fullmatch(p.name)]
-    except OSError:
-        return removed
-    for path in candidates:
-        with suppress(OSError):
-            if max_age_s <= 0 or now - path.stat().st_mtime > max_age_s:
-                path.unlink()
-                removed.append(path.name)
-    return removed
 
 
 def atomic_write_bytes(dest: Path, data: bytes, point: str = "state-write") -> None:
@@ -326,8 +307,14 @@ class HashCache:
         except (OSError, ValueError):
             pass  # a missing or damaged cache only costs re-reading files
 
+    def _key(self, path: Path) -> str:
+        """A file in models_dir is known by its name, one inside a directory copy by its path
+        from models_dir (``llama-ft_v2026-11-30/config.json``)."""
+        root = self.path.parent.parent
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
     def lookup(self, path: Path, st: os.stat_result | None = None) -> str | None:
-        entry = self._entries.get(path.name)
+        entry = self._entries.get(self._key(path))
         if entry is None:
             return None
         st = st or path.stat()
@@ -335,11 +322,13 @@ class HashCache:
 
     def remember(self, path: Path, sha256: str, st: os.stat_result | None = None) -> None:
         st = st or path.stat()
-        self._entries[path.name] = {"stat": _stat_key(st), "sha256": sha256}
+        self._entries[self._key(path)] = {"stat": _stat_key(st), "sha256": sha256}
         self._dirty = True
 
     def forget(self, name: str) -> None:
-        if self._entries.pop(name, None) is not None:
+        """Forget a file's hash, and for a directory copy the hashes of every file in it."""
+        for key in [k for k in self._entries if k == name or k.startswith(name + "/")]:
+            del self._entries[key]
             self._dirty = True
 
     def shas(self) -> set[str]:

@@ -18,6 +18,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from agent.faultpoints import crash_point
+from agent.local.tree import remove_tree
 from agent.rules.naming import parse_name
 from agent.rules.retention import Candidate, Decision, RetentionPolicy, plan_retention
 
@@ -56,6 +57,8 @@ def prune_local(
     warned about: the clock or their names are wrong."""
     pins = pins or {}
     today = today or dt.date.today()
+    if not dry_run:
+        store.remove_stale_temps()  # a version a killed prune renamed away, half deleted
     policy = RetentionPolicy(keep_last=store.config.max_backups)
     models = [store.config.model(model)] if model else list(store.config.models)
     decisions: list[Decision] = []
@@ -91,7 +94,7 @@ def set_aside_files(store: Store, m: ModelConfig) -> list[tuple[Entry, dt.dateti
     for e in store.catalog:
         if e.model != m.name or e.kind != "replaced":
             continue
-        parsed = parse_name(e.name, e.companion or m.file)
+        parsed = parse_name(e.name, e.companion or m.file, m.directory and e.companion is None)
         if parsed is not None and parsed.replaced_at is not None:
             found.append((e, parsed.replaced_at))
     return sorted(found, key=lambda item: item[1], reverse=True)
@@ -146,5 +149,5 @@ def _delete_entries(store: Store, entries: list[Entry]) -> None:
     store.save()
     for name in names:
         with suppress(FileNotFoundError):
-            store.path(name).unlink()
+            remove_tree(store.path(name))  # a file, or a directory copy renamed away first
         crash_point("prune-delete")  # test-only: some files of a version gone

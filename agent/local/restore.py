@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +18,11 @@ from typing import TYPE_CHECKING
 from agent.config import ModelConfig
 from agent.errors import NothingToRestore
 from agent.faultpoints import crash_point
-from agent.local.catalog import Entry, entry_for_file
+from agent.local.catalog import Entry, entry_for_dir, entry_for_file
 from agent.local.copies import heal_from_local
 from agent.local.hashing import HashMismatch, Staged, fsync_dir
+from agent.local.tree import discard as discard_temp
+from agent.local.tree import put_in_place
 from agent.rules.naming import identify, replaced_name
 from providers import fileio
 
@@ -113,8 +114,7 @@ def restore_model(
             return dataclasses.replace(result, warnings=(*healed, *result.warnings))
         finally:
             for p in planned:
-                with suppress(FileNotFoundError):
-                    p.temp.unlink()
+                discard_temp(p.temp)
     raise NothingToRestore(
         f"no intact copy of {m.name} left: "
         + "; ".join(skipped)
@@ -125,7 +125,12 @@ def restore_model(
 def heal_parts(store: Store, entry: Entry) -> list[str]:
     """Put back, from other local files with the same content, the files of copy ``entry`` that
     are missing or damaged; one line per file healed. Empty when one cannot be healed."""
-    lines = []
+    lines: list[str] = []
+    if entry.is_dir:  # file by file, from any local file with the same content
+        from agent.local.tree_heal import heal_tree
+
+        healed, failed = heal_tree(store, entry)
+        return healed if not failed else []
     for name in [*entry.companions.values(), entry.name]:
         part = store.catalog.get(name)
         if part is None:
@@ -151,12 +156,15 @@ def _stage(store: Store, m: ModelConfig, entry: Entry) -> list[Staged]:
                 raise FileNotFoundError(f"{name} is not in the catalog")
             src = store.path(name)
             dest = store.path(companion or m.file)
+            if copy_entry.is_dir:
+                temp, files = store.copy_tree(src, dest, copy_entry.files)
+                planned.append(Staged(src, dest, temp, copy_entry.sha256, None, {"files": files}))
+                continue
             temp, sha = store._copy(src, dest, copy_entry.sha256)
             planned.append(Staged(src, dest, temp, sha, companion))
     except BaseException:
         for p in planned:
-            with suppress(FileNotFoundError):
-                p.temp.unlink()
+            discard_temp(p.temp)
         raise
     return planned
 
@@ -171,6 +179,11 @@ def _check_problem(store: Store, m: ModelConfig, entry: Entry, staged: Path) -> 
 
     if entry.source not in UNVERIFIED_SOURCES or not is_checkpoint(entry.name, m, companion=None):
         return None
+    if entry.is_dir:
+        from agent.checks.directory import check_tree
+
+        tree = check_tree(store, staged, entry.files)
+        return None if tree.ok else f"fails the check ({tree.reason})"
     verdict = verdict_for(
         store, staged, entry.sha256, safetensors=entry.name.endswith(".safetensors")
     )
@@ -192,7 +205,7 @@ def _switch(
     ]
     current_shas = {}
     for p in planned:
-        if p.dest.is_file():
+        if p.dest.is_file() or ("files" in p.extra and p.dest.is_dir()):
             current_shas[p.dest] = store.sha256(p.dest)
     if all(current_shas.get(p.dest) == p.sha256 for p in planned):
         return RestoreResult(
@@ -213,6 +226,14 @@ def _switch(
         kept.append(set_aside(store, p.dest, sha, when, source="restore", note=note))
     crash_point("restore-switch")  # test-only: current files set aside, copies not yet in place
     for p in planned:
+        files: dict[str, tuple[int, str]] = p.extra.get("files", {})  # type: ignore[assignment]
+        if files:
+            old = put_in_place(p.temp, p.dest)  # still there: its content is kept elsewhere
+            if old is not None:
+                discard_temp(old)
+            for rel, (_, sha) in files.items():
+                store.cache.remember(p.dest / rel, sha)
+            continue
         fileio.replace(p.temp, p.dest)
         store.cache.remember(p.dest, p.sha256)
     fsync_dir(store.models_dir)
@@ -224,12 +245,22 @@ def _switch(
 def set_aside(
     store: Store, path: Path, sha: str, when: dt.datetime, *, source: str, note: str
 ) -> str:
-    """Rename ``path`` (whose content hashes to ``sha``) to ``<stem>_replaced-<when><ext>`` and
-    catalogue it there: bytes that may exist nowhere else leave the real name but stay."""
-    aside = store.path(replaced_name(path.name, when))
+    """Rename ``path`` (whose content hashes to ``sha``) to ``<stem>_replaced-<when><ext>`` (a
+    directory: ``<dir>_replaced-<when>/``) and catalogue it there: bytes that may exist nowhere
+    else leave the real name but stay."""
+    is_dir = path.is_dir()
+    aside = store.path(replaced_name(path.name, when, directory=is_dir))
+    files = store.manifest(path) if is_dir else {}
     fileio.replace(path, aside)
-    store.cache.remember(aside, sha)
     ident = identify(aside.name, store.config.models)
+    if is_dir:
+        for rel, (_, file_sha) in files.items():
+            store.cache.remember(aside / rel, file_sha)
+        if ident is not None:
+            entry = entry_for_dir(aside, ident, files, source=source, note=note)
+            store.catalog.add(entry)
+        return aside.name
+    store.cache.remember(aside, sha)
     if ident is not None:
         store.catalog.add(entry_for_file(aside, ident, sha, source=source, note=note))
     return aside.name

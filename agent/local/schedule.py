@@ -102,9 +102,13 @@ def run_job(
 
 
 def _size(store: Store, name: str) -> int:
+    """A file's size; a directory's: every file in it."""
+    from agent.local.tree import tree_size
+
+    path = store.path(name)
     try:
-        return store.path(name).stat().st_size
-    except OSError:
+        return tree_size(path) if path.is_dir() else path.stat().st_size
+    except (OSError, ModelFileError):
         return 0
 
 
@@ -135,11 +139,11 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         )
         from agent.local.prune import set_aside_files
 
-        aside = [e for e, _ in set_aside_files(store, m) if store.path(e.name).is_file()]
+        aside = [e for e, _ in set_aside_files(store, m) if store.path(e.name).exists()]
         model_total = current + backup + versions_size + other
         total += model_total
         due = next_due(store, m, today)
-        if not store.path(m.file).is_file():
+        if not (store.path(m.file).is_dir() if m.directory else store.path(m.file).is_file()):
             warnings.append(f"{m.name}: current file {m.file} is missing; run `restore`")
         if backup == 0:
             warnings.append(f"{m.name}: no pre-update backup yet (`model-safety backup`)")

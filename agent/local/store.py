@@ -28,9 +28,11 @@ from agent.local.catalog import (
     link_companions,
     load_catalog,
 )
-from agent.local.hashing import HashCache, Staged, copy_to_temp, remove_stale_temps
+from agent.local.hashing import HashCache, Staged, copy_to_temp
 from agent.local.ranges import LocalRanges
+from agent.local.tree import remove_stale_temps, stage_tree
 from agent.progress import GIB, human_size
+from agent.rules import manifest
 from agent.rules.naming import identify
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,10 @@ def check_source(path: Path, what: str = "model file") -> os.stat_result:
     except OSError as exc:
         raise ModelFileError(f"cannot access {what} {path}: {exc.strerror}") from None
     if path.is_dir():
-        raise ModelFileError(f"{what} {path} is a directory, not a checkpoint file")
+        raise ModelFileError(
+            f"{what} {path} is a directory, not a checkpoint file (for a model saved as a "
+            f"directory, write `file: {path.name}/` in config.yaml)"
+        )
     if not path.is_file():
         raise ModelFileError(f"{what} {path} is not a regular file")
     if st.st_size == 0:
@@ -121,12 +126,30 @@ class Store:
         self._warming.start()
 
     def sha256(self, path: Path, *, fresh: bool = False) -> str:
+        """A file's sha256; a directory's manifest identity (agent.rules.manifest)."""
         if self._warming is not None:
             self._warming.join()
             self._warming = None
+        if path.is_dir():
+            return manifest.identity(self.manifest(path, fresh=fresh))
         size = path.stat().st_size
         with progress.bar(f"hashing {path.name}", size) as advance:
             return self.cache.sha256(path, advance, fresh=fresh)
+
+    def manifest(self, root: Path, *, fresh: bool = False) -> dict[str, tuple[int, str]]:
+        """Every file of directory ``root``: relative path -> (size, sha256)."""
+        from agent.local.tree import walk_files
+
+        return {
+            rel: ((root / rel).stat().st_size, self.sha256(root / rel, fresh=fresh))
+            for rel in walk_files(root)
+        }
+
+    def copy_tree(
+        self, src: Path, dest: Path, expected: manifest.Manifest | None = None
+    ) -> tuple[Path, dict[str, tuple[int, str]]]:
+        """Stage directory ``src`` as a verified hidden temp directory beside ``dest``."""
+        return stage_tree(src, dest, self._copy, expected, known=self.cache.lookup)
 
     def _copy(self, src: Path, dest: Path, expected: str | None) -> tuple[Path, str]:
         with progress.bar(f"copying {src.name}", src.stat().st_size) as advance:
@@ -136,8 +159,22 @@ class Store:
         self.ranges.put_serialised(digests["sha256"], digests["ranges"])
         return temp, digests["sha256"]
 
+    def _tree_problems(self, entry: Entry, *, fresh: bool) -> list[str]:
+        """Per file, how a directory copy differs from its manifest (empty: intact)."""
+        path = self.path(entry.name)
+        if not path.is_dir():
+            return [f"{entry.name}: missing"]
+        try:
+            found = self.manifest(path, fresh=fresh)
+        except (OSError, ModelFileError) as exc:
+            return [f"{entry.name}: unreadable ({exc})"]
+        return manifest.compare(entry.files, found).problems(entry.name)
+
     def _file_state(self, entry: Entry, *, fresh: bool) -> str:
         path = self.path(entry.name)
+        if entry.is_dir:
+            problems = self._tree_problems(entry, fresh=fresh)
+            return "ok" if not problems else "missing" if not path.is_dir() else "corrupted"
         if not path.is_file():
             return "missing"
         try:
@@ -147,8 +184,13 @@ class Store:
 
     def state_of(self, entry: Entry, *, fresh: bool = False) -> CopyState:
         """State of a copy and of its companion copies (a version is only as good as its parts)."""
-        state = self._file_state(entry, fresh=fresh)
-        problems = [] if state == "ok" else [f"{entry.name}: {state}"]
+        if entry.is_dir:
+            problems = self._tree_problems(entry, fresh=fresh)
+            path = self.path(entry.name)
+            state = "ok" if not problems else "missing" if not path.is_dir() else "corrupted"
+        else:
+            state = self._file_state(entry, fresh=fresh)
+            problems = [] if state == "ok" else [f"{entry.name}: {state}"]
         for comp_name in entry.companions.values():
             comp = self.catalog.get(comp_name)
             comp_state = self._file_state(comp, fresh=fresh) if comp else "missing"
@@ -193,7 +235,7 @@ class Store:
         m = self.config.model(model)
         probe = []
         for path, comp in [*((self.path(c), c) for c in m.companions), (self.path(m.file), None)]:
-            if path.is_file():
+            if path.is_file() or (comp is None and m.directory and path.is_dir()):
                 probe.append(Staged(path, path, path, self.sha256(path), comp))
             elif comp is None:
                 return False

@@ -45,6 +45,10 @@ class RemoteCatalog:
     # Versions this remote's retention removed, name -> when: they were mirrored once and expired
     # by policy, which local retention must tell apart from versions never pushed.
     expired: dict[str, str] = field(default_factory=dict)
+    # Directory copies (a model saved as a directory): name -> entry whose ``files`` lists every
+    # file (``<name>/<path>`` on the remote) with size and sha256: the manifest, written only
+    # after every file arrived, so a half-pushed directory is listed nowhere.
+    trees: dict[str, dict[str, Any]] = field(default_factory=dict)
     etag: str | None = None  # of the object this was read from; None when there was none
     # Why the stored catalog could not be read (it is then treated as empty); None when fine.
     damaged: str | None = None
@@ -60,7 +64,10 @@ class RemoteCatalog:
         expired = doc.get("expired") or {}
         if not isinstance(expired, dict):
             raise ValueError("remote catalog has a malformed expired section")
-        return cls(files=dict(files), expired=dict(expired), etag=etag)
+        trees = doc.get("trees") or {}
+        if not isinstance(trees, dict) or not all(isinstance(e, dict) for e in trees.values()):
+            raise ValueError("remote catalog has a malformed trees section")
+        return cls(files=dict(files), expired=dict(expired), trees=dict(trees), etag=etag)
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -70,6 +77,8 @@ class RemoteCatalog:
             "files": dict(sorted(self.files.items())),
             "expired": dict(sorted(self.expired.items())),
         }
+        if self.trees:
+            doc["trees"] = dict(sorted(self.trees.items()))
         return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode("utf-8")
 
     # -- edits ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from agent.errors import AgentError, DamagedCopy
 from agent.remote import catalog as remote_catalog
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, replaced_since_push
 from agent.remote.findings import Findings
+from agent.remote.trees import is_tree_object
 from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
@@ -104,6 +105,8 @@ class Remote:
             key = info.key
             if key == CATALOG_KEY or key.startswith(".model-safety/"):
                 continue
+            if is_tree_object(key, self.store.config.models):
+                continue  # a file of a directory copy: agent.remote.trees
             why = unsafe_name(key, models_dir)
             ident = None if why else identify(key, self.store.config.models)
             if why is None and ident is None:

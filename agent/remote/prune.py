@@ -88,7 +88,9 @@ def prune_remote(
 
         remote_catalog.update(remote.provider, edit)
         remote.refresh()
-    return decisions
+    from agent.remote.tree_prune import prune_trees
+
+    return decisions + prune_trees(store, remote, dry_run=dry_run, today=today)
 
 
 def unmirrored_pins(store: Store, remotes: list[Remote]) -> dict[str, str]:
@@ -115,6 +117,8 @@ def _expired(remote: Remote, name: str) -> bool:
 
 def _mirrored(remote: Remote, entry: Entry) -> bool:
     try:
+        if entry.is_dir:  # a directory copy is there once its manifest is (agent.remote.trees)
+            return (remote.catalog.trees.get(entry.name) or {}).get("sha256") == entry.sha256
         obj = remote.objects.get(entry.name)
     except ProviderError as exc:
         log.warning("remote %s unreachable (%s); treating its copies as absent", remote.name, exc)

@@ -31,6 +31,7 @@ from agent.progress import human_size
 from agent.remote.adopt import already_here, fetch
 from agent.remote.connect import Remote, RemoteObject, about_remote
 from agent.remote.heal import RemotePool, heal_local
+from agent.remote.tree_pull import pull_tree_model, remote_trees
 from agent.remote.wanted import models_asked, select
 from agent.rules.naming import replaced_name
 from providers import fileio
@@ -146,6 +147,8 @@ def _pull_model(
     pool: RemotePool | None = None,
 ) -> bool:
     """Fetch what ``version`` names of model ``m`` from ``remote``; False if it has no good copy."""
+    if m.directory or remote_trees(remote, m):
+        return pull_tree_model(store, remote, m, version, report)
     chosen = select(remote, m, version)
     if not chosen:
         return False

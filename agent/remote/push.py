@@ -26,6 +26,7 @@ from agent.remote.delta import plan_deltas, put_delta
 from agent.remote.outgoing import local_files
 from agent.remote.prune import remote_good
 from agent.remote.push_report import SyncReport, moved
+from agent.remote.trees import push_trees
 from agent.rules.naming import identify
 from agent.rules.push_plan import Action, LocalFile, Step, plan_push
 from agent.rules.retention import Candidate, plan_retention
@@ -165,6 +166,7 @@ def push(
                 _record(remote, run.recorded)
             except ProviderError as exc:
                 log.warning("remote %s: could not write its catalog: %s", remote.name, exc)
+    push_trees(store, remote, report, dry_run=dry_run)  # directory models, manifest last
     if not dry_run and not report.problems:
         _abort_abandoned_uploads(remote, report)
     store.save()  # the hashes learned here spare the next push a full read of every file

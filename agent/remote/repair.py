@@ -27,6 +27,7 @@ from agent.rules.push_plan import compare_hashes
 from providers.errors import ProviderError
 
 if TYPE_CHECKING:
+    from agent.local.catalog import Entry
     from agent.local.store import Store
 
 # stamps of the object that was there, not of the one a heal puts back
@@ -67,6 +68,9 @@ def repair(
         _record(remote, healed)
     remote.findings.save()
     clean_heal_dir(store)
+    from agent.remote.tree_verify import repair_trees
+
+    repair_trees(store, remote, report, deep=deep)  # directory copies (agent.remote.trees)
     return report
 
 
@@ -80,6 +84,9 @@ def _repair_local(
         for part_name in [*state.entry.companions.values(), state.entry.name]:
             entry = store.catalog.get(part_name)
             if entry is None or store.state_of(entry).state == "ok":
+                continue
+            if entry.is_dir:
+                _repair_tree_here(store, entry, remote, report)
                 continue
             obj = remote.objects.get(part_name) if remote is not None else None
             rec_sha = (obj.recorded or {}).get("sha256") if obj else None
@@ -171,6 +178,21 @@ def _repair_remote(
         remote.findings.clear(remote.name, c.name)
         report.done.append(f"{c.name}: healed on {remote.name} ({c.state} there): {out.how}")
     return healed
+
+
+def _repair_tree_here(
+    store: Store, entry: Entry, remote: Remote | None, report: RepairReport
+) -> None:
+    from agent.local.tree_heal import heal_tree
+    from agent.remote.trees import tree_fetcher
+
+    healed, failed = heal_tree(store, entry, tree_fetcher(remote) if remote else None)
+    report.done.extend(healed)
+    where = f" or on {remote.name}" if remote else ""
+    report.problems.extend(
+        f"{entry.name}/{rel}: damaged here and no intact copy of its content on this machine{where}"
+        for rel in failed
+    )
 
 
 def _or_others(pool: RemotePool | None, remote: Remote) -> str:

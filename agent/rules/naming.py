@@ -7,6 +7,12 @@ For a current file ``<stem><ext>`` (``dinesh_ai_model.pth``, ``tokenizer.json``)
 - ``<stem>_vYYYY-MM-DD.N<ext>``     the N-th version of the same day (N >= 2);
 - ``<stem>_replaced-YYYYmmddTHHMMSSffffff<ext>`` a current file a restore kept aside.
 
+A model saved as a directory (``file: llama-ft``, a Hugging Face ``save_pretrained`` folder or a
+torch.distributed.checkpoint) has no extension: its copies are directories named
+``llama-ft_backup``, ``llama-ft_v2026-11-30``, ``llama-ft_v2026-11-30.2``,
+``llama-ft_replaced-<time>`` (``directory=True``; a dot in a directory's name is never an
+extension).
+
 Companions use the same scheme with their own stem, so a version is recognisable by hand:
 ``tokenizer_v2024-03-11.json`` beside ``dinesh_ai_model_v2024-03-11.pth``. Versions are ordered by
 (date, seq), never by string order (``.10`` sorts after ``.9``).
@@ -36,31 +42,35 @@ class ModelLike(Protocol):
     name: str
     file: str
     companions: tuple[str, ...]
+    directory: bool  # ``file`` names a directory (its copies are directories too)
 
 
-def split_name(filename: str) -> tuple[str, str]:
-    """``model.pth`` -> (``model``, ``.pth``); a leading dot is part of the stem."""
+def split_name(filename: str, directory: bool = False) -> tuple[str, str]:
+    """``model.pth`` -> (``model``, ``.pth``); a leading dot is part of the stem; a directory's
+    whole name is its stem."""
+    if directory:
+        return filename, ""
     dot = filename.rfind(".")
     if dot <= 0:
         return filename, ""
     return filename[:dot], filename[dot:]
 
 
-def backup_name(filename: str) -> str:
-    stem, ext = split_name(filename)
+def backup_name(filename: str, directory: bool = False) -> str:
+    stem, ext = split_name(filename, directory)
     return f"{stem}{BACKUP_TAG}{ext}"
 
 
-def version_name(filename: str, date: dt.date, seq: int = 1) -> str:
+def version_name(filename: str, date: dt.date, seq: int = 1, directory: bool = False) -> str:
     if seq < 1:
         raise ValueError(f"sequence must be >= 1, got {seq}")
-    stem, ext = split_name(filename)
+    stem, ext = split_name(filename, directory)
     suffix = f".{seq}" if seq > 1 else ""
     return f"{stem}_v{date.isoformat()}{suffix}{ext}"
 
 
-def replaced_name(filename: str, when: dt.datetime, seq: int = 1) -> str:
-    stem, ext = split_name(filename)
+def replaced_name(filename: str, when: dt.datetime, seq: int = 1, directory: bool = False) -> str:
+    stem, ext = split_name(filename, directory)
     suffix = f".{seq}" if seq > 1 else ""
     return f"{stem}_replaced-{when.strftime(_REPLACED_FMT)}{suffix}{ext}"
 
@@ -74,11 +84,12 @@ class ParsedName:
     replaced_at: dt.datetime | None = None
 
 
-def parse_name(filename: str, base: str) -> ParsedName | None:
-    """What ``filename`` is relative to the current file ``base``, or None if it is not ours."""
+def parse_name(filename: str, base: str, directory: bool = False) -> ParsedName | None:
+    """What ``filename`` is relative to the current file (or directory) ``base``, or None if it
+    is not ours."""
     if filename == base:
         return ParsedName("current", base)
-    stem, ext = split_name(base)
+    stem, ext = split_name(base, directory)
     if not (filename.startswith(stem) and filename.endswith(ext)):
         return None
     middle = filename[len(stem) : len(filename) - len(ext)] if ext else filename[len(stem) :]
@@ -118,6 +129,7 @@ class Identity:
     seq: int
     companion: str | None = None
     base: str = ""
+    directory: bool = False  # a copy of a directory model (a directory itself)
 
 
 def identify(filename: str, models: Sequence[ModelLike]) -> Identity | None:
@@ -125,12 +137,21 @@ def identify(filename: str, models: Sequence[ModelLike]) -> Identity | None:
     ``model_v2024-01-01.pth`` is never mistaken for a file of a model named ``model_v2024``."""
     best: tuple[int, Identity] | None = None
     for model in models:
-        bases = [(model.file, None), *((c, c) for c in model.companions)]
-        for base, companion in bases:
-            parsed = parse_name(filename, base)
+        is_dir = model.directory
+        bases = [(model.file, None, is_dir), *((c, c, False) for c in model.companions)]
+        for base, companion, directory in bases:
+            parsed = parse_name(filename, base, directory)
             if parsed is None:
                 continue
-            ident = Identity(model.name, parsed.kind, parsed.date, parsed.seq, companion, base=base)
+            ident = Identity(
+                model.name,
+                parsed.kind,
+                parsed.date,
+                parsed.seq,
+                companion,
+                base=base,
+                directory=directory,
+            )
             if best is None or len(base) > best[0]:
                 best = (len(base), ident)
     return best[1] if best else None
@@ -156,9 +177,9 @@ def listing_key(
     return (day, seq, created or _NO_TIME)
 
 
-def sort_versions(names: Iterable[str], base: str) -> list[str]:
+def sort_versions(names: Iterable[str], base: str, directory: bool = False) -> list[str]:
     """Version file names of ``base``, newest first, by (date, seq). Other names are dropped."""
-    parsed = [(n, parse_name(n, base)) for n in names]
+    parsed = [(n, parse_name(n, base, directory)) for n in names]
     versions = [(n, p) for n, p in parsed if p is not None and p.kind == "version"]
     versions.sort(key=lambda item: version_key(item[1]), reverse=True)
     return [n for n, _ in versions]

@@ -38,6 +38,7 @@ SECTIONS = {
     "test_clock": "Clock trouble",
     "test_hostile_remotes": "Hostile remotes",
     "test_security": "Secrets",
+    "test_directory_models": "Models saved as directories",
 }
 
 

@@ -15,11 +15,11 @@ def resolve_checkpoint(app, spec: str, model: str | None) -> Path:  # type: igno
     """``current``/``backup`` of a model, a catalog copy's name, or a path."""
     if spec in ("current", "backup"):
         m = app.config.model(model)
-        return app.store.path(m.file if spec == "current" else backup_name(m.file))
+        return app.store.path(m.file if spec == "current" else backup_name(m.file, m.directory))
     path = Path(spec)
-    if path.is_file():
+    if path.exists():
         return path
-    if app.store.catalog.get(spec) is not None or app.store.path(spec).is_file():
+    if app.store.catalog.get(spec) is not None or app.store.path(spec).exists():
         return app.store.path(spec)
     raise AgentError(f"{spec}: no such file, catalog copy, `current` or `backup`")
 
@@ -41,13 +41,14 @@ def diff(app, a: str, b: str, model: str | None, show_all: bool, as_json: bool) 
 
     path_a, path_b = resolve_checkpoint(app, a, model), resolve_checkpoint(app, b, model)
     for p in (path_a, path_b):
-        if not p.is_file():
+        if not p.exists():
             raise AgentError(f"{p} does not exist")
+    from agent.checks.directory import as_verdict
     from agent.checks.verdicts import verdict_of_path
 
     for p in (path_a, path_b):
         # only what torch's confined loader accepted is opened in this process
-        verdict = verdict_of_path(app.store, p)
+        verdict = as_verdict(app.store, p) if p.is_dir() else verdict_of_path(app.store, p)
         if not verdict.ok and verdict.failed_check != "finite":
             raise CheckFailed(f"cannot compare: {p.name} fails the check: {verdict.reason}")
     try:

@@ -15,7 +15,8 @@ MODEL_SAFETY:
   models_dir: models                 # relative to this file
   models:
     - name: my_model
-      file: my_model.pth             # the current checkpoint, inside models_dir
+      file: my_model.pth             # the current checkpoint, inside models_dir (or a directory:
+      #                                a save_pretrained folder, a DCP checkpoint)
       companions: []                 # e.g. [tokenizer.json]; captured and restored with it
   max_backups: 4                     # dated versions kept locally (never fewer than 2)
   backup_interval_days: 7            # `model-safety run` makes a dated version this often

@@ -23,6 +23,7 @@ from agent.cli.commands.table import (
 from agent.errors import EXIT_PROBLEMS
 from agent.local.schedule import status_report
 from agent.local.store import CopyState
+from agent.local.tree import tree_size
 
 
 def _validation(records: dict[str, dict[str, Any]], sha256: str | None) -> dict[str, Any] | None:
@@ -88,8 +89,9 @@ def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int
     m = app.config.model(model)
     current = store.path(m.file)
     cur: dict[str, Any] = {"name": m.file, "kind": "current", "state": "missing"}
-    if current.is_file():
-        cur.update(size=current.stat().st_size, sha256=store.sha256(current), state="present")
+    if current.is_file() or (m.directory and current.is_dir()):
+        size = tree_size(current) if current.is_dir() else current.stat().st_size
+        cur.update(size=size, sha256=store.sha256(current), state="present")
     states = store.versions(m.name)
     from agent.checks.records import load_records
 
@@ -194,17 +196,18 @@ def _current_states(app, model: str | None, states: list[CopyState]) -> list[dic
     can be checked without loading them: the zip directory and records, or the safetensors
     header (agent.checks.pregate), plus any verdict already recorded for their content."""
     from agent.checks.pregate import Refused, inspect
+    from agent.checks.shards import missing_parts
     from agent.checks.verdicts import recorded
 
     out = []
     models = [app.config.model(model)] if model else list(app.config.models)
     for m in models:
         path = app.store.path(m.file)
-        if not path.is_file():
+        if not (path.is_dir() if m.directory else path.is_file()):
             continue
         problem = None
         try:
-            inspect(path)
+            problem = missing_parts(path) if m.directory else inspect(path) and None
         except Refused as exc:
             problem = str(exc)
         if problem is None:

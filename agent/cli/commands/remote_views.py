@@ -90,6 +90,11 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
             ],
         )
         steps, _ = plan(app.store, remote, deltas=False)
+        from agent.remote.tree_verify import tree_rows, verify_trees
+        from agent.remote.trees import trees_to_push
+
+        rows += tree_rows(app.store, remote, verify_trees(app.store, remote), models)
+        dirs = trees_to_push(app.store, remote)
     pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
     if as_json:
         app.out_json(
@@ -98,7 +103,8 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
                 "files": rows,
                 "would_push": [
                     {"name": s.name, "action": s.action.value, "size": s.size} for s in pending
-                ],
+                ]
+                + [{"name": n, "action": "directory", "size": size} for n, size in dirs],
                 "skipped": list(remote.skipped),
             }
         )
@@ -122,6 +128,12 @@ def list_remote(app, name: str, model: str | None, as_json: bool) -> int:  # typ
     if pending:
         total = sum(s.size for s in pending)
         app.out(f"a push would send {len(pending)} file(s), {human_size(total)}")
+    if dirs:
+        total = sum(size for _, size in dirs)
+        names = ", ".join(n for n, _ in dirs)
+        app.out(
+            f"a push would send {len(dirs)} directory copies ({names}), up to {human_size(total)}"
+        )
     return 0
 
 
@@ -130,6 +142,9 @@ def verify_remote_cmd(app, name: str, deep: bool, as_json: bool) -> int:  # type
 
     with opened(app, name) as remote:
         report = verify_remote(app.store, remote, deep=deep)
+        from agent.remote.tree_verify import verify_trees
+
+        report.checks.extend(verify_trees(app.store, remote, deep=deep))
     if as_json:
         app.out_json(report.to_dict())
     else:
@@ -171,6 +186,7 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     cannot be reached is reported, not fatal."""
     from agent.errors import AgentError
     from agent.remote.push import plan
+    from agent.remote.trees import trees_to_push
     from agent.rules.push_plan import Action
 
     out = []
@@ -185,6 +201,7 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
             with opened(app, rc.name) as remote:
                 objects = remote.objects
                 steps, _ = plan(app.store, remote, deltas=False)
+                dirs = trees_to_push(app.store, remote)
                 verified = [
                     str(e.get("verified_at"))
                     for e in remote.catalog.files.values()
@@ -195,15 +212,21 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
             out.append(entry)
             continue
         pending = [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)]
+        trees = list(remote.catalog.trees.values())
         entry.update(
             versions=sorted(
-                n for n, o in objects.items() if o.ident.kind == "version" and not o.ident.companion
+                [
+                    n
+                    for n, o in objects.items()
+                    if o.ident.kind == "version" and not o.ident.companion
+                ]
+                + [t["name"] + "/" for t in trees if t.get("kind") == "version"]
             ),
-            files=len(objects),
-            bytes=sum(o.info.size for o in objects.values()),
+            files=len(objects) + sum(len(t.get("files") or {}) for t in trees),
+            bytes=sum(o.info.size for o in objects.values()) + sum(t.get("size", 0) for t in trees),
             last_verified=max(verified) if verified else None,
-            would_push=[s.name for s in pending],
-            would_push_bytes=sum(s.size for s in pending),
+            would_push=[s.name for s in pending] + [n for n, _ in dirs],
+            would_push_bytes=sum(s.size for s in pending) + sum(size for _, size in dirs),
             refused=[f"{s.name}: {s.reason}" for s in steps if s.action is Action.REFUSE],
             auto_push=rc.auto_push,
             retention=rc.retention.describe(),
