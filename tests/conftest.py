@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,13 @@ from tests.support import (
     run_cli,
     write_checkpoint,
 )
+
+# A test run started in the background (`./scripts/test &`, nohup) has SIGINT ignored, and a
+# child inherits an ignored signal: Python in it then installs no KeyboardInterrupt handler, and
+# the tests that send Ctrl-C to a CLI process would fail for the runner's sake. A handled signal
+# is reset to its default in a child, so handling it here gives every child a terminal's Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = [
     "tests.servers.seaweed",
