@@ -17,7 +17,7 @@ import errno
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
 
@@ -111,12 +111,18 @@ def stage_tree(
                 raise ModelFileError(f"{src} changed while it was being copied; try again")
             manifest[rel] = (st.st_size, sha)
             crash_point("tree-file-copied")  # test-only: part of a directory staged
-        for directory in sorted({(temp / rel).parent for rel in manifest}, reverse=True):
-            fsync_dir(directory)
+        fsync_dirs(temp, manifest)
     except BaseException:
         discard(temp)
         raise
     return temp, manifest
+
+
+def fsync_dirs(root: Path, rels: Iterable[str]) -> None:
+    """fsync every directory under ``root`` holding one of ``rels``, deepest first, so the
+    names of a staged tree's files are durable before the tree is renamed into place."""
+    for directory in sorted({(root / rel).parent for rel in rels}, reverse=True):
+        fsync_dir(directory)
 
 
 def put_in_place(temp: Path, dest: Path) -> Path | None:

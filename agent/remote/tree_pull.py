@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, entry_for_dir
-from agent.local.tree import discard, put_in_place
+from agent.local.tree import discard, fsync_dirs, put_in_place
 from agent.rules import manifest
 from agent.rules.naming import backup_name, identify, is_plain_name, replaced_name
 
@@ -97,7 +97,7 @@ def pull_trees(
 
 
 def _fetch_tree(remote: Remote, name: str, files: manifest.Manifest, dest: Path) -> Path:
-    from agent.local.hashing import fsync_dir, temp_path
+    from agent.local.hashing import temp_path
 
     temp = temp_path(dest)
     temp.mkdir()
@@ -107,8 +107,7 @@ def _fetch_tree(remote: Remote, name: str, files: manifest.Manifest, dest: Path)
             out.parent.mkdir(parents=True, exist_ok=True)
             remote.provider.get(f"{name}/{rel}", out, expected_hashes={"sha256": sha})
             crash_point("tree-pull-file")  # test-only: part of a directory fetched
-        for directory in sorted({(temp / rel).parent for rel in files}, reverse=True):
-            fsync_dir(directory)
+        fsync_dirs(temp, files)
     except BaseException:
         discard(temp)
         raise
