@@ -39,6 +39,7 @@ from providers.transfer import atomic_write
 FORMAT = "model-safety"
 VERSION = 1
 SUFFIX = ".jsonl"
+DOWNLOADS = "downloads"  # the subdirectory of a remote's state dir that holds download journals
 
 
 def journal_dir(state_dir: Path | None, backend: str, name: str) -> Path:
@@ -148,6 +149,30 @@ def resume_download(
                 path.unlink()
     journal.start(header)
     return []
+
+
+def sweep_downloads(directory: Path) -> int:
+    """Remove the download journals in ``directory`` that nothing can resume from: the temp file
+    their header names is gone (the download was committed, and the process was killed before it
+    cleared the journal), or the header cannot be read (``resume_download`` would start afresh).
+    A journal whose temp file exists stays: the next attempt at that download resumes from it.
+
+    Only for a caller that knows no download into this state dir is running (it holds the models
+    dir's lock): a journal is written a moment before its temp file. Returns how many went."""
+    removed = 0
+    for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []:
+        try:
+            envelope = json.loads(path.read_bytes().split(b"\n", 1)[0])
+        except (OSError, ValueError):
+            envelope = None
+        header = envelope.get("header") if isinstance(envelope, dict) else None
+        temp = header.get("temp") if isinstance(header, dict) else None
+        if isinstance(temp, str) and Path(temp).is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def mark(journal: Journal, value: int) -> None:

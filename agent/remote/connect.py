@@ -24,6 +24,7 @@ from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
 from providers.errors import IntegrityError, ProviderError
+from providers.journal import DOWNLOADS, sweep_downloads
 from providers.names import portable_name_problem
 
 if TYPE_CHECKING:
@@ -122,6 +123,17 @@ class Remote:
             # them, reports them to the user
             log.info("remote %s: skipped %s", self.name, line)
         return found
+
+
+def sweep_download_journals(store: Store) -> None:
+    """Drop every remote's download journals that nothing can resume (``sweep_downloads``): a
+    pull killed after its file landed but before it cleared the journal leaves one that no later
+    run would otherwise touch. The caller holds the models dir's lock."""
+    remotes = store.state_dir / "remotes"
+    for state_dir in sorted(remotes.iterdir()) if remotes.is_dir() else []:
+        gone = sweep_downloads(state_dir / DOWNLOADS)
+        if gone:
+            log.info("remote %s: removed %d finished download journal(s)", state_dir.name, gone)
 
 
 @contextlib.contextmanager

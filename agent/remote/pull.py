@@ -29,7 +29,7 @@ from agent.faultpoints import crash_point
 from agent.local.restore import restore_model
 from agent.progress import human_size
 from agent.remote.adopt import already_here, fetch
-from agent.remote.connect import Remote, RemoteObject, about_remote
+from agent.remote.connect import Remote, RemoteObject, about_remote, sweep_download_journals
 from agent.remote.heal import RemotePool, heal_local
 from agent.remote.tree_pull import pull_tree_model, remote_trees
 from agent.remote.wanted import models_asked, select
@@ -171,6 +171,7 @@ def _prepare(store: Store) -> None:
     # read (or start) the local catalog before any file lands: loaded later, it would find the
     # pulled files uncatalogued and report itself lost
     store.catalog  # noqa: B018
+    sweep_download_journals(store)
 
 
 def _save_catalog(store: Store) -> None:

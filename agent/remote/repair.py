@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.remote.catalog import CATALOG_KEY
-from agent.remote.connect import Remote
+from agent.remote.connect import Remote, sweep_download_journals
 from agent.remote.heal import RemotePool, clean_heal_dir, heal_local, heal_remote
 from agent.remote.outgoing import local_files
 from agent.remote.push import _record, remote_entry
@@ -48,6 +48,7 @@ def repair_local(store: Store, pool: RemotePool | None = None) -> RepairReport:
     """Heal the local copies only (no remote configured, or none asked for): from other local
     files with the same content, else from the remotes in ``pool``."""
     report = RepairReport("local")
+    sweep_download_journals(store)
     _repair_local(store, None, pool, report)
     return report
 
@@ -60,6 +61,7 @@ def repair(
     report = RepairReport(remote.name)
     # a new disk mounted where the models were: heal into it (as pull does)
     store.models_dir.mkdir(parents=True, exist_ok=True)
+    sweep_download_journals(store)
     check = verify_remote(store, remote, deep=deep)
     remote.refresh()  # what the check found (deep findings) now marks the objects as sources
     _repair_local(store, remote, pool, report)

@@ -18,7 +18,7 @@ from providers import fileio
 from providers.base import STREAM_CHUNK, ObjectInfo, ProgressFn
 from providers.errors import IntegrityError, PreconditionFailed, TransientError
 from providers.gdrive.upload import Chunking, Session, Target, upload_file
-from providers.journal import Journal, mark, resume_download
+from providers.journal import DOWNLOADS, Journal, mark, resume_download
 from providers.transfer import (
     CHUNK,
     MultiHasher,
@@ -136,7 +136,7 @@ class DriveIO:
         header = {"id": file_id, "key": key, "md5": md5, "size": info.size, "dest": str(dest),
                   "temp": str(temp)}  # fmt: skip
         ident = f"{self.folder_id}\0{key}\0{dest}"
-        journal = Journal(self.state_dir / "downloads", "gdrive-download", ident)
+        journal = Journal(self.state_dir / DOWNLOADS, "gdrive-download", ident)
 
         def temp_ok(marks: list[int]) -> bool:
             end = max(marks, default=0)

@@ -29,7 +29,7 @@ from providers.errors import (
     ProviderError,
     TransientError,
 )
-from providers.journal import Journal, journal_dir, mark, resume_download
+from providers.journal import DOWNLOADS, Journal, journal_dir, mark, resume_download
 from providers.ranges import RangeHashes
 from providers.s3.bucket import Bucket
 from providers.s3.config import S3Settings, make_client
@@ -267,7 +267,7 @@ class S3Provider:
 
     def _journal(self, key: str, dest: Path) -> Journal:
         ident = f"{self.bucket}\0{self._key(key)}\0{dest}"
-        return Journal(self.state_dir / "downloads", "s3-download", ident)
+        return Journal(self.state_dir / DOWNLOADS, "s3-download", ident)
 
     def _discard(self, key: str, dest: Path) -> None:
         journal, temp = self._pending.pop((key, dest), (self._journal(key, dest), None))

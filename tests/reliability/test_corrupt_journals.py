@@ -130,3 +130,39 @@ def test_damaged_download_journal(ledger, tmp_path, seaweedfs, damage):
         assert case.lost_bytes == 0
         assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
         case.verified = f"journal {how}; the pulled file's sha256 is right; no temp left"
+
+
+@pytest.mark.slow
+def test_download_journal_outliving_its_file(ledger, tmp_path, seaweedfs):
+    with ledger.case(
+        fault="kill -9 between a pull's rename of the finished file and the journal's removal",
+        where="state dir remotes/r/downloads/*.jsonl naming a temp file that is gone",
+        user_sees="the next `pull` exits 0, fetches nothing, and removes the journal",
+    ) as case:
+        settings = seaweedfs.settings()
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        proj.models.mkdir()
+        data = big_checkpoint(proj.models / MODEL_FILE, mb=MB)
+        (proj.models / "tokenizer.json").write_text("{}")
+        assert agent_cli(proj.root, "push").returncode == 0
+        sizes = sizes_dir(proj.models)
+        before = {"local": snapshot_dir(proj.models)}
+        (proj.models / MODEL_FILE).unlink()
+        downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
+        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
+        journal = the_journal(downloads)
+        # the instant the kill would have to hit: the temp was renamed over the model file (it
+        # holds all the bytes), the journal not yet removed
+        temp = Path(json.loads(journal.read_bytes().split(b"\n", 1)[0])["header"]["temp"])
+        assert temp.parent == proj.models
+        temp.unlink()
+        (proj.models / MODEL_FILE).write_bytes(data)
+        case.faults_injected += 1
+        second = agent_cli(proj.root, "pull", "--json")
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["bytes_received"] == 0  # the file was already whole
+        case.transfers_completed += 1
+        assert leftover_journals(proj.models) == [] and stray_temps(proj.models) == []
+        case.lost_bytes = lost_bytes(before, {"local": snapshot_dir(proj.models)}, sizes)
+        assert case.lost_bytes == 0
+        case.verified = "nothing fetched; the orphaned journal is gone; every file intact"
