@@ -77,9 +77,10 @@ def test_a_server_without_upload_part_copy_is_not_supported(seaweedfs, fault_pro
     fault_proxy.add("501", method="PUT", header="x-amz-copy-source", limit=100)
     with pytest.raises(NotSupported):
         remote.capabilities.put_reusing("m/v2.pth", new, reuse)
-    # One attempt, never retried (that would be 5): the first copy, and at most the one queued
-    # behind it on the single connection before the failure stopped the upload.
-    assert 1 <= fault_proxy.faults <= 2
+    # Never retried (a retried copy alone would be refused 5 times): each of the 3 copied parts
+    # reaches the server at most once. How many of them go before the first refusal stops the
+    # upload depends on the scheduler (the copy pool may start the next one meanwhile).
+    assert 1 <= fault_proxy.faults <= 3
     nothing_left(remote, settings, tmp_path, "m/v2.pth")
     fault_proxy.clear()
     remote.put("m/v2.pth", new)  # what the caller does next
