@@ -15,6 +15,9 @@ from agent.checks.runner import check_file
 from tests.checks.corpus import CASES
 from tests.support import cli_env
 
+# one worker judges the whole corpus once (test_the_checker_agrees_with_torch needs every verdict)
+pytestmark = pytest.mark.xdist_group("corpus")
+
 
 @pytest.fixture(scope="module")
 def verdicts(corpus):

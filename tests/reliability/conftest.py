@@ -3,6 +3,7 @@ at the end to $MS_RELIABILITY_REPORT or, if unset, to pytest's cache dir."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -10,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
-from tests.reliability.ledger import Case, Ledger
+from tests.reliability.ledger import Case, Ledger, load
 
 # Fixtures reused from the agent and sync suites: a project dir with a real checkpoint, a real
 # small tmpfs, a local remote.
@@ -53,9 +55,28 @@ _STARTED = time.monotonic()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _LEDGER.cases:
-        _LEDGER.write(
-            report_path(session.config),
+    if not _LEDGER.cases:
+        return
+    path = report_path(session.config)
+    # Under pytest-xdist every worker holds a share of the rows: each merges its share into the
+    # report the other workers of the same run wrote, one at a time.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    with FileLock(str(path.with_name(f".{path.name}.lock"))) if run else contextlib.nullcontext():
+        earlier = _earlier_rows(path, run) if run else []
+        Ledger(cases=[*earlier, *_LEDGER.cases]).write(
+            path,
             generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             seconds=round(time.monotonic() - _STARTED, 1),
+            run=run,
         )
+
+
+def _earlier_rows(path: Path, run: str) -> list[Case]:
+    """The rows another worker of run ``run`` already wrote to ``path`` (none from other runs)."""
+    try:
+        report = load(path)
+    except (OSError, ValueError):
+        return []
+    if report.get("run") != run:
+        return []
+    return [Case(**row) for row in report.get("cases", [])]
