@@ -99,6 +99,12 @@ class ModelSafetyCallback(pl.Callback):  # type: ignore[misc, name-defined]
         self._trainer: Any = None
 
     @property
+    def model_path(self) -> Path:
+        """The configured model (``models_dir`` / ``file``): what training starts from and
+        where each checkpoint's weights are put."""
+        return self.session.path
+
+    @property
     def result(self) -> GuardResult | None:
         return self.session.result
 

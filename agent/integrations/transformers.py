@@ -82,6 +82,12 @@ class ModelSafetyCallback(transformers.TrainerCallback):  # type: ignore[misc, n
             )
 
     @property
+    def model_path(self) -> Path:
+        """The configured model (``models_dir`` / ``file``): what training starts from and
+        where each checkpoint's weights are put."""
+        return self.session.path
+
+    @property
     def result(self) -> GuardResult | None:
         return self.session.result
 
