@@ -234,6 +234,7 @@ class TrainingSession:
         try:
             with self._mutex:
                 src, dest = staged / self.model.file, self.path
+                _own_copies(staged)
                 _fsync_tree(staged)
                 if self.model.directory:
                     old = put_in_place(src, dest)
@@ -317,6 +318,18 @@ class _LocalWorker:
                 self._install(*job)
             except Exception as exc:  # never let the thread die with work queued behind it
                 log.warning("model-safety: could not record %s: %s", job[1], exc)
+
+
+def _own_copies(root: Path) -> None:
+    """Replace hard links (a Hugging Face checkpoint's files, linked on the training thread) by
+    files of their own, so nothing that later writes the checkpoint in place reaches the model."""
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if path.stat().st_nlink > 1:
+                tmp = path.with_name(name + ".own")
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, path)
 
 
 def _fsync_tree(root: Path) -> None:

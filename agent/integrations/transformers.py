@@ -146,8 +146,9 @@ class ModelSafetyCallback(transformers.TrainerCallback):  # type: ignore[misc, n
 
 def _from_checkpoint(checkpoint: Path, current: Path, dest: Path) -> None:
     """The model files of ``checkpoint`` into new directory ``dest``: hard links where the file
-    system allows (instant, and they outlive the Trainer deleting an old checkpoint), copies
-    elsewhere. The Trainer writes each checkpoint once and never in place."""
+    system allows (instant on the training thread, and they outlive the Trainer deleting an old
+    checkpoint; the session makes them copies of their own in the background), copies
+    elsewhere."""
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"{checkpoint} does not exist")
     dest.mkdir()
