@@ -16,13 +16,16 @@ from agent.integrations.lightning import ModelSafetyCallback
 
 
 class Finetune(L.LightningModule):
-    def __init__(self, start: Path, ascent: bool = False) -> None:
+    def __init__(self, start: Path, ascent: bool = False, crash_at: int | None = None) -> None:
         super().__init__()
+        self.crash_at = crash_at  # the epoch whose first step raises, as a bug in training would
         self.net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
         self.net.load_state_dict(torch.load(start, weights_only=True))
         self.sign = -1.0 if ascent else 1.0  # ascent: every step makes the model worse
 
     def training_step(self, batch: Any, _: int) -> torch.Tensor:
+        if self.current_epoch == self.crash_at:
+            raise RuntimeError("out of memory (simulated)")
         x, y = batch
         return self.sign * nn.functional.mse_loss(self.net(x), y)
 
@@ -40,7 +43,13 @@ def data() -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
 
 
-def fit(root: Path, epochs: int = 3, ascent: bool = False, **options: Any) -> ModelSafetyCallback:
+def fit(
+    root: Path,
+    epochs: int = 3,
+    ascent: bool = False,
+    crash_at: int | None = None,
+    **options: Any,
+) -> ModelSafetyCallback:
     torch.manual_seed(0)
     safety = ModelSafetyCallback(config=root / "config.yaml", model="dinesh_ai_model", **options)
     trainer = L.Trainer(
@@ -52,7 +61,7 @@ def fit(root: Path, epochs: int = 3, ascent: bool = False, **options: Any) -> Mo
         default_root_dir=root / "run",
         callbacks=[safety],
     )
-    trainer.fit(Finetune(safety.model_path, ascent), data(), data())
+    trainer.fit(Finetune(safety.model_path, ascent, crash_at), data(), data())
     return safety
 
 

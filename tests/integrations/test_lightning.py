@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integrations import lit
 from tests.servers.seaweed import free_ports
 from tests.support import cli_env
@@ -52,20 +54,30 @@ def test_an_improving_run_is_versioned_and_pushed_to_each_remote(lit_project, na
 
 
 def test_a_run_that_gets_worse_is_rolled_back(lit_project, nas, ms):
-    good = lit.fit(lit_project.root, epochs=2, metric="val_loss", max_regression=0.0)
-    assert good.result.outcome == "accepted", good.result.message
-    accepted = lit_project.model.read_bytes()
+    before = lit_project.model.read_bytes()
 
+    # every step climbs the loss: the last val_loss is worse than the first one of the run
     worse = lit.fit(lit_project.root, epochs=2, ascent=True, metric="val_loss", max_regression=0.0)
 
     assert worse.result.outcome == "rolled-back"
     assert "val_loss" in worse.result.message  # says why
-    assert lit_project.model.read_bytes() == accepted
+    assert lit_project.model.read_bytes() == before
     (kept,) = lit_project.names("dinesh_ai_model_replaced-*.pth")
-    assert (lit_project.models / kept).read_bytes() != accepted
+    assert (lit_project.models / kept).read_bytes() != before
     # the remote's current file is the restored model again
-    assert (nas / "dinesh_ai_model.pth").read_bytes() == accepted
+    assert (nas / "dinesh_ai_model.pth").read_bytes() == before
     assert ms(lit_project.root, "verify").code == 0
+
+
+def test_a_run_that_raises_is_rolled_back_and_releases_the_lock(lit_project, ms):
+    before = lit_project.model.read_bytes()
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        lit.fit(lit_project.root, epochs=3, crash_at=1, push=False)
+
+    assert lit_project.names("dinesh_ai_model_v*.pth")  # epoch 0's checkpoint had been recorded
+    assert lit_project.model.read_bytes() == before
+    assert ms(lit_project.root, "backup").code == 0  # the lock is free again (held: exit 4)
 
 
 def test_a_run_killed_mid_training_leaves_the_pre_update_model_recoverable(lit_project, ms):
