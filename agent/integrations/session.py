@@ -172,10 +172,13 @@ class TrainingSession:
         try:
             if final is not None and failed is None:
                 self.stage(final, "the final weights")
-            local.drain_and_stop()
-            if self.remotes:  # the result is pushed below; what is queued now would be older
+            # The result is pushed below: a push not started yet would send something older. The
+            # push in flight is waited for (with its progress line) before the last checkpoint
+            # is put in place, which needs the mutex that push holds.
+            for _ in range(2):
                 background.drop_queued()
                 background.wait("waiting for the push in flight")
+                local.drain_and_stop()
             with self._mutex:
                 self.result = self._judge(guard, failed)
             if self.remotes:
