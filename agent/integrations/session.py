@@ -131,7 +131,7 @@ class TrainingSession:
         for line in guard.warnings:
             log.warning("model-safety: %s", line)
         self._lock_stack, self._guard = stack, guard
-        self.result, self.pushes = None, []
+        self.result, self.pushes, self.warnings = None, [], []
         shutil.rmtree(self.staging, ignore_errors=True)  # left by a run that was killed
         self.staging.mkdir(parents=True, exist_ok=True)
         self._background = BackgroundPushes(self.remotes, self._push)
@@ -190,6 +190,7 @@ class TrainingSession:
             background.close()
             self.pushes = background.outcomes
             self._guard = self._local = self._background = None
+            self.first_value = self.last_value = None  # the next run reports its own
             atexit.unregister(self._at_exit)
             shutil.rmtree(self.staging, ignore_errors=True)
             if self._lock_stack is not None:
