@@ -22,8 +22,11 @@ FORBIDDEN = [
     ("agent.validation", "agent.remote"),
     ("agent.validation", "agent.cli"),
     ("agent.guard", "agent.cli"),
+    ("agent.integrations", "agent.cli"),
+    # the training callbacks sit on top: nothing of the agent depends on a training framework
+    ("agent", "agent.integrations"),
 ]
-ALLOWED = {("agent.rules", "agent.rules")}
+ALLOWED = {("agent.rules", "agent.rules"), ("agent.integrations", "agent.integrations")}
 
 
 def module_name(path: Path) -> str:
