@@ -52,6 +52,12 @@ class Entry:
     # A directory copy's manifest: every file in it (relative path -> (size, sha256)); then
     # ``sha256`` is the manifest's identity and ``size`` the total (agent.rules.manifest).
     files: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    # How the file is stored: None = as is; "zstd" = one plain zstd frame (``zstd -d`` restores
+    # it). ``size``/``sha256`` stay the model bytes' identity; ``stored_size``/``stored_sha256``
+    # are the stored file's own (None when stored as is).
+    codec: str | None = None
+    stored_size: int | None = None
+    stored_sha256: str | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -63,6 +69,9 @@ class Entry:
         data["created"] = self.created.isoformat()
         data["companions"] = dict(self.companions)
         data.pop("files")
+        for key in ("codec", "stored_size", "stored_sha256"):
+            if data[key] is None:
+                data.pop(key)  # an uncompressed entry reads as before
         if self.files:
             data["files"] = manifest.to_json(self.files)
         return data
@@ -87,7 +96,15 @@ class Entry:
             companions=dict(data.get("companions") or {}),
             md5=data.get("md5"),
             files=manifest.from_json(data.get("files") or {}),
+            codec=data.get("codec"),
+            stored_size=int(data["stored_size"]) if data.get("stored_size") is not None else None,
+            stored_sha256=data.get("stored_sha256"),
         )
+
+    @property
+    def disk_size(self) -> int:
+        """Bytes the copy takes where it is stored."""
+        return self.stored_size if self.stored_size is not None else self.size
 
     @property
     def sort_key(self) -> tuple[dt.date, int, dt.datetime]:
