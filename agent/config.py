@@ -31,6 +31,8 @@ TOP_KEYS = (
     "backup_interval_days",
     "auto_backup_before_train",
     "min_free_space_gb",
+    "compression",
+    "compress_after_days",
     "validation",
     "remotes",
 )
@@ -74,6 +76,7 @@ class RemoteConfig:
     settings: Mapping[str, Any]  # the whole entry, `type` included; keys checked, values not
     retention: RetentionPolicy
     auto_push: bool = False
+    compression: str = "none"  # what this remote stores: none | zstd (agent.rules.codec)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class Config:
     backup_interval_days: int = 7
     auto_backup_before_train: bool = True
     min_free_space_gb: float = 1.0
+    # The local side's dated versions: stored as zstd by `run` once older than
+    # compress_after_days (agent.local.age); none keeps them plain.
+    compression: str = "none"
+    compress_after_days: int = 0
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
@@ -295,7 +302,22 @@ def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> Remo
     for key in REMOTE_PATH_KEYS:
         if isinstance(settings.get(key), str) and settings[key]:
             settings[key] = str((base_dir / Path(settings[key]).expanduser()).resolve())
-    return RemoteConfig(name=name, settings=settings, retention=retention, auto_push=auto_push)
+    return RemoteConfig(
+        name=name,
+        settings=settings,
+        retention=retention,
+        auto_push=auto_push,
+        compression=_compression(raw, where),
+    )
+
+
+def _compression(block: Mapping[str, Any], where: str) -> str:
+    from agent.rules.codec import check_setting
+
+    try:
+        return check_setting(block.get("compression"), f"{where}.compression")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
@@ -321,10 +343,17 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
         ("backup_interval_days", int),
         ("auto_backup_before_train", bool),
         ("min_free_space_gb", (int, float)),
+        ("compress_after_days", int),
     ):
         if key in block:
             values[key] = _typed(block, key, kind, BLOCK)
-    for key in ("max_backups", "backup_interval_days", "min_free_space_gb"):
+    values["compression"] = _compression(block, BLOCK)
+    if "compress_after_days" in values and values["compression"] == "none":
+        raise ConfigError(
+            f"{BLOCK}.compress_after_days: set compression: zstd too (it says which versions "
+            "turn compressed; with compression: none none ever do)"
+        )
+    for key in ("max_backups", "backup_interval_days", "min_free_space_gb", "compress_after_days"):
         if key in values and values[key] < 0:
             raise ConfigError(f"{BLOCK}.{key}: must be >= 0, got {values[key]!r}")
     if "min_free_space_gb" in values:

@@ -265,6 +265,12 @@ def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache
             if ident.directory:
                 files = manifest_of(path, cache)
                 catalog.add(entry_for_dir(path, ident, files, source=source))
+            elif ident.codec is not None:
+                from agent.local.stored import entry_for_compressed
+
+                entry = entry_for_compressed(path, ident, source=source)
+                catalog.add(entry)
+                cache.remember(path, entry.stored_sha256 or "")
             else:
                 catalog.add(entry_for_file(path, ident, cache.sha256(path), source=source))
         except (OSError, ModelFileError) as exc:

@@ -30,9 +30,12 @@ from agent.local.catalog import (
 )
 from agent.local.hashing import HashCache, Staged, copy_to_temp
 from agent.local.ranges import LocalRanges
+from agent.local.stored import file_state as compressed_state
+from agent.local.stored import transcode
 from agent.local.tree import remove_stale_temps, stage_tree
 from agent.progress import GIB, human_size
 from agent.rules import manifest
+from agent.rules.codec import codec_of
 from agent.rules.naming import identify
 
 log = logging.getLogger(__name__)
@@ -152,6 +155,9 @@ class Store:
         return stage_tree(src, dest, self._copy, expected, known=self.cache.lookup)
 
     def _copy(self, src: Path, dest: Path, expected: str | None) -> tuple[Path, str]:
+        if codec_of(src.name) != codec_of(dest.name):  # a compressed copy on one side
+            temp, digests = transcode(self, src, dest, expected)
+            return temp, digests.sha256
         with progress.bar(f"copying {src.name}", src.stat().st_size) as advance:
             temp, digests = copy_to_temp(
                 src, dest, algos=("sha256", "ranges"), expected_sha256=expected, progress=advance
@@ -175,6 +181,8 @@ class Store:
         if entry.is_dir:
             problems = self._tree_problems(entry, fresh=fresh)
             return "ok" if not problems else "missing" if not path.is_dir() else "corrupted"
+        if entry.codec is not None:
+            return compressed_state(self, entry, fresh=fresh)
         if not path.is_file():
             return "missing"
         try:

@@ -30,6 +30,7 @@ from agent.checks.verdicts import refusal
 from agent.errors import AgentError
 from agent.faultpoints import crash_point
 from agent.local.copies import heal_from_local, local_copies, quarantine
+from agent.local.stored import compress_into, plain_target, remember_healed
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
 from providers.base import ObjectInfo
@@ -206,17 +207,21 @@ def heal_local(
             if src.info.size != size:
                 continue
             dest = store.path(name)
+            # a compressed copy is fetched plain into the state dir, then compressed into place
+            fetch_to = plain_target(store, name)
             try:
                 if dest.exists():
                     quarantine(store, name)
-                out.info = _fetch(r, src.name, dest, {"sha256": sha256})
+                out.info = _fetch(r, src.name, fetch_to, {"sha256": sha256})
+                if fetch_to != dest:
+                    compress_into(store, fetch_to, dest, sha256)
             except IntegrityError as exc:
                 out.bad_sources.append(f"{src.name} on {r.name}: {exc}")
                 continue
             except ProviderError as exc:
                 out.bad_sources.append(f"{src.name} on {r.name}: {about_remote(r.name, exc)}")
                 continue
-            store.cache.remember(dest, sha256)
+            remember_healed(store, dest, sha256)
             ranges = recorded_ranges(r, src.name, sha256)
             if ranges is not None and ranges.fits(size):
                 store.ranges.put(sha256, ranges)  # the next delta push needs no read of it
