@@ -85,6 +85,7 @@ def compress_version(store: Store, entry: Entry) -> int | None:
             crash_point("compress-rename")  # test-only: verified temp written, not renamed
             fileio.replace(temp, dest)
             fsync_dir(dest.parent)
+            crash_point("compress-renamed")  # test-only: .zst in place, catalog not updated
         finally:
             with suppress(FileNotFoundError):
                 temp.unlink()
