@@ -70,7 +70,7 @@ def zstd_cli_decompress(path: Path, out: Path) -> bytes:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_run_compresses_versions_older_than_the_age(project, cli, tmp_path, dtype):
     compressed_config(project)
-    a, b = old_and_new_version(project, cli, dtype)
+    a, _ = old_and_new_version(project, cli, dtype)
     names = sorted(p.name for p in project.models.iterdir() if p.name.startswith(MODEL))
     # the old version is compressed, the new one, the backup slot and the current stay plain
     assert names == sorted([MODEL_FILE, f"{MODEL}_backup.pth", zst(OLD), plain(NEW)]), names
@@ -94,7 +94,7 @@ def test_run_compresses_versions_older_than_the_age(project, cli, tmp_path, dtyp
 
 def test_restore_from_a_compressed_version(project, cli):
     compressed_config(project)
-    a, b = old_and_new_version(project, cli, "bfloat16")
+    a, _ = old_and_new_version(project, cli, "bfloat16")
     project.model().unlink()
     result = cli("restore", "--from", zst(OLD), "--yes")
     assert result.code == 0, result.err
