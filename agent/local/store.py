@@ -30,8 +30,8 @@ from agent.local.catalog import (
 )
 from agent.local.hashing import HashCache, Staged, copy_to_temp
 from agent.local.ranges import LocalRanges
+from agent.local.stored import entry_for_compressed, transcode
 from agent.local.stored import file_state as compressed_state
-from agent.local.stored import transcode
 from agent.local.tree import remove_stale_temps, stage_tree
 from agent.progress import GIB, human_size
 from agent.rules import manifest
@@ -299,11 +299,15 @@ class Store:
         if ident is None or ident.kind == "current":
             raise AgentError(f"{path.name} is not a backup or version name of a configured model")
         st = check_source(path, "file")
-        if sha256 is None:
-            sha256 = self.sha256(path, fresh=True)
+        if ident.codec is not None:  # a pulled .zst: its model bytes' identity, decompressed
+            entry = entry_for_compressed(path, ident, source=source, note=note)
+            self.cache.remember(path, entry.stored_sha256 or "", st)
         else:
-            self.cache.remember(path, sha256, st)
-        entry = entry_for_file(path, ident, sha256, source=source, note=note)
+            if sha256 is None:
+                sha256 = self.sha256(path, fresh=True)
+            else:
+                self.cache.remember(path, sha256, st)
+            entry = entry_for_file(path, ident, sha256, source=source, note=note)
         if created is not None:
             entry = replace(entry, created=created)
         self.catalog.add(entry)

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     from agent.local.store import Store
 
 
-def entry_for_compressed(path: Path, ident: Identity, *, source: str) -> Entry:
+def entry_for_compressed(
+    path: Path, ident: Identity, *, source: str, note: str | None = None
+) -> Entry:
     """The entry of a compressed copy found on disk: decompressed once to learn its identity.
     A file that does not decompress raises HashMismatch (an OSError)."""
     digests = compress.scan(path)
-    entry = entry_for_file(path, ident, digests.sha256, source=source)
+    entry = entry_for_file(path, ident, digests.sha256, source=source, note=note)
     return with_digests(entry, path.name, digests)
 
 

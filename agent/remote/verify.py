@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, now_iso
+from agent.remote.compressed import stored_view
 from agent.remote.connect import Remote, unsafe_name
 from agent.remote.heal import heal_hint
 from agent.rules.naming import identify
@@ -89,7 +90,8 @@ def verify_remote(
                 f"`model-safety repair --remote {remote.name}` rewrites it",
             )
         )
-    recorded = remote.catalog.files
+    # a compressed object is compared with its own bytes' identity (agent.remote.compressed)
+    recorded = {n: stored_view(e) or e for n, e in remote.catalog.files.items()}
     objects = remote.objects
     verified: list[str] = []
     reidentified: dict[str, dict[str, str]] = {}  # replaced objects whose bytes read back intact
