@@ -6,13 +6,22 @@ content: a version's model bytes survive when some file holds them, plain or ins
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.invariants import lost_bytes, stray_temps
+from providers import open_provider
+from tests.reliability.invariants import (
+    leftover_journals,
+    lost_bytes,
+    sizes_remote,
+    snapshot_remote,
+    snapshot_remote_at,
+    stray_temps,
+)
 from tests.reliability.test_crash import crash, ok
-from tests.support import MODEL, run_subprocess
+from tests.support import MODEL, MODEL_FILE, SyncProject, run_subprocess
 
 OLD, NEW = "2026-11-01", "2026-11-10"
 
@@ -115,3 +124,52 @@ def test_damaged_zst_is_healed_from_an_intact_copy(ledger, project):
         assert after["local"][stored.name] == before["local"][f"{MODEL}_backup.pth"]
         ok(project.root, "verify")
         case.verified = "the .zst decompresses to the version's sha256 again; verify exit 0"
+
+
+@pytest.mark.parametrize(
+    ("point", "state"),
+    [
+        ("pull-fetched", "the .zst version in place, local catalog not saved"),
+        ("decompress-progress", "the current file half decompressed from the pulled .zst"),
+    ],
+)
+def test_kill_during_a_compressed_pull(ledger, tmp_path, local_settings, point, state):
+    with ledger.case(
+        fault=f"kill -9 during a pull from a zstd remote onto an empty disk ({state})",
+        where=f"`pull --version {OLD}` from a local remote with compression: zstd, "
+        f"crash point {point}",
+        user_sees="the process dies; the same pull again brings the version and the model back",
+    ) as case:
+        settings = {**local_settings, "compression": "zstd"}
+        proj = SyncProject.create(tmp_path / "proj", settings)
+        model = proj.write_model(seed=1)
+        ok(proj.root, "run", "--today", OLD)  # auto_push: the .zst goes up
+        remote_before = {"remote": snapshot_remote_at(settings, tmp_path / "check-state")}
+        sizes = sizes_remote_by_content(settings, tmp_path / "check-state")
+        zst = f"{MODEL}_v{OLD}.pth.zst"
+        assert zst in remote_before["remote"]
+        for p in proj.models.iterdir():
+            if p.is_file():
+                p.unlink()  # the disk died
+        shutil.rmtree(proj.models / ".model-safety")
+        crash(proj.root, point, "pull", "--version", OLD)
+        ok(proj.root, "pull", "--version", OLD)
+        case.transfers_completed += 1
+        assert (proj.models / MODEL_FILE).read_bytes() == model
+        assert zst in contents(proj.models)
+        after = {"remote": snapshot_remote_at(settings, tmp_path / "check-state")}
+        case.lost_bytes = lost_bytes(remote_before, after, sizes, by="content")
+        assert case.lost_bytes == 0
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+        ok(proj.root, "verify")
+        case.verified = "the model back with its sha256, the .zst intact; verify exit 0; no temps"
+
+
+def sizes_remote_by_content(settings: dict, state: Path) -> dict[str, int]:
+    provider = open_provider("check", dict(settings), state_dir=state)
+    try:
+        snap = snapshot_remote(provider)
+        sizes = sizes_remote(provider)
+    finally:
+        provider.close()
+    return {sha: sizes[name] for name, sha in snap.items()}
