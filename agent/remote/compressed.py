@@ -221,3 +221,48 @@ def fetch_form(
     if local_zst:
         return plain_target(store, name), sha256
     return store.path(name), sha256
+
+
+class ModelCheck:
+    """The model bytes of a ``.zst`` object, checked while its bytes are read back for their
+    own sha256 (``verify --deep``): fed chunk by chunk, decompressed through a writer that
+    hands on bounded pieces, hashed."""
+
+    def __init__(self, sha256: str, size: int | None) -> None:
+        import hashlib
+
+        self.want = (sha256, size)
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.why = ""
+        zstd = compress._zstd()
+        self._error = zstd.ZstdError
+        self._writer = zstd.ZstdDecompressor().stream_writer(self, write_size=compress.CHUNK)
+
+    @classmethod
+    def of(cls, view: dict[str, Any]) -> ModelCheck | None:
+        if not view.get("codec") or not view.get("model_sha256"):
+            return None
+        return cls(str(view["model_sha256"]), view.get("model_size"))
+
+    def write(self, data: bytes) -> int:  # the decompressor's output
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def feed(self, chunk: bytes) -> None:
+        if self.why:
+            return
+        try:
+            self._writer.write(chunk)
+        except self._error as exc:
+            self.why = f"not a readable zstd frame ({exc})"
+
+    def ok(self) -> bool:
+        if self.why:
+            return False
+        sha, size = self.want
+        if self.sha.hexdigest() != sha or (size is not None and self.size != size):
+            self.why = f"{self.size} bytes hashing to {self.sha.hexdigest()[:12]}"
+            return False
+        return True

@@ -120,3 +120,26 @@ def test_local_compressed_versions_reach_a_plain_remote_as_plain_files(
     # local retention counts it as mirrored: prune without --force may delete it
     status = ms(proj.root, "prune", "--dry-run")
     assert "not on any remote yet" not in status.out, status.out
+
+
+def test_deep_verify_decompresses_a_zst_object(tmp_path, local_settings, ms):
+    """The object's own sha256 can match while the model bytes in it are not the ones recorded
+    (a catalog entry written for other content): --deep decompresses and says so."""
+    import json
+    from pathlib import Path
+
+    settings = {**local_settings, "compression": "zstd"}
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.write_model(seed=1)
+    assert ms(proj.root, "run", "--today", OLD).code == 0
+    assert ms(proj.root, "verify", "--remote", "r", "--deep").code == 0
+    catalog_path = Path(settings["path"]) / ".model-safety" / "catalog.json"
+    doc = json.loads(catalog_path.read_text())
+    zst = f"{MODEL}_v{OLD}.pth.zst"
+    doc["files"][zst]["sha256"] = "0" * 64
+    catalog_path.write_text(json.dumps(doc))
+    shallow = ms(proj.root, "verify", "--remote", "r")
+    assert shallow.code == 0  # the object matches its own recorded sha256
+    deep = ms(proj.root, "verify", "--remote", "r", "--deep")
+    assert deep.code == 3
+    assert "does not decompress to its recorded model sha256" in deep.out + deep.err
