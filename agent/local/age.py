@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.faultpoints import crash_point
-from agent.local.catalog import Entry
+from agent.local.catalog import Entry, entry_for_compressed, with_digests
 from agent.local.copies import quarantine
 from agent.local.hashing import fsync_dir
-from agent.local.stored import entry_for_compressed, transcode, with_digests
+from agent.local.stored import transcode
 from agent.progress import human_size
 from agent.rules.codec import ZSTD, stored_name
 from agent.rules.naming import identify

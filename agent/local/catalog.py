@@ -16,13 +16,17 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import ModelFileError
 from agent.local.hashing import HashCache, atomic_write_bytes
 from agent.local.tree import walk_files
 from agent.rules import manifest
+from agent.rules.codec import codec_of
 from agent.rules.naming import Identity, ModelLike, identify, listing_key
+
+if TYPE_CHECKING:
+    from agent.local.compress import Digests
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +204,30 @@ def entry_for_file(
     )
 
 
+def entry_for_compressed(
+    path: Path, ident: Identity, *, source: str, note: str | None = None
+) -> Entry:
+    """The entry of a compressed copy found on disk: decompressed once to learn its identity.
+    A file that does not decompress raises HashMismatch (an OSError)."""
+    from agent.local.compress import scan
+
+    digests = scan(path)
+    entry = entry_for_file(path, ident, digests.sha256, source=source, note=note)
+    return with_digests(entry, path.name, digests)
+
+
+def with_digests(entry: Entry, name: str, digests: Digests) -> Entry:
+    return replace(
+        entry,
+        name=name,
+        size=digests.size,
+        sha256=digests.sha256,
+        codec=codec_of(name),
+        stored_size=digests.stored_size,
+        stored_sha256=digests.stored_sha256,
+    )
+
+
 def entry_for_dir(
     path: Path,
     ident: Identity,
@@ -266,8 +294,6 @@ def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache
                 files = manifest_of(path, cache)
                 catalog.add(entry_for_dir(path, ident, files, source=source))
             elif ident.codec is not None:
-                from agent.local.stored import entry_for_compressed
-
                 entry = entry_for_compressed(path, ident, source=source)
                 catalog.add(entry)
                 cache.remember(path, entry.stored_sha256 or "")

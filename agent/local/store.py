@@ -24,14 +24,15 @@ from agent.errors import AgentError, ModelFileError, NotEnoughSpace
 from agent.local.catalog import (
     Catalog,
     Entry,
+    entry_for_compressed,
     entry_for_file,
     link_companions,
     load_catalog,
 )
 from agent.local.hashing import HashCache, Staged, copy_to_temp
 from agent.local.ranges import LocalRanges
-from agent.local.stored import entry_for_compressed, transcode
 from agent.local.stored import file_state as compressed_state
+from agent.local.stored import transcode
 from agent.local.tree import remove_stale_temps, stage_tree
 from agent.progress import GIB, human_size
 from agent.rules import manifest

@@ -10,42 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import progress
 from agent.local import compress
-from agent.local.catalog import Entry, entry_for_file
+from agent.local.catalog import Entry, with_digests
 from agent.local.hashing import fsync_dir, temp_path
 from agent.rules.codec import codec_of
-from agent.rules.naming import Identity
 from providers import fileio
 
 if TYPE_CHECKING:
     from agent.local.store import Store
-
-
-def entry_for_compressed(
-    path: Path, ident: Identity, *, source: str, note: str | None = None
-) -> Entry:
-    """The entry of a compressed copy found on disk: decompressed once to learn its identity.
-    A file that does not decompress raises HashMismatch (an OSError)."""
-    digests = compress.scan(path)
-    entry = entry_for_file(path, ident, digests.sha256, source=source, note=note)
-    return with_digests(entry, path.name, digests)
-
-
-def with_digests(entry: Entry, name: str, digests: compress.Digests) -> Entry:
-    return replace(
-        entry,
-        name=name,
-        size=digests.size,
-        sha256=digests.sha256,
-        codec=codec_of(name),
-        stored_size=digests.stored_size,
-        stored_sha256=digests.stored_sha256,
-    )
 
 
 def file_state(store: Store, entry: Entry, *, fresh: bool) -> str:

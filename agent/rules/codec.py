@@ -10,6 +10,9 @@ so a restore from the backup stays one rename away.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 NONE = "none"
 ZSTD = "zstd"
 CHOICES = (NONE, ZSTD)
@@ -25,6 +28,18 @@ def check_setting(value: object, key: str) -> str:
     if not isinstance(value, str) or value.strip().lower() not in CHOICES:
         raise ValueError(f"{key}: must be one of {', '.join(CHOICES)}, got {value!r}")
     return value.strip().lower()
+
+
+def setting(block: Mapping[str, Any], where: str, *, top: bool = False) -> str:
+    """``compression:`` of a config block (the top level's, or a remote's), checked; at the top
+    level ``compress_after_days`` needs it. A ValueError names the key."""
+    value = check_setting(block.get("compression"), f"{where}.compression")
+    if top and "compress_after_days" in block and value == NONE:
+        raise ValueError(
+            f"{where}.compress_after_days: set compression: zstd too (it says which versions "
+            "turn compressed; with compression: none none ever do)"
+        )
+    return value
 
 
 def codec_of(name: str) -> str | None:
