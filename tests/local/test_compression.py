@@ -172,3 +172,23 @@ def test_bad_compression_settings_are_one_line_errors(project, cli, lines, messa
     result = cli("list")
     assert result.code == 1
     assert message in result.err
+
+
+def test_a_second_version_on_a_day_whose_first_is_compressed_takes_the_next_number(project, cli):
+    import datetime as dt
+
+    today = dt.date.today().isoformat()
+    compressed_config(project, after=0)
+    first = write_dtype_checkpoint(project.model(), "float32", seed=1)
+    assert cli("run").code == 0
+    assert (project.models / zst(today)).is_file()
+    (project.models / ".model-safety" / "catalog.json").unlink()  # only the files say it now
+    second = write_dtype_checkpoint(project.model(), "float32", seed=2)
+    result = cli("backup", "--kind", "version")
+    assert result.code == 0, result.err
+    assert f"{MODEL}_v{today}.2.pth" in result.out
+    assert cli("run").code == 0  # compresses the new one too, losing neither
+    assert (project.models / f"{MODEL}_v{today}.2.pth.zst").is_file()
+    listing = json.loads(cli("list", "--json").out)
+    shas = {c["sha256"] for c in listing["copies"] if c["kind"] == "version"}
+    assert shas == {hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()}
