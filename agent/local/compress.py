@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.faultpoints import crash_point
-from agent.local.hashing import HashMismatch, temp_path
+from agent.local.hashing import FLUSH_EVERY, HashMismatch, temp_path
 from agent.rules.codec import ZSTD_LEVEL
 from providers import fileio
 
@@ -60,6 +60,7 @@ class _Sink:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.size = 0
+        self.pending = 0
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -67,6 +68,10 @@ class _Sink:
             n = os.write(self.fd, view)
             view = view[n:]
         self.size += len(data)
+        self.pending += len(data)
+        if self.pending >= FLUSH_EVERY:
+            fileio.datasync(self.fd)
+            self.pending = 0
         return len(data)
 
     def flush(self) -> None:
@@ -224,12 +229,19 @@ def decompress_to_temp(
     try:
         try:
 
+            pending = [0]
+
             def out(view: memoryview) -> None:
                 if progress:
                     progress(len(view))
+                pending[0] += len(view)
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
+                if pending[0] >= FLUSH_EVERY:
+                    # as a copy does: writeback overlaps with decompressing, the fsync is short
+                    fileio.datasync(fd)
+                    pending[0] = 0
                 crash_point("decompress-progress")  # test-only: a temp half written
 
             sha, size, stored = _frames(src, out, stored_hash=False)
