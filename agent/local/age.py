@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.errors import AgentError
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry, entry_for_compressed, with_digests
 from agent.local.copies import quarantine
@@ -60,7 +61,7 @@ def compress_due(store: Store, today: dt.date | None = None) -> Compressed:
     for entry in due(store, today or dt.date.today()):
         try:
             saved = compress_version(store, entry)
-        except OSError as exc:
+        except (OSError, AgentError) as exc:  # a full disk too: the plain version stays
             result.problems.append(f"{entry.name}: not compressed: {exc}")
             continue
         if saved is not None:
@@ -80,6 +81,7 @@ def compress_version(store: Store, entry: Entry) -> int | None:
         if store.state_of(entry).state != "ok":
             log.warning("%s is not intact; left plain for repair", entry.name)
             return None
+        store.check_space(entry.size)  # the .zst is written before the plain file goes
         temp, digests = transcode(store, plain, dest, entry.sha256)
         try:
             crash_point("compress-rename")  # test-only: verified temp written, not renamed
