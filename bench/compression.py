@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import shutil
 import statistics
@@ -102,8 +103,12 @@ def bench_dtype(work: Path, dtype: str, size_mb: int, repeat: int) -> dict[str, 
     threads = compress.threads()
     out: dict[str, float] = {"size": size}
 
-    def ours_compress() -> None:
-        temp, _ = compress.compress_to_temp(src, models / "ours.zst", verify=False)
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+
+    def ours_compress() -> None:  # as `run` does it: the sha256 known, checked by the read-back
+        temp, _ = compress.compress_to_temp(
+            src, models / "ours.zst", expected_sha256=sha, verify=False
+        )
         temp.replace(models / "ours.zst")
 
     cli_out = models / "cli.zst"
