@@ -174,8 +174,8 @@ def report(results: dict[str, dict[str, float]], size_mb: int, repeat: int) -> s
         "(goal >= 0.9); restore: compressed / plain time (goal <= 1.5).",
         "",
         "| dtype | size | saved (ours) | saved (zstd CLI) | saved (byte-grouped, not built) "
-        "| compress: ours, CLI (+ `sync FILE`), ratio to CLI+sync (to CLI) | read-back check | decompress+verify: ours, CLI+sha256sum, "
-        "ratio | restore: plain, .zst, ratio |",
+        "| compress: ours, CLI (+ `sync FILE`), ratio to CLI+sync (to CLI) | read-back check "
+        "| decompress+verify: ours, CLI+sha256sum, ratio | restore: plain, .zst, ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for dtype, r in results.items():
