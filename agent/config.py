@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.rules import codec
 from agent.rules.naming import is_plain_name, parse_name
 from agent.rules.retention import RetentionPolicy
+from agent.secrets import expand_env
 from providers.config import remote_problem
 from providers.names import portable_name_problem, same_name_key
 
@@ -31,6 +32,8 @@ TOP_KEYS = (
     "backup_interval_days",
     "auto_backup_before_train",
     "min_free_space_gb",
+    "compression",
+    "compress_after_days",
     "validation",
     "remotes",
 )
@@ -44,7 +47,6 @@ VALIDATION_KEYS = (
     "on_structure_change",
 )
 FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class RemoteConfig:
     settings: Mapping[str, Any]  # the whole entry, `type` included; keys checked, values not
     retention: RetentionPolicy
     auto_push: bool = False
+    compression: str = "none"  # what this remote stores: none | zstd (agent.rules.codec)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Config:
     backup_interval_days: int = 7
     auto_backup_before_train: bool = True
     min_free_space_gb: float = 1.0
+    compression: str = "none"  # this machine's dated versions (agent.local.age)
+    compress_after_days: int = 0
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
@@ -120,24 +125,6 @@ def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], where: str) -> 
     for key in data:
         if key not in valid:
             raise ConfigError(f"{where}: unknown key {key!r}{_hint(key, valid)}")
-
-
-def _expand(value: Any, where: str) -> Any:
-    """Expand ${VAR} in every string, recursively."""
-    if isinstance(value, str):
-
-        def repl(match: re.Match[str]) -> str:
-            var = match.group(1)
-            if var not in os.environ:
-                raise ConfigError(f"{where}: environment variable ${{{var}}} is not set")
-            return os.environ[var]
-
-        return _ENV_RE.sub(repl, value)
-    if isinstance(value, Mapping):
-        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
 
 
 def _typed(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -295,7 +282,14 @@ def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> Remo
     for key in REMOTE_PATH_KEYS:
         if isinstance(settings.get(key), str) and settings[key]:
             settings[key] = str((base_dir / Path(settings[key]).expanduser()).resolve())
-    return RemoteConfig(name=name, settings=settings, retention=retention, auto_push=auto_push)
+    return RemoteConfig(name, settings, retention, auto_push, _compression(raw, where))
+
+
+def _compression(block: Mapping[str, Any], where: str) -> str:
+    try:
+        return codec.setting(block, where, top=where == BLOCK)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
@@ -307,7 +301,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     block = doc[BLOCK]
     if not isinstance(block, Mapping):
         raise ConfigError(f"{BLOCK}: expected a mapping of settings")
-    block = _expand(block, BLOCK)
+    block = expand_env(block, BLOCK)
     _check_keys(block, TOP_KEYS, BLOCK)
     models_raw = block.get("models")
     if not isinstance(models_raw, list) or not models_raw:
@@ -321,10 +315,12 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
         ("backup_interval_days", int),
         ("auto_backup_before_train", bool),
         ("min_free_space_gb", (int, float)),
+        ("compress_after_days", int),
     ):
         if key in block:
             values[key] = _typed(block, key, kind, BLOCK)
-    for key in ("max_backups", "backup_interval_days", "min_free_space_gb"):
+    values["compression"] = _compression(block, BLOCK)
+    for key in ("max_backups", "backup_interval_days", "min_free_space_gb", "compress_after_days"):
         if key in values and values[key] < 0:
             raise ConfigError(f"{BLOCK}.{key}: must be >= 0, got {values[key]!r}")
     if "min_free_space_gb" in values:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.errors import ConfigError
+
 MASK = "***"
 MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 _SECRET_NAME = re.compile(
@@ -195,3 +197,25 @@ def config_warnings(config: Any) -> list[str]:
         return []
     block = doc.get("MODEL_SAFETY") if isinstance(doc, Mapping) else None
     return permission_warnings(path, block, config.remotes)
+
+
+ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: Any, where: str) -> Any:
+    """Expand ${VAR} in every string of a config value, recursively (``where``: its key, for
+    the error naming an unset variable)."""
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in os.environ:
+                raise ConfigError(f"{where}: environment variable ${{{var}}} is not set")
+            return os.environ[var]
+
+        return ENV_RE.sub(repl, value)
+    if isinstance(value, Mapping):
+        return {k: expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value

@@ -16,7 +16,7 @@ from typing import Any
 from providers.errors import ConfigError
 
 # Keys of every remote entry that belong to the agent, not to the backend.
-COMMON_KEYS = ("type", "auto_push", "retention", "retry")
+COMMON_KEYS = ("type", "auto_push", "retention", "retry", "compression")
 # The keys of a remote's ``retry:`` mapping (providers.retry.RetryPolicy's fields).
 RETRY_KEYS = ("attempts", "max_delay", "initial_wait", "max_wait", "jitter")
 

@@ -64,8 +64,11 @@ def verdict_for(
     known = recorded(store, sha256)
     if known is not None:
         return known
+    from agent.local.stored import plain_path
+
     before = _stamp(path)
-    verdict = check_file(path, safetensors=safetensors)
+    with plain_path(store, path, sha256) as plain:  # a .zst copy is judged by its model bytes
+        verdict = check_file(plain, safetensors=safetensors)
     if verdict.cacheable and before is not None and _stamp(path) == before:
         fields = {"verdict": verdict.to_record(), "when": _now()}
         with suppress(OSError):  # a read-only state dir only costs a check next time
@@ -74,7 +77,13 @@ def verdict_for(
 
 
 def content_sha256(store: Store, path: Path) -> str:
-    """The hash cache is keyed by file name in models_dir; a file elsewhere is hashed fresh."""
+    """The hash cache is keyed by file name in models_dir; a file elsewhere is hashed fresh. A
+    compressed copy's content is its model bytes' (recorded in its entry, else decompressed)."""
+    from agent.local.stored import model_sha256
+
+    known = model_sha256(store, path)
+    if known is not None:
+        return known
     if path.resolve().parent == store.models_dir.resolve():
         sha = store.sha256(path)
         store.cache.save()

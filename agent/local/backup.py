@@ -24,6 +24,7 @@ from agent.local.hashing import Staged, fsync_dir
 from agent.local.store import Store, check_source
 from agent.local.tree import check_dir_source, discard, put_in_place
 from agent.rules import manifest
+from agent.rules.codec import ZSTD, stored_name
 from agent.rules.naming import backup_name, version_name
 from providers import fileio
 
@@ -126,6 +127,11 @@ def take_backup(store: Store, model: str | None, request: Request) -> BackupResu
     return BackupResult(m.name, request.kind, entries, False, message, tuple(warnings))
 
 
+def _both_forms(name: str) -> tuple[str, str]:
+    """A version's name plain and compressed: either one takes its (date, seq)."""
+    return name, stored_name(name, ZSTD)
+
+
 def _is_tree(m: ModelConfig, companion: str | None) -> bool:
     return companion is None and m.directory
 
@@ -142,8 +148,9 @@ def _slot(store: Store, m: ModelConfig, kind: str, today: dt.date, files: list[S
     same_day = [e for e in store.catalog.of_model(m.name, "version") if e.date == today]
     seq = max((e.seq for e in same_day), default=0) + 1
     while any(
-        os.path.lexists(store.path(version_name(c or m.file, today, seq, _is_tree(m, c))))
+        os.path.lexists(store.path(name))
         for _, c, _ in files
+        for name in _both_forms(version_name(c or m.file, today, seq, _is_tree(m, c)))
     ):
         seq += 1
     return _Slot(kind, today, seq, same_day[0] if same_day else None)

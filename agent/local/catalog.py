@@ -16,13 +16,17 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import ModelFileError
 from agent.local.hashing import HashCache, atomic_write_bytes
 from agent.local.tree import walk_files
 from agent.rules import manifest
+from agent.rules.codec import codec_of
 from agent.rules.naming import Identity, ModelLike, identify, listing_key
+
+if TYPE_CHECKING:
+    from agent.local.compress import Digests
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,12 @@ class Entry:
     # A directory copy's manifest: every file in it (relative path -> (size, sha256)); then
     # ``sha256`` is the manifest's identity and ``size`` the total (agent.rules.manifest).
     files: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    # How the file is stored: None = as is; "zstd" = one plain zstd frame (``zstd -d`` restores
+    # it). ``size``/``sha256`` stay the model bytes' identity; ``stored_size``/``stored_sha256``
+    # are the stored file's own (None when stored as is).
+    codec: str | None = None
+    stored_size: int | None = None
+    stored_sha256: str | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -63,6 +73,9 @@ class Entry:
         data["created"] = self.created.isoformat()
         data["companions"] = dict(self.companions)
         data.pop("files")
+        for key in ("codec", "stored_size", "stored_sha256"):
+            if data[key] is None:
+                data.pop(key)  # an uncompressed entry reads as before
         if self.files:
             data["files"] = manifest.to_json(self.files)
         return data
@@ -87,7 +100,15 @@ class Entry:
             companions=dict(data.get("companions") or {}),
             md5=data.get("md5"),
             files=manifest.from_json(data.get("files") or {}),
+            codec=data.get("codec"),
+            stored_size=int(data["stored_size"]) if data.get("stored_size") is not None else None,
+            stored_sha256=data.get("stored_sha256"),
         )
+
+    @property
+    def disk_size(self) -> int:
+        """Bytes the copy takes where it is stored."""
+        return self.stored_size if self.stored_size is not None else self.size
 
     @property
     def sort_key(self) -> tuple[dt.date, int, dt.datetime]:
@@ -183,6 +204,30 @@ def entry_for_file(
     )
 
 
+def entry_for_compressed(
+    path: Path, ident: Identity, *, source: str, note: str | None = None
+) -> Entry:
+    """The entry of a compressed copy found on disk: decompressed once to learn its identity.
+    A file that does not decompress raises HashMismatch (an OSError)."""
+    from agent.local.compress import scan
+
+    digests = scan(path)
+    entry = entry_for_file(path, ident, digests.sha256, source=source, note=note)
+    return with_digests(entry, path.name, digests)
+
+
+def with_digests(entry: Entry, name: str, digests: Digests) -> Entry:
+    return replace(
+        entry,
+        name=name,
+        size=digests.size,
+        sha256=digests.sha256,
+        codec=codec_of(name),
+        stored_size=digests.stored_size,
+        stored_sha256=digests.stored_sha256,
+    )
+
+
 def entry_for_dir(
     path: Path,
     ident: Identity,
@@ -248,6 +293,10 @@ def load_catalog(models_dir: Path, models: Sequence[ModelLike], cache: HashCache
             if ident.directory:
                 files = manifest_of(path, cache)
                 catalog.add(entry_for_dir(path, ident, files, source=source))
+            elif ident.codec is not None:
+                entry = entry_for_compressed(path, ident, source=source)
+                catalog.add(entry)
+                cache.remember(path, entry.stored_sha256 or "")
             else:
                 catalog.add(entry_for_file(path, ident, cache.sha256(path), source=source))
         except (OSError, ModelFileError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.local.hashing import HashMismatch, fsync_dir
+from agent.local.stored import remember_healed
 from providers import fileio
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def heal_from_local(store: Store, name: str, sha256: str, size: int) -> Healed:
         finally:
             with suppress(FileNotFoundError):
                 temp.unlink()
-        store.cache.remember(dest, sha256)
+        remember_healed(store, dest, sha256)
         healed.source = copy.what
         return healed
     return healed

@@ -24,15 +24,19 @@ from agent.errors import AgentError, ModelFileError, NotEnoughSpace
 from agent.local.catalog import (
     Catalog,
     Entry,
+    entry_for_compressed,
     entry_for_file,
     link_companions,
     load_catalog,
 )
 from agent.local.hashing import HashCache, Staged, copy_to_temp
 from agent.local.ranges import LocalRanges
+from agent.local.stored import file_state as compressed_state
+from agent.local.stored import transcode
 from agent.local.tree import remove_stale_temps, stage_tree
 from agent.progress import GIB, human_size
 from agent.rules import manifest
+from agent.rules.codec import codec_of
 from agent.rules.naming import identify
 
 log = logging.getLogger(__name__)
@@ -152,6 +156,9 @@ class Store:
         return stage_tree(src, dest, self._copy, expected, known=self.cache.lookup)
 
     def _copy(self, src: Path, dest: Path, expected: str | None) -> tuple[Path, str]:
+        if codec_of(src.name) != codec_of(dest.name):  # a compressed copy on one side
+            temp, digests = transcode(self, src, dest, expected)
+            return temp, digests.sha256
         with progress.bar(f"copying {src.name}", src.stat().st_size) as advance:
             temp, digests = copy_to_temp(
                 src, dest, algos=("sha256", "ranges"), expected_sha256=expected, progress=advance
@@ -175,6 +182,8 @@ class Store:
         if entry.is_dir:
             problems = self._tree_problems(entry, fresh=fresh)
             return "ok" if not problems else "missing" if not path.is_dir() else "corrupted"
+        if entry.codec is not None:
+            return compressed_state(self, entry, fresh=fresh)
         if not path.is_file():
             return "missing"
         try:
@@ -291,11 +300,15 @@ class Store:
         if ident is None or ident.kind == "current":
             raise AgentError(f"{path.name} is not a backup or version name of a configured model")
         st = check_source(path, "file")
-        if sha256 is None:
-            sha256 = self.sha256(path, fresh=True)
+        if ident.codec is not None:  # a pulled .zst: its model bytes' identity, decompressed
+            entry = entry_for_compressed(path, ident, source=source, note=note)
+            self.cache.remember(path, entry.stored_sha256 or "", st)
         else:
-            self.cache.remember(path, sha256, st)
-        entry = entry_for_file(path, ident, sha256, source=source, note=note)
+            if sha256 is None:
+                sha256 = self.sha256(path, fresh=True)
+            else:
+                self.cache.remember(path, sha256, st)
+            entry = entry_for_file(path, ident, sha256, source=source, note=note)
         if created is not None:
             entry = replace(entry, created=created)
         self.catalog.add(entry)

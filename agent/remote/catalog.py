@@ -83,7 +83,9 @@ class RemoteCatalog:
 
     # -- edits ---------------------------------------------------------------------------------
     def record(self, name: str, entry: dict[str, Any]) -> None:
-        stamped = dict(entry)
+        from agent.remote.compressed import persisted
+
+        stamped = persisted(entry)  # a compressed object's entry keeps the model's identity
         stamped.setdefault("pushed_at", now_iso())
         stamped.setdefault("pushed_by", socket.gethostname())
         self.files[name] = stamped

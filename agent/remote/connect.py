@@ -18,6 +18,7 @@ from agent.config import RemoteConfig
 from agent.errors import AgentError, DamagedCopy
 from agent.remote import catalog as remote_catalog
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, replaced_since_push
+from agent.remote.compressed import stored_view
 from agent.remote.findings import Findings
 from agent.remote.trees import is_tree_object
 from agent.rules.naming import Identity, identify, is_plain_name
@@ -117,7 +118,8 @@ class Remote:
                 continue
             assert ident is not None
             damage = self.findings.damage(self.name, key, info.identity)
-            found[key] = RemoteObject(info, ident, self.catalog.files.get(key), damage)
+            recorded = stored_view(self.catalog.files.get(key))  # a .zst: its own bytes' identity
+            found[key] = RemoteObject(info, ident, recorded, damage)
         for line in self.skipped:
             # foreign files are normal on a shared remote; only pull, which could be asked for
             # them, reports them to the user

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.local.hashing import atomic_write_bytes
 from agent.remote.catalog import now_iso
+from agent.remote.compressed import source_path
 from agent.remote.connect import Remote
 from agent.remote.prune import remote_good
 from agent.rules.delta import best_source
@@ -76,7 +77,7 @@ def plan_deltas(
     for step in steps:
         if step.action is Action.UPLOAD:
             entry = entries[step.name]
-            mine = store.ranges.of(store.path(step.name), entry["sha256"])
+            mine = store.ranges.of(source_path(store, step.name), entry["sha256"])
             entry["ranges"] = mine.to_json()
             usable = {n: c for n, c in candidates.items() if n not in written}
             source = best_source(mine, step.size, usable)
@@ -107,7 +108,7 @@ def put_delta(
     ranges = RangeHashes.from_json((source.recorded or {}).get("ranges"))
     assert ranges is not None
     reuse = Reuse(source.name, dict(source.info.identity), ranges.size, step.reuse.ranges)
-    path = store.path(step.name)
+    path = source_path(store, step.name)
     expected = {"sha256": sha256}
     suspect = None
     try:

@@ -30,6 +30,8 @@ from agent.checks.verdicts import refusal
 from agent.errors import AgentError
 from agent.faultpoints import crash_point
 from agent.local.copies import heal_from_local, local_copies, quarantine
+from agent.local.stored import compress_into, remember_healed
+from agent.remote.compressed import fetch_form
 from agent.remote.connect import Remote, RemoteObject, about_remote, opened_remote
 from agent.remote.prune import remote_good
 from providers.base import ObjectInfo
@@ -203,20 +205,25 @@ def heal_local(
         # every byte against sha256, so a bad one costs a read and is reported, nothing more
         same_name = [r.objects[name]] if name in r.objects else []
         for src in [*same_name, *holders(r, sha256, size, exclude=name)]:
-            if src.info.size != size:
+            # a .zst fetched as it is, or plain bytes compressed into place (agent.local.stored)
+            how = fetch_form(store, name, src.name, src.recorded, src.info.size, sha256, size)
+            if how is None:
                 continue
             dest = store.path(name)
+            fetch_to, fetch_sha = how
             try:
                 if dest.exists():
                     quarantine(store, name)
-                out.info = _fetch(r, src.name, dest, {"sha256": sha256})
+                out.info = _fetch(r, src.name, fetch_to, {"sha256": fetch_sha})
+                if fetch_to != dest:
+                    compress_into(store, fetch_to, dest, sha256)
             except IntegrityError as exc:
                 out.bad_sources.append(f"{src.name} on {r.name}: {exc}")
                 continue
             except ProviderError as exc:
                 out.bad_sources.append(f"{src.name} on {r.name}: {about_remote(r.name, exc)}")
                 continue
-            store.cache.remember(dest, sha256)
+            remember_healed(store, dest, sha256)
             ranges = recorded_ranges(r, src.name, sha256)
             if ranges is not None and ranges.fits(size):
                 store.ranges.put(sha256, ranges)  # the next delta push needs no read of it

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from agent.faultpoints import crash_point
 from agent.local.catalog import Entry
 from agent.remote.catalog import RemoteCatalog
+from agent.remote.compressed import model_sha256, remote_name_of
 from agent.remote.connect import Remote
+from agent.rules.codec import ZSTD, plain_name, stored_name
 from agent.rules.push_plan import compare_hashes
 from agent.rules.retention import Candidate, Decision, plan_retention
 from providers.errors import ProviderError
@@ -102,7 +104,8 @@ def unmirrored_pins(store: Store, remotes: list[Remote]) -> dict[str, str]:
         return pins
     for m in store.config.models:
         for entry in store.catalog.of_model(m.name, "version"):
-            if any(_mirrored(r, entry) or _expired(r, entry.name) for r in remotes):
+            forms = {plain_name(entry.name), stored_name(entry.name, ZSTD)}
+            if any(_mirrored(r, entry) or any(_expired(r, n) for n in forms) for r in remotes):
                 continue
             pins[entry.name] = "not on any remote yet (push first, or prune --force)"
     return pins
@@ -119,8 +122,14 @@ def _mirrored(remote: Remote, entry: Entry) -> bool:
     try:
         if entry.is_dir:  # a directory copy is there once its manifest is (agent.remote.trees)
             return (remote.catalog.trees.get(entry.name) or {}).get("sha256") == entry.sha256
-        obj = remote.objects.get(entry.name)
+        name = remote_name_of(remote, entry.name, entry.sha256)  # either form counts
+        obj = remote.objects.get(name)
     except ProviderError as exc:
         log.warning("remote %s unreachable (%s); treating its copies as absent", remote.name, exc)
         return False
-    return obj is not None and obj.info.size == entry.size and remote_good(remote, entry.name)
+    return (
+        obj is not None
+        and model_sha256(obj.recorded) in (entry.sha256, None)
+        and (obj.info.size == entry.size or obj.ident.codec is not None)
+        and remote_good(remote, name)
+    )

@@ -21,12 +21,14 @@ from agent.progress import human_size
 from agent.remote.adopt import examine, mark_recognised
 from agent.remote.catalog import RemoteCatalog, replaced_since_push
 from agent.remote.check_ahead import CheckAhead, CheckRefused
+from agent.remote.compressed import for_remote, judged_as, object_sha256, release, source_path
 from agent.remote.connect import Remote
 from agent.remote.delta import plan_deltas, put_delta
 from agent.remote.outgoing import local_files
 from agent.remote.prune import remote_good
 from agent.remote.push_report import SyncReport, moved
 from agent.remote.trees import push_trees
+from agent.rules.codec import ZSTD
 from agent.rules.naming import identify
 from agent.rules.push_plan import Action, LocalFile, Step, plan_push
 from agent.rules.retention import Candidate, plan_retention
@@ -52,7 +54,7 @@ def plan(
     With ``checks``, files whose content has no recorded verdict are planned as if they pass
     and judged in the background while the push runs (``check_ahead``); without, every file
     that would leave is judged here first."""
-    files = list(local_files(store))
+    files = for_remote(store, remote, local_files(store), prepare=checks is not None)
     again = _expired_again(store, remote, [lf.name for lf, _ in files])
     files = [(lf, entry) for lf, entry in files if lf.name not in again]
     sizes = {lf.name: lf.size for lf, _ in files}
@@ -68,7 +70,7 @@ def plan(
             # another tool (aws, rclone, s5cmd). Listings omit checksums the object itself
             # holds, so ask it and compare what it vouches for with the local file
             # (agent.remote.adopt) before sending it all again.
-            rf, found = examine(remote.provider, rf, store.path(name), shas[name])
+            rf, found = examine(remote.provider, rf, source_path(store, name), shas[name])
             if found is not None:
                 md5s[name] = found.md5
                 if found.same:
@@ -88,6 +90,7 @@ def plan(
         steps = plan_push(local, remote_files, can_copy=can_copy)
     entries = {lf.name: entry for lf, entry in files}
     mark_recognised(steps, entries, recognised, remote_files)
+    deltas = deltas and remote.config.compression != ZSTD  # no part copies of compressed bytes
     return (plan_deltas(store, remote, steps, entries) if deltas else steps), entries
 
 
@@ -96,10 +99,11 @@ def _checked(store: Store, lf: LocalFile, checks: CheckAhead | None) -> LocalFil
 
     if not lf.ok:
         return lf
-    if checks is not None and judged(store, lf.name) and recorded(store, lf.sha256) is None:
-        checks.start(lf.name, lf.sha256)  # new content: judged while the push runs
+    name, sha = judged_as(store, lf)  # a version sent in the other form: its local file
+    if checks is not None and judged(store, name) and recorded(store, sha) is None:
+        checks.start(name, sha)  # new content: judged while the push runs
         return lf
-    why = refusal(store, lf.name, lf.sha256)
+    why = refusal(store, name, sha)
     return dataclasses.replace(lf, blocked=why) if why else lf
 
 
@@ -159,6 +163,7 @@ def push(
     finally:
         if checks is not None:
             checks.close()
+        release(store)  # temps of versions sent in the other form
         # Written last, and also when the push stops early (SIGTERM, a remote that went away):
         # what did arrive is then known to the next push instead of being sent again.
         if not dry_run and run.recorded:
@@ -226,7 +231,9 @@ class _Push:
                 checks.gate(sha, step.name)
 
         try:
-            info, sent, copied, damaged = _transfer(self.store, self.remote, step, sha, gate)
+            info, sent, copied, damaged = _transfer(
+                self.store, self.remote, step, object_sha256(entry), gate
+            )
         except CheckRefused as exc:
             # its bytes went up beside the check and were abandoned: nothing is visible
             step = self._refused(i, step, str(exc))
@@ -310,7 +317,7 @@ def _transfer(
             provider.delete(step.name)
             raise IntegrityError(f"server-side copy of {step.source} came out different")
         return info, 0, 0, None
-    path = store.path(step.name)
+    path = source_path(store, step.name)
     sent = 0
     with progress.bar(f"{remote.name} <- {step.name}", step.size) as advance:
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.remote.catalog import CATALOG_KEY
+from agent.remote.compressed import stored_view
 from agent.remote.connect import Remote, sweep_download_journals
 from agent.remote.heal import RemotePool, clean_heal_dir, heal_local, heal_remote
 from agent.remote.outgoing import local_files
@@ -139,7 +140,7 @@ def _repair_remote(
         if c.name == CATALOG_KEY or c.state not in ("corrupted", "missing", "changed"):
             continue
         here = good_here.get(c.name)
-        rec = remote.catalog.files.get(c.name) or {}
+        rec = stored_view(remote.catalog.files.get(c.name)) or {}
         obj = remote.objects.get(c.name)
         if here and rec.get("sha256") and rec["sha256"] != here["sha256"]:
             if obj is not None and _remote_sha(remote, c.name) == here["sha256"]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import progress
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, now_iso
+from agent.remote.compressed import ModelCheck, stored_view
 from agent.remote.connect import Remote, unsafe_name
 from agent.remote.heal import heal_hint
 from agent.rules.naming import identify
@@ -60,7 +62,9 @@ class RemoteVerifyReport:
         }
 
 
-def stream_sha256(remote: Remote, name: str, size: int) -> str:
+def stream_sha256(
+    remote: Remote, name: str, size: int, also: Callable[[bytes], None] | None = None
+) -> str:
     provider = remote.provider
     iter_bytes = provider.capabilities.iter_bytes
     if iter_bytes is None:
@@ -69,6 +73,8 @@ def stream_sha256(remote: Remote, name: str, size: int) -> str:
     with progress.bar(f"reading {name} on {remote.name}", size) as advance:
         for chunk in iter_bytes(name, progress=advance):
             digest.update(chunk)
+            if also is not None:
+                also(chunk)
     return digest.hexdigest()
 
 
@@ -89,7 +95,8 @@ def verify_remote(
                 f"`model-safety repair --remote {remote.name}` rewrites it",
             )
         )
-    recorded = remote.catalog.files
+    # a compressed object is compared with its own bytes' identity (agent.remote.compressed)
+    recorded = {n: stored_view(e) or e for n, e in remote.catalog.files.items()}
     objects = remote.objects
     verified: list[str] = []
     reidentified: dict[str, dict[str, str]] = {}  # replaced objects whose bytes read back intact
@@ -150,11 +157,19 @@ def verify_remote(
             state, detail = "ok", "size and checksums match"
         if deep and state != "corrupted" and expected.get("sha256"):
             try:
-                actual = stream_sha256(remote, name, obj.info.size)
+                model = ModelCheck.of(expected)  # a .zst: its model bytes checked in the same read
+                actual = stream_sha256(
+                    remote, name, obj.info.size, also=model.feed if model else None
+                )
             except ProviderError as exc:
                 state, detail = "corrupted", f"cannot be read back: {exc}; {heal()}"
             else:
-                if actual == expected["sha256"]:
+                if actual == expected["sha256"] and model is not None and not model.ok():
+                    state = "corrupted"
+                    detail = f"does not decompress to its recorded model sha256: {model.why}"
+                    findings.note(remote.name, name, obj.info.identity, detail, now_iso())
+                    detail += f"; {heal()}"
+                elif actual == expected["sha256"]:
                     if obj.replaced:
                         reidentified[name] = dict(obj.info.identity)
                         detail = "changed since push, but its bytes read back hash to its sha256"

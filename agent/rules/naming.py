@@ -5,7 +5,9 @@ For a current file ``<stem><ext>`` (``dinesh_ai_model.pth``, ``tokenizer.json``)
 - ``<stem>_backup<ext>``            the pre-update backup slot;
 - ``<stem>_vYYYY-MM-DD<ext>``       a dated version (sequence 1 of that day);
 - ``<stem>_vYYYY-MM-DD.N<ext>``     the N-th version of the same day (N >= 2);
-- ``<stem>_replaced-YYYYmmddTHHMMSSffffff<ext>`` a current file a restore kept aside.
+- ``<stem>_replaced-YYYYmmddTHHMMSSffffff<ext>`` a current file a restore kept aside;
+- ``<stem>_vYYYY-MM-DD[.N]<ext>.zst`` a dated version stored compressed (agent.rules.codec):
+  only versions are ever compressed, so ``_backup<ext>.zst`` or ``<file>.zst`` are not ours.
 
 A model saved as a directory (``file: llama-ft``, a Hugging Face ``save_pretrained`` folder or a
 torch.distributed.checkpoint) has no extension: its copies are directories named
@@ -23,9 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from agent.rules.codec import codec_of, plain_name
 from providers.names import portable_name_problem, same_name_key
 
 Kind = Literal["current", "backup", "version", "replaced"]
@@ -82,11 +85,23 @@ class ParsedName:
     date: dt.date | None = None
     seq: int = 1
     replaced_at: dt.datetime | None = None
+    codec: str | None = None  # a compressed version: the codec its suffix names
 
 
 def parse_name(filename: str, base: str, directory: bool = False) -> ParsedName | None:
     """What ``filename`` is relative to the current file (or directory) ``base``, or None if it
     is not ours."""
+    parsed = _parse_plain(filename, base, directory)
+    codec = None if directory else codec_of(filename)
+    if parsed is None and codec is not None:
+        parsed = _parse_plain(plain_name(filename), base, directory)
+        if parsed is None or parsed.kind != "version":
+            return None
+        return replace(parsed, codec=codec)
+    return parsed
+
+
+def _parse_plain(filename: str, base: str, directory: bool) -> ParsedName | None:
     if filename == base:
         return ParsedName("current", base)
     stem, ext = split_name(base, directory)
@@ -130,6 +145,7 @@ class Identity:
     companion: str | None = None
     base: str = ""
     directory: bool = False  # a copy of a directory model (a directory itself)
+    codec: str | None = None  # a version stored compressed (agent.rules.codec)
 
 
 def identify(filename: str, models: Sequence[ModelLike]) -> Identity | None:
@@ -151,6 +167,7 @@ def identify(filename: str, models: Sequence[ModelLike]) -> Identity | None:
                 companion,
                 base=base,
                 directory=directory,
+                codec=parsed.codec,
             )
             if best is None or len(base) > best[0]:
                 best = (len(base), ident)

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from agent.checks.records import load_records, save_record
 from agent.checks.runner import Verdict
 from agent.checks.verdicts import content_sha256, verdict_for
+from agent.local.stored import plain_path
+from agent.rules.codec import codec_of
 from agent.rules.naming import identify
 from agent.validation.quality import CannotValidate, measure_score
 
@@ -117,6 +119,12 @@ def validate_model(
     copy name or a path to compare with instead of the previous good version. ``record``: save
     the result under the file's sha256."""
     target, model_name = _target(store, model, path)
+    if codec_of(target.name) is not None and target.is_file():
+        # a compressed copy is judged by its model bytes, decompressed to a temp
+        with plain_path(store, target) as plain:
+            result = validate_model(store, model_name, plain, reference=reference, record=record)
+        result.path = str(target)
+        return result
     if not (target.is_dir() and any(target.iterdir())) and (
         not target.is_file() or target.stat().st_size == 0
     ):
@@ -301,7 +309,8 @@ def _reference_score(store: Store, ref: _Reference | None) -> float | None:
         recorded = load_records(store.state_dir).get(ref.sha256, {}).get("score")
         if isinstance(recorded, int | float):
             return float(recorded)
-    score = measure_score(store.config, ref.path)
+    with plain_path(store, ref.path, ref.sha256) as plain:
+        score = measure_score(store.config, plain)
     if score is not None and ref.sha256 is not None:
         _save(store, ref.sha256, {"score": score, "scored": _now()})
     return score

@@ -51,8 +51,16 @@ def diff(app, a: str, b: str, model: str | None, show_all: bool, as_json: bool) 
         verdict = as_verdict(app.store, p) if p.is_dir() else verdict_of_path(app.store, p)
         if not verdict.ok and verdict.failed_check != "finite":
             raise CheckFailed(f"cannot compare: {p.name} fails the check: {verdict.reason}")
+    from contextlib import ExitStack
+
+    from agent.local.stored import plain_path
+
     try:
-        changes = diff_checkpoints(path_a, path_b)
+        with ExitStack() as stack:  # a compressed copy is compared by its model bytes
+            plain_a, plain_b = (
+                stack.enter_context(plain_path(app.store, p)) for p in (path_a, path_b)
+            )
+            changes = diff_checkpoints(plain_a, plain_b)
     except CheckpointError as exc:
         raise AgentError(f"cannot compare {path_a.name} and {path_b.name}: {exc}") from None
     counts: dict[str, int] = {}

@@ -22,6 +22,9 @@ MODEL_SAFETY:
   backup_interval_days: 7            # `model-safety run` makes a dated version this often
   auto_backup_before_train: true
   min_free_space_gb: 1               # refuse a copy that would leave less free space than this
+  # compression: zstd                # store dated versions as <version>.pth.zst (`zstd -d` restores
+  #                                    one by hand); the current file and the backup slot stay plain
+  # compress_after_days: 14          # `run` compresses a version once it is this old (0: at once)
   # validation:
   #   min_score: 0.7
   #   scorer: mypkg.eval:score       # function(model_path) -> float
@@ -31,6 +34,7 @@ MODEL_SAFETY:
   #     type: local
   #     path: /mnt/nas/model-backups
   #     auto_push: true              # `run` pushes here and applies its retention
+  #     compression: zstd            # store versions here as .zst (none, the default: plain)
   #     retention: {keep_last: 8, keep_monthly: 6}
   #   s3:
   #     type: s3

@@ -66,6 +66,10 @@ def _state_dict(s: CopyState, records: dict[str, dict[str, Any]] | None = None) 
         "source": e.source,
         "companions": dict(e.companions),
         "validation": _validation(records or {}, e.sha256),
+        # how it is stored: "zstd" with the .zst file's own size and sha256, or null (as is)
+        "codec": e.codec,
+        "stored_size": e.disk_size,
+        "stored_sha256": e.stored_sha256 or e.sha256,
     }
 
 

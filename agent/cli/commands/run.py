@@ -11,6 +11,7 @@ import click
 
 from agent.cli.commands import json_option, pass_app
 from agent.errors import EXIT_PROBLEMS
+from agent.local.age import compress_due
 from agent.local.schedule import run_job
 
 
@@ -51,13 +52,21 @@ def periodic_job(
             on_line=line,
             on_report=remote_done,
         )
+        aged = compress_due(store, today)  # after the push: a new version leaves as it is
+    for text in aged.lines:
+        line(text)
     for d in mirror.local_decisions:
         if not d.keep:
             line(f"local: deleted {d.name}: {'; '.join(d.reasons)}")
     # a file refused for every remote is one problem, said once
     problems = list(
         dict.fromkeys(
-            [*report.problems, *mirror.problems, *(p for r in mirror.reports for p in r.problems)]
+            [
+                *report.problems,
+                *aged.problems,
+                *mirror.problems,
+                *(p for r in mirror.reports for p in r.problems),
+            ]
         )
     )
     data = report.to_dict()
@@ -65,6 +74,7 @@ def periodic_job(
     data["remotes"] = [r.to_dict() for r in mirror.reports]
     data["problems"] = problems
     data["warnings"] = mirror.warnings
+    data["compressed"] = aged.lines
     return (EXIT_PROBLEMS if problems else 0), data, lines
 
 
