@@ -32,6 +32,7 @@ TOP_KEYS = (
     "auto_backup_before_train",
     "min_free_space_gb",
     "validation",
+    "retention",
     "remotes",
 )
 MODEL_KEYS = ("name", "file", "companions")
@@ -87,6 +88,12 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
+    # the models dir's own retention (`retention:` with keep_last = max_backups); None: that alone
+    retention: RetentionPolicy | None = None
+
+    @property
+    def local_retention(self) -> RetentionPolicy:
+        return self.retention or RetentionPolicy(keep_last=self.max_backups)
 
     @property
     def state_dir(self) -> Path:
@@ -268,7 +275,18 @@ def _test_prompts(value: Any, base_dir: Path, where: str) -> tuple[str, ...] | s
 REMOTE_PATH_KEYS = ("path", "service_account_file", "oauth_token_file")
 
 
-def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> RemoteConfig:
+def _policy(raw: Any, max_backups: int, where: str) -> RetentionPolicy:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}.retention: expected a mapping")
+    try:
+        return RetentionPolicy.from_mapping(raw, default_keep_last=max_backups)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.{exc}") from exc
+
+
+def _parse_remote(
+    name: Any, raw: Any, max_backups: int, base_dir: Path, default: Mapping[str, Any]
+) -> RemoteConfig:
     where = f"{BLOCK}.remotes.{name}"
     if not isinstance(name, str) or not is_plain_name(name):
         raise ConfigError(f"{BLOCK}.remotes: remote name must be a plain string, got {name!r}")
@@ -284,13 +302,8 @@ def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> Remo
     retry = raw.get("retry")
     if retry is not None and not isinstance(retry, Mapping):
         raise ConfigError(f"{where}.retry: expected a mapping")
-    retention_raw = raw.get("retention") or {}
-    if not isinstance(retention_raw, Mapping):
-        raise ConfigError(f"{where}.retention: expected a mapping")
-    try:
-        retention = RetentionPolicy.from_mapping(retention_raw, default_keep_last=max_backups)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.{exc}") from exc
+    # a remote's own retention replaces the global one as a whole
+    retention = _policy(raw.get("retention") or default, max_backups, where)
     settings = dict(raw)
     for key in REMOTE_PATH_KEYS:
         if isinstance(settings.get(key), str) and settings[key]:
@@ -340,13 +353,22 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     remotes_raw = block.get("remotes") or {}
     if not isinstance(remotes_raw, Mapping):
         raise ConfigError(f"{BLOCK}.remotes: expected a mapping of name -> settings")
-    remotes = tuple(_parse_remote(n, r, max_backups, base_dir) for n, r in remotes_raw.items())
+    retention_raw = block.get("retention") or {}
+    if isinstance(retention_raw, Mapping) and "keep_last" in retention_raw:
+        raise ConfigError(
+            f"{BLOCK}.retention.keep_last: the local keep_last is max_backups; set that instead"
+        )
+    retention = _policy(retention_raw, max_backups, BLOCK)
+    remotes = tuple(
+        _parse_remote(n, r, max_backups, base_dir, retention_raw) for n, r in remotes_raw.items()
+    )
     return Config(
         models_dir=models_dir,
         models=models,
         validation=_parse_validation(block.get("validation"), base_dir),
         remotes=remotes,
         path=path,
+        retention=retention,
         **values,
     )
 
