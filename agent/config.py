@@ -88,12 +88,15 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
-    # the models dir's own retention (`retention:` with keep_last = max_backups); None: that alone
-    retention: RetentionPolicy | None = None
+    # the global `retention:` rules (checked), as (key, value) pairs; the local keep_last is
+    # max_backups, applied when the policy is asked for (local_retention)
+    retention: tuple[tuple[str, int], ...] = ()
 
     @property
     def local_retention(self) -> RetentionPolicy:
-        return self.retention or RetentionPolicy(keep_last=self.max_backups)
+        return RetentionPolicy.from_mapping(
+            dict(self.retention), default_keep_last=self.max_backups
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -358,7 +361,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
         raise ConfigError(
             f"{BLOCK}.retention.keep_last: the local keep_last is max_backups; set that instead"
         )
-    retention = _policy(retention_raw, max_backups, BLOCK)
+    _policy(retention_raw, max_backups, BLOCK)  # checked now: every command refuses a mistake
     remotes = tuple(
         _parse_remote(n, r, max_backups, base_dir, retention_raw) for n, r in remotes_raw.items()
     )
@@ -368,7 +371,7 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
         validation=_parse_validation(block.get("validation"), base_dir),
         remotes=remotes,
         path=path,
-        retention=retention,
+        retention=tuple(retention_raw.items()),
         **values,
     )
 
