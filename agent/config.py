@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.config_retention import global_rules, policy, with_global_default
 from agent.errors import ConfigError
 from agent.rules.naming import is_plain_name, parse_name
 from agent.rules.retention import RetentionPolicy
@@ -88,15 +89,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
-    # the global `retention:` rules (checked), as (key, value) pairs; the local keep_last is
-    # max_backups, applied when the policy is asked for (local_retention)
-    retention: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def local_retention(self) -> RetentionPolicy:
-        return RetentionPolicy.from_mapping(
-            dict(self.retention), default_keep_last=self.max_backups
-        )
+    retention: tuple[tuple[str, int], ...] = ()  # global rules: agent.config_retention
 
     @property
     def state_dir(self) -> Path:
@@ -278,18 +271,7 @@ def _test_prompts(value: Any, base_dir: Path, where: str) -> tuple[str, ...] | s
 REMOTE_PATH_KEYS = ("path", "service_account_file", "oauth_token_file")
 
 
-def _policy(raw: Any, max_backups: int, where: str) -> RetentionPolicy:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}.retention: expected a mapping")
-    try:
-        return RetentionPolicy.from_mapping(raw, default_keep_last=max_backups)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.{exc}") from exc
-
-
-def _parse_remote(
-    name: Any, raw: Any, max_backups: int, base_dir: Path, default: Mapping[str, Any]
-) -> RemoteConfig:
+def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> RemoteConfig:
     where = f"{BLOCK}.remotes.{name}"
     if not isinstance(name, str) or not is_plain_name(name):
         raise ConfigError(f"{BLOCK}.remotes: remote name must be a plain string, got {name!r}")
@@ -305,8 +287,7 @@ def _parse_remote(
     retry = raw.get("retry")
     if retry is not None and not isinstance(retry, Mapping):
         raise ConfigError(f"{where}.retry: expected a mapping")
-    # a remote's own retention replaces the global one as a whole
-    retention = _policy(raw.get("retention") or default, max_backups, where)
+    retention = policy(raw.get("retention"), max_backups, where)
     settings = dict(raw)
     for key in REMOTE_PATH_KEYS:
         if isinstance(settings.get(key), str) and settings[key]:
@@ -356,22 +337,16 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     remotes_raw = block.get("remotes") or {}
     if not isinstance(remotes_raw, Mapping):
         raise ConfigError(f"{BLOCK}.remotes: expected a mapping of name -> settings")
-    retention_raw = block.get("retention") or {}
-    if isinstance(retention_raw, Mapping) and "keep_last" in retention_raw:
-        raise ConfigError(
-            f"{BLOCK}.retention.keep_last: the local keep_last is max_backups; set that instead"
-        )
-    _policy(retention_raw, max_backups, BLOCK)  # checked now: every command refuses a mistake
-    remotes = tuple(
-        _parse_remote(n, r, max_backups, base_dir, retention_raw) for n, r in remotes_raw.items()
-    )
+    rules = global_rules(block.get("retention"), max_backups)
+    remotes = tuple(_parse_remote(n, r, max_backups, base_dir) for n, r in remotes_raw.items())
+    remotes = with_global_default(remotes, remotes_raw, rules, max_backups)
     return Config(
         models_dir=models_dir,
         models=models,
         validation=_parse_validation(block.get("validation"), base_dir),
         remotes=remotes,
         path=path,
-        retention=tuple(retention_raw.items()),
+        retention=rules,
         **values,
     )
 

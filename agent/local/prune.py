@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from agent.config_retention import local_policy
 from agent.faultpoints import crash_point
 from agent.local.tree import remove_tree
 from agent.rules.naming import parse_name
@@ -61,7 +62,7 @@ def prune_local(
     today = today or dt.date.today()
     if not dry_run:
         store.remove_stale_temps()  # a version a killed prune renamed away, half deleted
-    policy = store.config.local_retention
+    policy = local_policy(store.config)
     models = [store.config.model(model)] if model else list(store.config.models)
     decisions: list[Decision] = []
     for m in models:

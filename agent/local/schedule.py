@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelConfig
+from agent.config_retention import local_policy
 from agent.errors import CheckFailed, ModelFileError
 from agent.local.backup import backup_model
 from agent.local.prune import prune_local
@@ -201,6 +202,6 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         "free_bytes": free,
         "min_free_bytes": keep_free,
         "max_backups": store.config.max_backups,
-        "retention": store.config.local_retention.describe(),
+        "retention": local_policy(store.config).describe(),
         "warnings": warnings,
     }

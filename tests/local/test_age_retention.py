@@ -132,6 +132,7 @@ def test_run_applies_the_age_rule_and_says_why(cli, project):
 
 def test_init_starter_config_offers_the_age_rule(cli, project):
     from agent.config import load_config
+    from agent.config_retention import local_policy
 
     project.config.unlink()
     assert cli("init").code == 0
@@ -142,5 +143,5 @@ def test_init_starter_config_offers_the_age_rule(cli, project):
             "  #   keep_within_days: 30", "    keep_within_days: 30"
         )
     )
-    policy = load_config(project.config).local_retention
+    policy = local_policy(load_config(project.config))
     assert (policy.keep_within_days, policy.within_cap, policy.keep_last) == (30, 4, 0)

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from agent.config import load_config
+from agent.config_retention import local_policy
 from agent.errors import ConfigError
 from agent.rules.retention import RetentionPolicy
 
@@ -83,12 +84,12 @@ def test_global_retention_is_the_local_policy_and_the_default_for_remotes(tmp_pa
         )
     )
     within = RetentionPolicy(keep_last=0, keep_within_days=30, keep_monthly=2, within_cap=6)
-    assert cfg.local_retention == within
+    assert local_policy(cfg) == within
     nas, s3 = cfg.remotes
     assert nas.retention == within  # no retention of its own: the global one
     assert s3.retention == RetentionPolicy(keep_last=6, keep_weekly=8)  # its own, as a whole
     plain = load_config(write(tmp_path, "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"))
-    assert plain.local_retention == RetentionPolicy(keep_last=4)
+    assert local_policy(plain) == RetentionPolicy(keep_last=4)
 
 
 def test_models_dir_is_relative_to_the_config_file(tmp_path, monkeypatch):
