@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.config_retention import global_rules, policy, with_global_default
 from agent.errors import ConfigError
 from agent.rules import codec
 from agent.rules.naming import is_plain_name, parse_name
@@ -35,6 +36,7 @@ TOP_KEYS = (
     "compression",
     "compress_after_days",
     "validation",
+    "retention",
     "remotes",
 )
 MODEL_KEYS = ("name", "file", "companions")
@@ -92,6 +94,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None  # the file this was loaded from
+    retention: tuple[tuple[str, int], ...] = ()  # global rules: agent.config_retention
 
     @property
     def state_dir(self) -> Path:
@@ -271,13 +274,7 @@ def _parse_remote(name: Any, raw: Any, max_backups: int, base_dir: Path) -> Remo
     retry = raw.get("retry")
     if retry is not None and not isinstance(retry, Mapping):
         raise ConfigError(f"{where}.retry: expected a mapping")
-    retention_raw = raw.get("retention") or {}
-    if not isinstance(retention_raw, Mapping):
-        raise ConfigError(f"{where}.retention: expected a mapping")
-    try:
-        retention = RetentionPolicy.from_mapping(retention_raw, default_keep_last=max_backups)
-    except ValueError as exc:
-        raise ConfigError(f"{where}.{exc}") from exc
+    retention = policy(raw.get("retention"), max_backups, where)
     settings = dict(raw)
     for key in REMOTE_PATH_KEYS:
         if isinstance(settings.get(key), str) and settings[key]:
@@ -336,13 +333,16 @@ def parse_config(doc: Any, base_dir: Path, path: Path | None = None) -> Config:
     remotes_raw = block.get("remotes") or {}
     if not isinstance(remotes_raw, Mapping):
         raise ConfigError(f"{BLOCK}.remotes: expected a mapping of name -> settings")
+    rules = global_rules(block.get("retention"), max_backups)
     remotes = tuple(_parse_remote(n, r, max_backups, base_dir) for n, r in remotes_raw.items())
+    remotes = with_global_default(remotes, remotes_raw, rules, max_backups)
     return Config(
         models_dir=models_dir,
         models=models,
         validation=_parse_validation(block.get("validation"), base_dir),
         remotes=remotes,
         path=path,
+        retention=rules,
         **values,
     )
 

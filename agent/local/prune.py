@@ -1,7 +1,9 @@
 """Local retention: which dated versions of the models dir to keep, and deleting the rest safely.
 
-Keeps the newest ``max_backups`` dated versions (never fewer than 2, never the backup slot or the
-current file); versions dated after today are kept, not counted, and warned about.
+Applies the config's local policy (``max_backups`` as keep_last, plus the global ``retention:``
+rules such as ``keep_within_days``; agent.rules.retention), never fewer than 2 versions, never the
+backup slot or the current file; versions dated after today are kept, not counted, and warned
+about.
 
 Set-aside files (``<stem>_replaced-<time><ext>``, left by a restore or a rejected ``guard``) are
 removed only on request (``prune --replaced-older-than DAYS``): they are copies the user chose to
@@ -17,10 +19,11 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from agent.config_retention import local_policy
 from agent.faultpoints import crash_point
 from agent.local.tree import remove_tree
 from agent.rules.naming import parse_name
-from agent.rules.retention import Candidate, Decision, RetentionPolicy, plan_retention
+from agent.rules.retention import Candidate, Decision, plan_retention
 
 if TYPE_CHECKING:
     from agent.config import ModelConfig
@@ -51,15 +54,15 @@ def prune_local(
     pins: Mapping[str, str] | None = None,
     today: dt.date | None = None,
 ) -> list[Decision]:
-    """Keep the newest ``max_backups`` dated versions (never fewer than 2, never the backup
-    slot or the current file); ``pins`` maps version names to a reason they must stay.
+    """Apply the local policy to dated versions (never fewer than 2, never the backup slot or
+    the current file); ``pins`` maps version names to a reason they must stay.
     Versions dated after ``today`` (default: the system date) are kept, not counted, and
     warned about: the clock or their names are wrong."""
     pins = pins or {}
     today = today or dt.date.today()
     if not dry_run:
         store.remove_stale_temps()  # a version a killed prune renamed away, half deleted
-    policy = RetentionPolicy(keep_last=store.config.max_backups)
+    policy = local_policy(store.config)
     models = [store.config.model(model)] if model else list(store.config.models)
     decisions: list[Decision] = []
     for m in models:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelConfig
+from agent.config_retention import local_policy
 from agent.errors import CheckFailed, ModelFileError
 from agent.local.backup import backup_model
 from agent.local.prune import prune_local
@@ -158,6 +159,25 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 f"{human_size(free)} free, min_free_space_gb {store.config.min_free_space_gb:g} "
                 "(GiB)"
             )
+        from agent.local.storage import local_side
+
+        copies = [
+            n
+            for st in states
+            for n in (
+                (st.entry.name, *st.entry.companions.values())
+                if st.entry.kind in ("backup", "version")
+                else (st.entry.name,)
+            )
+        ]
+        here = local_side(
+            store,
+            [m.file, *m.companions, *copies],
+            next_version=current,
+            free=free,
+            keep_free=keep_free,
+            size_of=_size,
+        )
         out_models.append(
             {
                 "name": m.name,
@@ -172,6 +192,7 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 "next_version_needs_bytes": current,
                 "next_version_due": due.isoformat(),
                 "newest_version": (versions[0].entry.name if versions else None),
+                "storage": {"local": here, "remotes": {}},
             }
         )
     return {
@@ -181,5 +202,6 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         "free_bytes": free,
         "min_free_bytes": keep_free,
         "max_backups": store.config.max_backups,
+        "retention": local_policy(store.config).describe(),
         "warnings": warnings,
     }

@@ -4,6 +4,11 @@ dir and every remote, so both sides obey the same rules.
 Policy semantics (the calendar rules follow restic's ``forget``):
 
 - ``keep_last: N``   the N newest good versions.
+- ``keep_within_days: N`` every good version dated at most N days before the newest good version
+  (restic's ``--keep-within``: measured from the newest version, not from today, so versions that
+  stop coming, a model no longer trained or a broken job, never age out one by one). When a policy
+  sets it without ``keep_last``, ``max_backups`` caps it instead of being a rule of its own:
+  ``within_cap`` is the most versions it keeps, newest first (see ``from_mapping``).
 - ``keep_daily: N``  for each of the N most recent calendar days that have a good version, the
   newest version of that day.
 - ``keep_weekly: N`` the same per ISO week (Monday to Sunday).
@@ -28,7 +33,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-POLICY_KEYS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
+POLICY_KEYS = ("keep_last", "keep_within_days", "keep_daily", "keep_weekly", "keep_monthly")
 
 
 @dataclass(frozen=True)
@@ -37,17 +42,27 @@ class RetentionPolicy:
     keep_daily: int = 0
     keep_weekly: int = 0
     keep_monthly: int = 0
+    keep_within_days: int = 0
+    # the most versions keep_within_days keeps (newest first): max_backups, when the policy sets
+    # keep_within_days without keep_last; None: no cap
+    within_cap: int | None = None
 
     def __post_init__(self) -> None:
-        for key in POLICY_KEYS:
+        for key in (*POLICY_KEYS, "within_cap"):
             value = getattr(self, key)
+            if key == "within_cap" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"retention.{key} must be a whole number >= 0, got {value!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, default_keep_last: int) -> RetentionPolicy:
         """Build from a config mapping; raises ValueError naming an unknown key (and the nearest
-        valid one) or a bad value."""
+        valid one) or a bad value. ``default_keep_last`` (max_backups) is the policy's
+        ``keep_last`` when it names none; with ``keep_within_days`` and no ``keep_last`` it caps
+        the age rule instead: "versions of the last N days, at most max_backups of them", so
+        setting an age limit never keeps more than before, and versions older than it do go
+        (as a keep rule, max_backups would keep the newest few however old they are)."""
         import difflib
 
         for key in data:
@@ -56,11 +71,18 @@ class RetentionPolicy:
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ValueError(f"retention: unknown key {key!r}{hint}")
         values = {key: data[key] for key in POLICY_KEYS if key in data}
+        if "keep_last" not in values and values.get("keep_within_days"):
+            values["keep_last"] = 0
+            values["within_cap"] = default_keep_last
         values.setdefault("keep_last", default_keep_last)
         return cls(**values)
 
     def describe(self) -> str:
         parts = [f"{key} {getattr(self, key)}" for key in POLICY_KEYS if getattr(self, key)]
+        if self.keep_within_days and self.within_cap is not None:
+            parts[parts.index(f"keep_within_days {self.keep_within_days}")] += (
+                f" (at most {self.within_cap}: max_backups)"
+            )
         return ", ".join(parts) or "keep_last 0"
 
 
@@ -102,6 +124,38 @@ def _calendar_rule(
             reasons[cand.name].append(label(cand.date))
 
 
+def _within_rule(
+    good: Sequence[Candidate], policy: RetentionPolicy, reasons: dict[str, list[str]]
+) -> dict[str, str]:
+    """Keep every good version dated at most ``keep_within_days`` days before the newest good
+    one (up to ``within_cap`` of them); returns why each other good version is not kept by it."""
+    days, cap = policy.keep_within_days, policy.within_cap
+    if not days or not good:
+        return {}
+    newest = good[0].date
+    missed: dict[str, str] = {}
+    kept = 0
+    for cand in good:
+        age = (newest - cand.date).days
+        if age > days:
+            missed[cand.name] = (
+                f"dated {age} days before the newest ({newest.isoformat()}): "
+                f"older than keep_within_days {days}"
+            )
+        elif cap is not None and kept >= cap:
+            missed[cand.name] = (
+                f"within {days} days of the newest ({newest.isoformat()}) but not among the "
+                f"{cap} newest of those (max_backups {cap} caps keep_within_days)"
+            )
+        else:
+            kept += 1
+            count = f" {kept}/{cap}" if cap is not None else ""
+            reasons[cand.name].append(
+                f"within {days} days of the newest ({newest.isoformat()}){count}"
+            )
+    return missed
+
+
 def plan_retention(
     candidates: Sequence[Candidate],
     policy: RetentionPolicy,
@@ -121,6 +175,7 @@ def plan_retention(
 
     for index, cand in enumerate(good[: policy.keep_last]):
         reasons[cand.name].append(f"keep_last {index + 1}/{policy.keep_last}")
+    missed = _within_rule(good, policy, reasons)
     _calendar_rule(
         good, policy.keep_daily, lambda d: d, lambda d: f"daily {d.isoformat()}", reasons
     )
@@ -165,5 +220,7 @@ def plan_retention(
         if why:
             decisions.append(Decision(cand.name, True, tuple(why)))
         else:
-            decisions.append(Decision(cand.name, False, (f"outside policy ({policy.describe()})",)))
+            outside = f"outside policy ({policy.describe()})"
+            why_not = (missed[cand.name], outside) if cand.name in missed else (outside,)
+            decisions.append(Decision(cand.name, False, why_not))
     return decisions

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from agent.config import load_config
+from agent.config_retention import local_policy
 from agent.errors import ConfigError
 from agent.rules.retention import RetentionPolicy
 
@@ -72,6 +73,25 @@ def test_defaults(tmp_path):
     assert cfg.remotes == ()
 
 
+def test_global_retention_is_the_local_policy_and_the_default_for_remotes(tmp_path):
+    cfg = load_config(
+        write(
+            tmp_path,
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  max_backups: 6\n"
+            "  retention: {keep_within_days: 30, keep_monthly: 2}\n"
+            "  remotes:\n    nas: {type: local, path: /p}\n"
+            "    s3: {type: s3, bucket: b, retention: {keep_weekly: 8}}\n",
+        )
+    )
+    within = RetentionPolicy(keep_last=0, keep_within_days=30, keep_monthly=2, within_cap=6)
+    assert local_policy(cfg) == within
+    nas, s3 = cfg.remotes
+    assert nas.retention == within  # no retention of its own: the global one
+    assert s3.retention == RetentionPolicy(keep_last=6, keep_weekly=8)  # its own, as a whole
+    plain = load_config(write(tmp_path, "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"))
+    assert local_policy(plain) == RetentionPolicy(keep_last=4)
+
+
 def test_models_dir_is_relative_to_the_config_file(tmp_path, monkeypatch):
     sub = tmp_path / "elsewhere"
     sub.mkdir()
@@ -106,6 +126,30 @@ def test_models_dir_is_relative_to_the_config_file(tmp_path, monkeypatch):
             "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"
             "  remotes: {x: {type: s3, bucket: b, retention: {keep_lst: 1}}}\n",
             "keep_last",
+        ),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  retention: {keep_within_day: 30}\n",
+            "MODEL_SAFETY.retention: unknown key 'keep_within_day' (did you mean "
+            "'keep_within_days'?)",
+        ),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  retention: {keep_within_days: 30d}\n",
+            "MODEL_SAFETY.retention.keep_within_days must be a whole number >= 0, got '30d'",
+        ),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  retention: {keep_within_days: -1}\n",
+            "retention.keep_within_days must be a whole number >= 0",
+        ),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n  retention: {keep_last: 3}\n",
+            "MODEL_SAFETY.retention.keep_last: the local keep_last is max_backups; set that "
+            "instead",
+        ),
+        ("MODEL_SAFETY:\n  models: [{file: a.pth}]\n  retention: 30\n", "retention: expected"),
+        (
+            "MODEL_SAFETY:\n  models: [{file: a.pth}]\n"
+            "  remotes: {x: {type: local, path: /p, retention: {keep_within_days: 1.5}}}\n",
+            "MODEL_SAFETY.remotes.x.retention.keep_within_days must be a whole number",
         ),
         ("MODEL_SAFETY:\n  models: [{file: a.pth}]\n  validation: {scorer: nocolon}\n", "scorer"),
         ("MODEL_SAFETY:\n  models: [{file: '${NOPE_NOT_SET}'}]\n", "NOPE_NOT_SET"),

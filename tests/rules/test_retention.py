@@ -37,6 +37,8 @@ policy_st = st.builds(
     keep_daily=st.integers(0, 6),
     keep_weekly=st.integers(0, 5),
     keep_monthly=st.integers(0, 5),
+    keep_within_days=st.integers(0, 60) | st.just(0),
+    within_cap=st.none() | st.integers(0, 5),
 )
 
 
@@ -57,6 +59,11 @@ def test_safety_rules_hold_for_any_history(cands, policy):
         assert by_name[c.name].reasons, "every decision says why"
     for c in good[: policy.keep_last]:
         assert by_name[c.name].keep
+    if policy.keep_within_days and good:
+        days = policy.keep_within_days
+        within = [c for c in good if (good[0].date - c.date).days <= days]
+        for c in within[: policy.within_cap]:
+            assert by_name[c.name].keep, "every version of the age window (up to its cap) is kept"
     # newest first
     order = [(c.date, c.seq) for c in sorted(cands, key=lambda c: by_name_index(decisions, c))]
     assert order == sorted(order, reverse=True)
@@ -135,6 +142,89 @@ def test_corrupted_versions_do_not_fill_slots():
 def test_policy_from_mapping_names_the_bad_key(data, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         RetentionPolicy.from_mapping(data, default_keep_last=4)
+
+
+def weekly(count: int, last: dt.date = dt.date(2026, 11, 30)) -> list[Candidate]:
+    return [
+        Candidate(f"m_v{last - dt.timedelta(weeks=w)}.pth", last - dt.timedelta(weeks=w))
+        for w in range(count)
+    ]
+
+
+def test_keep_within_days_counts_from_the_newest_version_not_from_today():
+    # weekly versions that stopped in 2025: measured from today every one would be "old"
+    cands = weekly(10, last=dt.date(2025, 3, 3))
+    policy = RetentionPolicy(keep_last=0, keep_within_days=14)
+    decisions = plan_retention(cands, policy, today=dt.date(2026, 11, 30))
+    kept = [d.name for d in decisions if d.keep]
+    assert kept == ["m_v2025-03-03.pth", "m_v2025-02-24.pth", "m_v2025-02-17.pth"]
+    by_name = {d.name: d.reasons for d in decisions}
+    assert by_name["m_v2025-02-17.pth"] == ("within 14 days of the newest (2025-03-03)",)
+    assert by_name["m_v2025-02-10.pth"][0] == (
+        "dated 21 days before the newest (2025-03-03): older than keep_within_days 14"
+    )
+
+
+def test_max_backups_caps_keep_within_days_when_keep_last_is_not_written():
+    policy = RetentionPolicy.from_mapping({"keep_within_days": 30}, default_keep_last=3)
+    assert policy == RetentionPolicy(keep_last=0, keep_within_days=30, within_cap=3)
+    assert policy.describe() == "keep_within_days 30 (at most 3: max_backups)"
+    daily = [
+        Candidate(
+            f"m_v{dt.date(2026, 11, 30) - dt.timedelta(days=d)}.pth",
+            dt.date(2026, 11, 30) - dt.timedelta(days=d),
+        )
+        for d in range(40)
+    ]
+    decisions = plan_retention(daily, policy)
+    assert [d.name for d in decisions if d.keep] == [c.name for c in daily[:3]]
+    assert decisions[2].reasons == ("within 30 days of the newest (2026-11-30) 3/3",)
+    assert decisions[3].reasons[0] == (
+        "within 30 days of the newest (2026-11-30) but not among the 3 newest of those "
+        "(max_backups 3 caps keep_within_days)"
+    )
+    # sparse versions: max_backups no longer keeps old ones; only the floor of 2 does
+    sparse = [
+        Candidate(f"m_v{d}.pth", d)
+        for d in (dt.date(2026, 11, 30), dt.date(2026, 8, 1), dt.date(2026, 5, 1))
+    ]
+    decisions = plan_retention(sparse, policy)
+    assert [d.keep for d in decisions] == [True, True, False]
+    assert decisions[1].reasons == ("never fewer than 2 versions",)
+
+
+def test_written_keep_last_and_keep_within_days_are_a_union():
+    policy = RetentionPolicy.from_mapping(
+        {"keep_last": 2, "keep_within_days": 7}, default_keep_last=9
+    )
+    assert policy.within_cap is None
+    decisions = plan_retention(weekly(5), policy)
+    reasons = [d.reasons for d in decisions]
+    assert reasons[0] == (
+        "keep_last 1/2",
+        "within 7 days of the newest (2026-11-30)",
+        "newest good version",
+    )
+    assert reasons[1] == ("keep_last 2/2", "within 7 days of the newest (2026-11-30)")
+    assert [d.keep for d in decisions] == [True, True, False, False, False]
+
+
+def test_keep_within_days_ignores_corrupted_and_future_versions_as_the_newest():
+    cands = [
+        Candidate("future", dt.date(2027, 1, 1)),
+        Candidate("bad", dt.date(2026, 11, 29), good=False),
+        *weekly(3, last=dt.date(2026, 11, 1)),
+    ]
+    policy = RetentionPolicy(keep_last=0, keep_within_days=7)
+    keep = {d.name: d.keep for d in plan_retention(cands, policy, today=dt.date(2026, 11, 30))}
+    # the reference is 2026-11-01, the newest good version dated up to today
+    assert keep == {
+        "future": True,
+        "bad": True,
+        "m_v2026-11-01.pth": True,
+        "m_v2026-10-25.pth": True,
+        "m_v2026-10-18.pth": False,
+    }
 
 
 def test_policy_default_keep_last():

@@ -19,6 +19,10 @@ MODEL_SAFETY:
       #                                a save_pretrained folder, a DCP checkpoint)
       companions: []                 # e.g. [tokenizer.json]; captured and restored with it
   max_backups: 4                     # dated versions kept locally (never fewer than 2)
+  # retention:                       # disk full? keep by age (restic's keep-within) instead:
+  #   keep_within_days: 30           # versions dated up to 30 days before the newest one, at
+  #                                    most max_backups of them; older ones go (floor: 2);
+  #                                    also the policy of remotes without a retention: of their own
   backup_interval_days: 7            # `model-safety run` makes a dated version this often
   auto_backup_before_train: true
   min_free_space_gb: 1               # refuse a copy that would leave less free space than this

@@ -259,6 +259,9 @@ def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # t
 
         remotes = remote_status(app)
         report["remotes"] = remotes
+        from agent.cli.commands.storage_view import per_model_remotes
+
+        per_model_remotes(report, remotes)
     if as_json:
         app.out_json(report)
         return 0
@@ -281,10 +284,13 @@ def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # t
             f"  next version due  {m['next_version_due']}, "
             f"needs {human_size(m['next_version_needs_bytes'])}"
         )
+        from agent.cli.commands.storage_view import print_storage
+
+        print_storage(app, m["storage"])
     app.out(
         f"total {human_size(report['total_bytes'])}, free {human_size(report['free_bytes'])} "
         f"(keeping {human_size(report['min_free_bytes'])} free), "
-        f"max_backups {report['max_backups']}"
+        f"retention {report['retention']}"
     )
     if remotes:
         print_remote_status(app, remotes)

@@ -29,7 +29,8 @@ from agent.rules.retention import Decision
 @json_option
 @pass_app
 def prune(app, model, dry_run, remote_name, force, replaced_days, as_json) -> int:  # type: ignore[no-untyped-def]
-    """Keep the newest max_backups dated versions (never fewer than 2); delete the rest.
+    """Apply local retention to dated versions (max_backups and the config's retention: rules,
+    such as keep_within_days); never fewer than 2, never the newest good one.
 
     When remotes are configured, a local version that no remote holds yet is kept (and says
     so) unless --force. With --remote NAME, apply that remote's own retention instead.

@@ -207,6 +207,11 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
                     for e in remote.catalog.files.values()
                     if e.get("verified_at")
                 ]
+                from agent.remote.storage import remote_side
+
+                per_model = remote_side(
+                    remote, [s for s in steps if s.action in (Action.UPLOAD, Action.COPY)], dirs
+                )
         except AgentError as exc:
             entry["error"] = str(exc)
             out.append(entry)
@@ -230,6 +235,7 @@ def remote_status(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
             refused=[f"{s.name}: {s.reason}" for s in steps if s.action is Action.REFUSE],
             auto_push=rc.auto_push,
             retention=rc.retention.describe(),
+            models=per_model,  # moved into each model's storage by `status`
         )
         out.append(entry)
     return out
