@@ -35,9 +35,11 @@ def remote_side(
 
     for obj in remote.objects.values():
         stored = obj.info.size  # what the remote holds, whatever the catalog says
+        # a compressed object's entry, as the remote's objects carry it (compressed.stored_view),
+        # holds the model bytes' size as model_size (size is the object's own)
         rec = obj.recorded or {}
-        compressed = rec.get("stored_size") is not None and isinstance(rec.get("size"), int)
-        add(obj.ident.model, stored, rec["size"] if compressed else stored)
+        logical = rec.get("model_size", rec.get("size")) if rec.get("codec") else None
+        add(obj.ident.model, stored, logical if isinstance(logical, int) else stored)
     for tree in remote.catalog.trees.values():
         size = int(tree.get("size") or 0)
         stored = tree.get("stored_size")

@@ -74,3 +74,20 @@ def test_an_unreachable_remote_has_no_figures_and_status_still_works(tmp_path, m
     assert any(
         line.split() == ["stored", "on", "offline", "unreachable"] for line in text.splitlines()
     )
+
+
+def test_a_zstd_remote_counts_what_compression_saved(ms, proj):
+    from tests.local.test_compression import write_dtype_checkpoint
+    from tests.remote.test_compressed_remote import set_compression
+    from tests.support import MODEL_FILE
+
+    set_compression(proj, remote="zstd")
+    write_dtype_checkpoint(proj.models / MODEL_FILE, "bfloat16", seed=1)  # bf16: zstd saves ~24%
+    assert ms(proj.root, "backup", "--kind", "version").code == 0
+    assert ms(proj.root, "push").code == 0
+    r = remote_storage(ms, proj)["storage"]["remotes"]["r"]
+    # the version went up as .pth.zst: the remote holds fewer bytes than the model bytes it keeps
+    assert r["logical_bytes"] == local_bytes(proj)
+    assert 0 < r["compression_saved_bytes"] == r["logical_bytes"] - r["stored_bytes"]
+    stored = next(ln for ln in ms(proj.root, "status").out.splitlines() if "stored on r " in ln)
+    assert "compression saved 0 B" not in stored
