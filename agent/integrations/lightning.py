@@ -31,14 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from agent.integrations import require
 from agent.integrations.gate import MetricGate
-from agent.integrations.session import TrainingSession
+from agent.integrations.session import SessionViews, TrainingSession
 
 if TYPE_CHECKING:
     import torch
 
     from agent.api import ModelSafety
-    from agent.guard.result import GuardResult
-    from agent.integrations.pushes import PushOutcome
 
 log = logging.getLogger("agent.integrations")
 
@@ -57,7 +55,7 @@ pl = _framework()
 _CheckpointIO = importlib.import_module(f"{pl.__name__}.plugins").CheckpointIO
 
 
-class ModelSafetyCallback(pl.Callback):  # type: ignore[misc, name-defined]
+class ModelSafetyCallback(pl.Callback, SessionViews):  # type: ignore[misc, name-defined]
     """``metric`` (e.g. ``"val_loss"``, read from ``trainer.callback_metrics``) with ``mode``
     ("min": lower is better), ``threshold`` and ``max_regression`` adds a gate on top of the
     configured one; ``versions``: "due" (as ``model-safety run``), "every" checkpoint, or only
@@ -97,24 +95,6 @@ class ModelSafetyCallback(pl.Callback):  # type: ignore[misc, name-defined]
         self._source: Any = None
         self._wrapped: tuple[Any, Any] | None = None  # (strategy, its own checkpoint IO)
         self._trainer: Any = None
-
-    @property
-    def model_path(self) -> Path:
-        """The configured model (``models_dir`` / ``file``): what training starts from and
-        where each checkpoint's weights are put."""
-        return self.session.path
-
-    @property
-    def result(self) -> GuardResult | None:
-        return self.session.result
-
-    @property
-    def pushes(self) -> list[PushOutcome]:
-        return self.session.pushes
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.session.warnings
 
     # -- hooks -----------------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:

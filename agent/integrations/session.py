@@ -50,6 +50,30 @@ log = logging.getLogger("agent.integrations")
 VERSION_POLICIES = ("due", "every", "end")
 
 
+class SessionViews:
+    """What a framework's callback shows of its run (both callbacks hold ``self.session``)."""
+
+    session: TrainingSession
+
+    @property
+    def model_path(self) -> Path:
+        """The configured model (``models_dir`` / ``file``): what training starts from and
+        where each checkpoint's weights are put."""
+        return self.session.path
+
+    @property
+    def result(self) -> GuardResult | None:
+        return self.session.result
+
+    @property
+    def pushes(self) -> list[PushOutcome]:
+        return self.session.pushes
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.session.warnings
+
+
 class TrainingSession:
     """``versions``: when a checkpoint becomes a dated version: ``due`` (as ``model-safety run``:
     when the newest version is ``backup_interval_days`` old), ``every`` checkpoint, or only the

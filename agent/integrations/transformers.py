@@ -28,12 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent.integrations import require
 from agent.integrations.gate import MetricGate
-from agent.integrations.session import TrainingSession
+from agent.integrations.session import SessionViews, TrainingSession
 
 if TYPE_CHECKING:
     from agent.api import ModelSafety
-    from agent.guard.result import GuardResult
-    from agent.integrations.pushes import PushOutcome
 
 transformers = require("transformers", "transformers", "Hugging Face transformers")
 
@@ -49,7 +47,7 @@ TRAINING_STATE = {
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".distcp", ".index.json")
 
 
-class ModelSafetyCallback(transformers.TrainerCallback):  # type: ignore[misc, name-defined]
+class ModelSafetyCallback(transformers.TrainerCallback, SessionViews):  # type: ignore[misc, name-defined]
     """``metric`` (as the Trainer reports it, with or without ``eval_``) with ``mode`` ("min":
     lower is better), ``threshold`` and ``max_regression`` adds a gate on top of the configured
     one; ``versions``: "due" (as ``model-safety run``), "every" checkpoint, or only the accepted
@@ -80,24 +78,6 @@ class ModelSafetyCallback(transformers.TrainerCallback):  # type: ignore[misc, n
                 f"{m.name} is configured as the file {m.file}; a Trainer saves a directory: write "
                 f"`file: {Path(m.file).stem}/` in config.yaml (a save_pretrained folder)"
             )
-
-    @property
-    def model_path(self) -> Path:
-        """The configured model (``models_dir`` / ``file``): what training starts from and
-        where each checkpoint's weights are put."""
-        return self.session.path
-
-    @property
-    def result(self) -> GuardResult | None:
-        return self.session.result
-
-    @property
-    def pushes(self) -> list[PushOutcome]:
-        return self.session.pushes
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.session.warnings
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

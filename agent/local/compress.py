@@ -9,7 +9,6 @@ copy) and the stored bytes (the ``.zst`` file's own sha256) in the same pass.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import queue
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.faultpoints import crash_point
-from agent.local.hashing import FLUSH_EVERY, HashMismatch, temp_path
+from agent.local.hashing import FLUSH_EVERY, HashMismatch, removed_on_error, temp_path
 from agent.rules.codec import ZSTD_LEVEL
 from providers import fileio
 
@@ -99,7 +98,7 @@ def compress_to_temp(
     hash_source = expected_sha256 is None
     tmp = temp_path(dest)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fileio.BINARY, 0o644)
-    try:
+    with removed_on_error(tmp, dest):
         try:
             plain = hashlib.sha256()
             sink = _Sink(fd)
@@ -137,16 +136,6 @@ def compress_to_temp(
                 "the source changed or is damaged"
             )
         return tmp, back
-    except OSError as exc:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        if exc.errno == errno.ENOSPC and not exc.filename:
-            raise OSError(exc.errno, exc.strerror, str(dest.parent)) from exc
-        raise
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def _frames(
@@ -235,7 +224,7 @@ def decompress_to_temp(
     ``expected_sha256`` (the model bytes'). The caller renames it into place or unlinks it."""
     tmp = temp_path(dest)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fileio.BINARY, 0o644)
-    try:
+    with removed_on_error(tmp, dest):
         try:
             pending = [0]
 
@@ -262,13 +251,3 @@ def decompress_to_temp(
                 f"{expected_sha256[:12]}; the compressed copy is damaged"
             )
         return tmp, Digests(sha, size, stored, src.stat().st_size)
-    except OSError as exc:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        if exc.errno == errno.ENOSPC and not exc.filename:
-            raise OSError(exc.errno, exc.strerror, str(dest.parent)) from exc
-        raise
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise

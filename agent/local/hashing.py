@@ -20,8 +20,8 @@ import queue
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,25 @@ def atomic_write_bytes(dest: Path, data: bytes, point: str = "state-write") -> N
             tmp.unlink()
 
 
+@contextmanager
+def removed_on_error(tmp: Path, dest: Path) -> Iterator[None]:
+    """For the block that fills temp file ``tmp`` for ``dest``: on any error (Ctrl-C included)
+    the temp is removed, and a full disk is reported with ``dest``'s directory (the CLI prints
+    the file name an OSError carries)."""
+    try:
+        yield
+    except OSError as exc:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        if exc.errno == errno.ENOSPC and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(dest.parent)) from exc
+        raise
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 def copy_to_temp(
     src: Path,
     dest: Path,
@@ -128,7 +147,7 @@ def copy_to_temp(
     must unlink it if it does not. On any error, the temp file is removed here.
     """
     tmp = temp_path(dest)
-    try:
+    with removed_on_error(tmp, dest):
         digests = _pipelined_copy(src, tmp, _new_hashers(algos), progress)
         if expected_sha256 is not None and digests.get("sha256") != expected_sha256:
             raise HashMismatch(
@@ -136,17 +155,6 @@ def copy_to_temp(
                 f"{expected_sha256[:12]}; the source changed or is damaged"
             )
         return tmp, digests
-    except OSError as exc:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        if exc.errno == errno.ENOSPC and not exc.filename:
-            # name the full file system in the message (the CLI prints the filename)
-            raise OSError(exc.errno, exc.strerror, str(dest.parent)) from exc
-        raise
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def atomic_copy(
