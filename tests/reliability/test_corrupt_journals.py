@@ -65,6 +65,17 @@ def direct_snapshot(seaweedfs, settings: dict, tmp_path: Path) -> dict[str, str]
         provider.close()
 
 
+def pushed_project(tmp_path: Path, seaweedfs) -> tuple[dict, SyncProject, bytes]:
+    """A project whose checkpoint (MB MiB) and tokenizer were pushed to SeaweedFS."""
+    settings = seaweedfs.settings()
+    proj = SyncProject.create(tmp_path / "proj", settings)
+    proj.models.mkdir()
+    data = big_checkpoint(proj.models / MODEL_FILE, mb=MB)
+    (proj.models / "tokenizer.json").write_text("{}")
+    assert agent_cli(proj.root, "push").returncode == 0
+    return settings, proj, data
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["bit flip", "truncation"])
 def test_damaged_upload_journal(ledger, tmp_path, seaweedfs, damage):
@@ -105,12 +116,7 @@ def test_damaged_download_journal(ledger, tmp_path, seaweedfs, damage):
         user_sees="the next `pull` exits 0 with the right bytes (a range it cannot trust is "
         "fetched again)",
     ) as case:
-        settings = seaweedfs.settings()
-        proj = SyncProject.create(tmp_path / "proj", settings)
-        proj.models.mkdir()
-        data = big_checkpoint(proj.models / MODEL_FILE, mb=MB)
-        (proj.models / "tokenizer.json").write_text("{}")
-        assert agent_cli(proj.root, "push").returncode == 0
+        settings, proj, data = pushed_project(tmp_path, seaweedfs)
         before = {"remote": direct_snapshot(seaweedfs, settings, tmp_path)}
         sizes = sizes_dir(proj.models)
         for p in proj.models.iterdir():
@@ -139,12 +145,7 @@ def test_download_journal_outliving_its_file(ledger, tmp_path, seaweedfs):
         where="state dir remotes/r/downloads/*.jsonl naming a temp file that is gone",
         user_sees="the next `pull` exits 0, fetches nothing, and removes the journal",
     ) as case:
-        settings = seaweedfs.settings()
-        proj = SyncProject.create(tmp_path / "proj", settings)
-        proj.models.mkdir()
-        data = big_checkpoint(proj.models / MODEL_FILE, mb=MB)
-        (proj.models / "tokenizer.json").write_text("{}")
-        assert agent_cli(proj.root, "push").returncode == 0
+        _, proj, data = pushed_project(tmp_path, seaweedfs)
         sizes = sizes_dir(proj.models)
         before = {"local": snapshot_dir(proj.models)}
         (proj.models / MODEL_FILE).unlink()
