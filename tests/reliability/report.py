@@ -39,6 +39,7 @@ SECTIONS = {
     "test_hostile_remotes": "Hostile remotes",
     "test_security": "Secrets",
     "test_directory_models": "Models saved as directories",
+    "test_compression": "Compressed versions",
 }
 
 
@@ -73,7 +74,9 @@ def render(doc: dict) -> str:
         key=lambda m: (order.index(m) if m in order else len(order), m),
     )
     for module in modules:
-        rows = [c for c in cases if _module(c["test"]) == module]
+        # by test (the rows of one test in the order it recorded them): the same matrix whatever
+        # order the workers of a parallel run finished in
+        rows = sorted((c for c in cases if _module(c["test"]) == module), key=lambda c: c["test"])
         lines += [
             f"#### {SECTIONS.get(module, module)} (`tests/reliability/{module}.py`)",
             "",
