@@ -1,6 +1,7 @@
 """Fine-tune the demo model with PyTorch Lightning under model-safety's rules (README, "From a
 training framework"). Run from a project whose config.yaml names dinesh_ai_model (`./scripts/demo`
-makes one): `pip install 'model-safety[lightning]'`, then `python examples/lightning_finetune.py`.
+makes one; a fresh model in the demo's layout is saved when there is none):
+`pip install -e '.[lightning]'`, then `python examples/lightning_finetune.py`.
 """
 
 import sys
@@ -12,10 +13,14 @@ from torch import nn
 from agent.integrations.lightning import ModelSafetyCallback
 
 
+def demo_layout() -> nn.Module:
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+
+
 class Finetune(L.LightningModule):
     def __init__(self, start):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))  # the demo layout
+        self.net = demo_layout()
         self.net.load_state_dict(torch.load(start, weights_only=True))
 
     def training_step(self, batch, _):
@@ -37,6 +42,9 @@ data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x[:, :8] / 
 # a dated version when due, pushed to the auto_push remotes in the background; at the end:
 # validated (the config's gate and val_loss), accepted or rolled back, pushed
 safety = ModelSafetyCallback(config="config.yaml", model="dinesh_ai_model", metric="val_loss")
+if not safety.model_path.exists():
+    safety.model_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(demo_layout().state_dict(), safety.model_path)
 trainer = L.Trainer(max_epochs=3, callbacks=[safety], logger=False, enable_progress_bar=False)
 trainer.fit(Finetune(safety.model_path), data, data)
 print(safety.result.message)

@@ -1,7 +1,7 @@
 """Fine-tune a Hugging Face model with the Trainer under model-safety's rules (README, "From a
 training framework"). Run from a project whose config.yaml names a directory model `tiny-bert`
 (`file: tiny-bert/`); a tiny BERT is made from a config when there is none (no download):
-`pip install 'model-safety[transformers]'`, then `python examples/transformers_finetune.py`.
+`pip install -e '.[transformers]'`, then `python examples/transformers_finetune.py`.
 """
 
 import sys
