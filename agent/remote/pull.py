@@ -79,9 +79,11 @@ def pull(store: Store, remote: Remote, model: str | None, version: str = "latest
     with pool:
         for m in models:
             if not _pull_model(store, remote, m, version, report, pool):
-                raise NothingToRestore(
+                _not_served(
+                    report,
+                    len(models),
                     f"remote {remote.name} has no good copy of {m.name} for --version "
-                    f"{version}; see `model-safety list {m.name} --remote {remote.name}`"
+                    f"{version}; see `model-safety list {m.name} --remote {remote.name}`",
                 )
     _save_catalog(store)
     report.seconds = time.monotonic() - started
@@ -128,14 +130,24 @@ def pull_first(
             else:
                 tried = ", ".join(rc.name for rc in remotes)
                 down = f" ({', '.join(unreachable)} could not be reached)" if unreachable else ""
-                raise NothingToRestore(
+                _not_served(
+                    report,
+                    len(models),
                     f"no remote ({tried}) has a good copy of {m.name} for --version {version}"
-                    f"{down}; see `model-safety list {m.name} --remote NAME`"
+                    f"{down}; see `model-safety list {m.name} --remote NAME`",
                 )
     _save_catalog(store)
     report.remote = ", ".join(served)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _not_served(report: PullReport, asked: int, message: str) -> None:
+    """A model no remote could serve: the error when it was the one asked for; one of several
+    (a pull of every configured model) is a problem, and the others are still pulled."""
+    if asked == 1:
+        raise NothingToRestore(message)
+    report.problems.append(message)
 
 
 def _pull_model(

@@ -103,4 +103,4 @@ def models_asked(config: Config, model: str | None, version: str) -> list[ModelC
         if model is not None and config.model(model).name != named.model:
             raise AgentError(f"--version {version} is a file of {named.model}, not of {model}")
         return [config.model(named.model)]
-    return [config.model(model)] if model or version != "all" else list(config.models)
+    return [config.model(model)] if model else list(config.models)

@@ -152,3 +152,33 @@ def test_each_line_of_run_and_sync_names_its_side_once(tmp_path, ms):
     gone_lines = [line for line in res.err.splitlines() if "gone" in line]
     assert gone_lines and all(line.count("remote") == 1 for line in gone_lines), gone_lines
     assert any(line.startswith("local: keep") for line in res.out.splitlines()), res.out
+
+
+def test_pull_without_a_model_brings_back_every_configured_model(tmp_path, ms):
+    """After a dead disk with two models, `pull` brings both back; a model the remote never got
+    is reported (exit 3) and does not stop the others."""
+    from tests.support import write_checkpoint
+
+    proj = local_project(tmp_path)
+    models = [
+        {"name": "dinesh_ai_model", "file": MODEL_FILE},
+        {"name": "helper", "file": "helper.pth"},
+    ]
+    proj.write_config(models=models)
+    first = (proj.models / MODEL_FILE).read_bytes()
+    second = write_checkpoint(proj.models / "helper.pth", seed=7)
+    assert ms(proj.root, "push").code == 0
+    shutil.rmtree(proj.models)
+
+    res = ms(proj.root, "pull")
+    assert res.code == 0, res.out + res.err
+    assert (proj.models / MODEL_FILE).read_bytes() == first
+    assert (proj.models / "helper.pth").read_bytes() == second
+
+    proj.write_config(models=[*models, {"name": "never_pushed", "file": "never_pushed.pth"}])
+    shutil.rmtree(proj.models)
+    res = ms(proj.root, "pull")
+    assert res.code == 3, res.out + res.err
+    assert "no good copy of never_pushed" in res.err
+    assert (proj.models / MODEL_FILE).read_bytes() == first
+    assert (proj.models / "helper.pth").read_bytes() == second

@@ -113,7 +113,8 @@ def push(app, remote_name, all_remotes, dry_run, as_json) -> int:  # type: ignor
 @json_option
 @pass_app
 def pull(app, model, remote_name, all_remotes, version, as_json) -> int:  # type: ignore[no-untyped-def]
-    """Bring a model and its companions back from a remote (after a disk failure, say).
+    """Bring a model and its companions back from a remote (after a disk failure, say); with
+    no MODEL, every configured model.
 
     With --all, the configured remotes are tried in order, per model, until one holds a good
     copy of what --version asks for; the output names the remote that served it."""
