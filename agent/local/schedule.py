@@ -144,7 +144,8 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         model_total = current + backup + versions_size + other
         total += model_total
         due = next_due(store, m, today)
-        if not (store.path(m.file).is_dir() if m.directory else store.path(m.file).is_file()):
+        present = store.path(m.file).is_dir() if m.directory else store.path(m.file).is_file()
+        if not present:
             warnings.append(f"{m.name}: current file {m.file} is missing; run `restore`")
         if backup == 0:
             warnings.append(f"{m.name}: no pre-update backup yet (`model-safety backup`)")
@@ -181,6 +182,7 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
         out_models.append(
             {
                 "name": m.name,
+                "current_present": present,
                 "current_bytes": current,
                 "backup_bytes": backup,
                 "versions": len(versions),

@@ -92,7 +92,8 @@ class Store:
             if not self.models_dir.is_dir():
                 raise AgentError(
                     f"models_dir {self.models_dir} does not exist or is not a directory; "
-                    "create it or fix models_dir in config.yaml"
+                    "create it or fix models_dir in config.yaml (after a lost disk, "
+                    "`model-safety pull` brings the models back from a remote)"
                 )
             self._catalog = load_catalog(self.models_dir, self.config.models, self.cache)
             if self._catalog.rebuilt:

@@ -23,3 +23,33 @@ def test_truncated_current_is_found_and_the_fix_named(project, cli):
     # the advice works
     assert cli("restore", "dinesh_ai_model", "--yes").code == 0
     assert cli("verify").code == 0
+
+
+def test_a_deleted_current_file_is_found_and_the_fix_named(project, cli):
+    """An accidental `rm` of the model is what verify must catch: exit 3, the restore named."""
+    data = project.write_model(seed=2)
+    assert cli("backup", "--kind", "version").code == 0
+    project.model().unlink()
+    res = cli("verify")
+    assert res.code == 3, res
+    assert "missing    dinesh_ai_model.pth (current)" in res.out
+    assert "model-safety restore dinesh_ai_model --yes" in res.out
+    doc = json.loads(cli("verify", "--json").out)
+    assert doc["ok"] is False and doc["current"][0]["state"] == "missing"
+    status = cli("status", "--local")
+    assert "  current           missing" in status.out, status
+    assert (
+        json.loads(cli("status", "--local", "--json").out)["models"][0]["current_present"] is False
+    )
+    assert cli("restore", "dinesh_ai_model", "--yes").code == 0
+    assert project.model().read_bytes() == data
+    assert cli("verify").code == 0
+
+
+def test_a_model_with_no_file_and_no_copies_is_not_a_problem(project, cli):
+    """A model not written yet (or lost with its disk) has nothing to verify: exit 0, and the
+    hint that a pull brings it back."""
+    project.model().unlink()  # never backed up: a new model, nothing known of it
+    res = cli("verify")
+    assert res.code == 0, res
+    assert "no current file and no local copies" in res.err and "model-safety pull" in res.err

@@ -208,6 +208,14 @@ def _current_states(app, model: str | None, states: list[CopyState]) -> list[dic
     for m in models:
         path = app.store.path(m.file)
         if not (path.is_dir() if m.directory else path.is_file()):
+            if any(s.entry.model == m.name for s in states):  # it had copies: lost, not new
+                fix = _fix(app, m.name, states)
+                out.append({"name": m.file, "state": "missing", "problem": "not there" + fix})
+            elif not path.exists():
+                app.warn(
+                    f"{m.name}: no current file and no local copies (a new model, or lost "
+                    "with its disk: `model-safety pull` brings it back from a remote)"
+                )
             continue
         problem = None
         try:
@@ -220,28 +228,31 @@ def _current_states(app, model: str | None, states: list[CopyState]) -> list[dic
                 problem = f"fails the check: {verdict.reason}"
         row: dict[str, Any] = {"name": m.file, "state": "ok" if problem is None else "damaged"}
         if problem:
-            good = next(
-                (
-                    s.entry.name
-                    for s in states
-                    if s.state == "ok"
-                    and s.entry.model == m.name
-                    and s.entry.kind in ("version", "backup")
-                    and s.entry.companion is None
-                ),
-                None,
-            )
-            fix = (
-                f"; the newest intact copy is {good}: `model-safety restore {m.name} --yes`"
-                if good
-                else "; no intact local copy: `model-safety pull --all`"
-                if app.config.remotes
-                else "; no intact copy here and no remote configured"
-            )
-            row["problem"] = problem + fix
+            row["problem"] = problem + _fix(app, m.name, states)
         out.append(row)
     app.store.save()
     return out
+
+
+def _fix(app, model: str, states: list[CopyState]) -> str:  # type: ignore[no-untyped-def]
+    """What brings a damaged or missing current file back: the newest intact local copy, else
+    the remotes."""
+    good = next(
+        (
+            s.entry.name
+            for s in states
+            if s.state == "ok"
+            and s.entry.model == model
+            and s.entry.kind in ("version", "backup")
+            and s.entry.companion is None
+        ),
+        None,
+    )
+    if good:
+        return f"; the newest intact copy is {good}: `model-safety restore {model} --yes`"
+    if app.config.remotes:
+        return "; no intact local copy: `model-safety pull --all`"
+    return "; no intact copy here and no remote configured"
 
 
 @click.command()
@@ -268,7 +279,8 @@ def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # t
     app.out(f"models dir  {report['models_dir']}")
     for m in report["models"]:
         app.out(f"{m['name']}:")
-        app.out(f"  current           {human_size(m['current_bytes'])}")
+        current = human_size(m["current_bytes"]) if m["current_present"] else "missing"
+        app.out(f"  current           {current}")
         app.out(f"  backup slot       {human_size(m['backup_bytes'])}")
         app.out(
             f"  versions          {m['versions']} ({human_size(m['versions_bytes'])}), "
