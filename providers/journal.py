@@ -29,7 +29,10 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
+import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ FORMAT = "model-safety"
 VERSION = 1
 SUFFIX = ".jsonl"
 DOWNLOADS = "downloads"  # the subdirectory of a remote's state dir that holds download journals
+PARTIAL_KEPT_DAYS = 7  # a partial download nobody resumes for this long is removed
 
 
 def journal_dir(state_dir: Path | None, backend: str, name: str) -> Path:
@@ -151,28 +155,76 @@ def resume_download(
     return []
 
 
-def sweep_downloads(directory: Path) -> int:
-    """Remove the download journals in ``directory`` that nothing can resume from: the temp file
+@dataclass(frozen=True)
+class PartialDownload:
+    """A download an earlier attempt left half done: its journal and the temp file it names."""
+
+    journal: Path
+    temp: Path
+    size: int  # disk space the temp file takes (written ranges plus any space reserved)
+    mtime: float  # when its last bytes were written
+
+
+def _temp_of(journal: Path) -> Path | None:
+    """The temp file a download journal's header names, if it is one of ours: a hidden
+    ``.<name>.<tag>.incomplete`` file (a damaged or foreign journal names nothing we remove)."""
+    try:
+        envelope = json.loads(journal.read_bytes().split(b"\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    header = envelope.get("header") if isinstance(envelope, dict) else None
+    temp = header.get("temp") if isinstance(header, dict) else None
+    if not isinstance(temp, str):
+        return None
+    path = Path(temp)
+    return path if path.name.startswith(".") and path.name.endswith(".incomplete") else None
+
+
+def partial_downloads(directory: Path) -> list[PartialDownload]:
+    """The downloads in ``directory`` (a remote's download journals) that a later attempt could
+    resume: the journal is readable and its temp file is there."""
+    found = []
+    for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []:
+        temp = _temp_of(path)
+        try:
+            st = temp.stat() if temp is not None else None
+        except OSError:
+            st = None
+        if temp is not None and st is not None and stat.S_ISREG(st.st_mode):
+            blocks = getattr(st, "st_blocks", None)  # none on Windows: its length, then
+            used = st.st_size if blocks is None else blocks * 512
+            found.append(PartialDownload(path, temp, used, st.st_mtime))
+    return found
+
+
+def sweep_downloads(directory: Path, max_age_s: float | None = None) -> tuple[int, int]:
+    """Remove the download journals in ``directory`` that nothing can resume: the temp file
     their header names is gone (the download was committed, and the process was killed before it
     cleared the journal), or the header cannot be read (``resume_download`` would start afresh).
-    A journal whose temp file exists stays: the next attempt at that download resumes from it.
+    With ``max_age_s``, also a partial download nobody has written to for that long, its temp
+    file first: its bytes are a partial copy of a remote object, which still holds them all.
+    Other partial downloads stay: the next attempt at each resumes from it.
 
     Only for a caller that knows no download into this state dir is running (it holds the models
-    dir's lock): a journal is written a moment before its temp file. Returns how many went."""
-    removed = 0
-    for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []:
-        try:
-            envelope = json.loads(path.read_bytes().split(b"\n", 1)[0])
-        except (OSError, ValueError):
-            envelope = None
-        header = envelope.get("header") if isinstance(envelope, dict) else None
-        temp = header.get("temp") if isinstance(header, dict) else None
-        if isinstance(temp, str) and Path(temp).is_file():
-            continue
+    dir's lock): a journal is written a moment before its temp file. Returns (journals removed,
+    bytes of partial downloads removed)."""
+    if not directory.is_dir():
+        return 0, 0
+    keep = {p.journal: p for p in partial_downloads(directory)}
+    now = time.time()
+    removed = freed = 0
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        partial = keep.get(path)
+        if partial is not None:
+            if max_age_s is None or now - partial.mtime <= max_age_s:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                partial.temp.unlink()
+                freed += partial.size
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1
-    return removed
+    return removed, freed
 
 
 def mark(journal: Journal, value: int) -> None:

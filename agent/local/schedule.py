@@ -21,6 +21,7 @@ from agent.local.backup import backup_model
 from agent.local.prune import prune_local
 from agent.progress import GIB, human_size
 from agent.rules.retention import Decision
+from providers.journal import DOWNLOADS, PARTIAL_KEPT_DAYS, PartialDownload, partial_downloads
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -113,6 +114,13 @@ def _size(store: Store, name: str) -> int:
         return 0
 
 
+def _partial_downloads(store: Store) -> list[PartialDownload]:
+    """Downloads a killed or failed pull left half done, in every remote's state dir."""
+    remotes = store.state_dir / "remotes"
+    dirs = sorted(remotes.iterdir()) if remotes.is_dir() else []
+    return [p for d in dirs for p in partial_downloads(d / DOWNLOADS)]
+
+
 def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
     """The seed's storage calculation, for real, plus warnings."""
     today = dt.date.today()
@@ -197,9 +205,18 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 "storage": {"local": here, "remotes": {}},
             }
         )
+    partial = _partial_downloads(store)
+    if partial:
+        warnings.append(
+            f"an interrupted pull left {human_size(sum(p.size for p in partial))} in "
+            f"{len(partial)} partial download(s) ({', '.join(p.temp.name for p in partial)}): "
+            f"`model-safety pull` resumes them; `model-safety run` removes one nobody resumed "
+            f"for {PARTIAL_KEPT_DAYS} days"
+        )
     return {
         "models_dir": str(store.models_dir),
         "models": out_models,
+        "partial_download_bytes": sum(p.size for p in partial),
         "total_bytes": total,
         "free_bytes": free,
         "min_free_bytes": keep_free,

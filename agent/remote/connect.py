@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import RemoteConfig
 from agent.errors import AgentError, DamagedCopy
+from agent.progress import human_size
 from agent.remote import catalog as remote_catalog
 from agent.remote.catalog import CATALOG_KEY, RemoteCatalog, replaced_since_push
 from agent.remote.compressed import stored_view
@@ -25,7 +26,7 @@ from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
 from providers.errors import IntegrityError, ProviderError
-from providers.journal import DOWNLOADS, sweep_downloads
+from providers.journal import DOWNLOADS, PARTIAL_KEPT_DAYS, sweep_downloads
 from providers.names import portable_name_problem
 
 if TYPE_CHECKING:
@@ -127,14 +128,25 @@ class Remote:
         return found
 
 
-def sweep_download_journals(store: Store) -> None:
+def sweep_download_journals(store: Store, *, expire: bool = False) -> None:
     """Drop every remote's download journals that nothing can resume (``sweep_downloads``): a
     pull killed after its file landed but before it cleared the journal leaves one that no later
-    run would otherwise touch. The caller holds the models dir's lock."""
+    run would otherwise touch. With ``expire`` (the periodic job), a partial download nobody
+    resumed for PARTIAL_KEPT_DAYS goes too, its temp file with it: a killed pull of a 50 GB model
+    that was never retried would otherwise hold its bytes in the models dir for good (a pull
+    resumes whatever is there, however old). The caller holds the models dir's lock."""
     remotes = store.state_dir / "remotes"
+    max_age = PARTIAL_KEPT_DAYS * 86400 if expire else None
     for state_dir in sorted(remotes.iterdir()) if remotes.is_dir() else []:
-        gone = sweep_downloads(state_dir / DOWNLOADS)
-        if gone:
+        gone, freed = sweep_downloads(state_dir / DOWNLOADS, max_age)
+        if freed:
+            log.warning(
+                "remote %s: removed partial downloads nobody resumed for %d days (%s)",
+                state_dir.name,
+                PARTIAL_KEPT_DAYS,
+                human_size(freed),
+            )
+        elif gone:
             log.info("remote %s: removed %d finished download journal(s)", state_dir.name, gone)
 
 

@@ -5,6 +5,9 @@ run completes and the result's sha256 is right."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +170,45 @@ def test_download_journal_outliving_its_file(ledger, tmp_path, seaweedfs):
         case.lost_bytes = lost_bytes(before, {"local": snapshot_dir(proj.models)}, sizes)
         assert case.lost_bytes == 0
         case.verified = "nothing fetched; the orphaned journal is gone; every file intact"
+
+
+@pytest.mark.slow
+def test_a_partial_download_nobody_resumes(ledger, tmp_path, seaweedfs):
+    with ledger.case(
+        fault="kill -9 mid-pull, then no pull for 8 days (the model came back another way)",
+        where="a hidden .<model>.<tag>.incomplete in models/, its journal in remotes/r/downloads",
+        user_sees="`status` names the partial download and its size; `run` keeps it for a resume "
+        "for 7 days, then removes it with a warning; the remote still serves the model",
+    ) as case:
+        _, proj, data = pushed_project(tmp_path, seaweedfs)
+        sizes = sizes_dir(proj.models)
+        before = {"local": snapshot_dir(proj.models)}
+        (proj.models / MODEL_FILE).unlink()
+        downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
+        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
+        case.faults_injected += 1
+        journal = the_journal(downloads)
+        temp = Path(json.loads(journal.read_bytes().split(b"\n", 1)[0])["header"]["temp"])
+        assert temp.is_file() and temp.parent == proj.models
+        status = agent_cli(proj.root, "status", "--local")
+        assert "partial download" in status.stderr and temp.name in status.stderr, status.stderr
+        (proj.models / MODEL_FILE).write_bytes(data)  # the user copied it back by hand
+
+        kept = agent_cli(proj.root, "run")
+        assert kept.returncode == 0, kept.stderr
+        assert temp.is_file() and journal.is_file()  # a day-old partial waits for its resume
+        eight_days_ago = time.time() - 8 * 86400
+        os.utime(temp, (eight_days_ago, eight_days_ago))
+        expired = agent_cli(proj.root, "run")
+        assert expired.returncode == 0, expired.stderr
+        assert "partial downloads nobody resumed for 7 days" in expired.stderr, expired.stderr
+        assert not temp.exists() and not journal.exists()
+        assert stray_temps(proj.models) == [] and leftover_journals(proj.models) == []
+
+        shutil.rmtree(proj.models)  # and the remote still holds every byte
+        pulled = agent_cli(proj.root, "pull")
+        assert pulled.returncode == 0, pulled.stderr
+        case.transfers_completed += 1
+        case.lost_bytes = lost_bytes(before, {"local": snapshot_dir(proj.models)}, sizes)
+        assert case.lost_bytes == 0
+        case.verified = "status named it; kept at a day old; removed at 8; the pull is whole"

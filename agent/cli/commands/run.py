@@ -25,6 +25,7 @@ def periodic_job(
     """One run: dated versions that are due, push to every auto_push remote with its
     retention, then local retention (keeping versions no remote holds yet).
     Returns (exit code, JSON report, human lines); ``emit`` is told each line as it happens."""
+    from agent.remote.connect import sweep_download_journals
     from agent.remote.overnight import mirror_and_prune
 
     lines: list[str] = []
@@ -42,6 +43,7 @@ def periodic_job(
 
     store = app.store
     with app.lock("run"):
+        sweep_download_journals(store, expire=True)  # partial downloads nobody resumed for days
         report = run_job(store, today=today, prune=False, on_line=line)
         targets = [r for r in app.config.remotes if r.auto_push]
         mirror = mirror_and_prune(
