@@ -21,7 +21,11 @@ from tests.dirsupport import (
 )
 from tests.support import run_cli
 
-TODAY = dt.date.today().isoformat()
+
+def today() -> str:
+    """Asked at each use, not once at import: a run that crosses midnight names its versions
+    with the new date."""
+    return dt.date.today().isoformat()
 
 
 @pytest.fixture
@@ -48,11 +52,16 @@ def test_backup_both_kinds_make_directories_with_the_seeds_names(proj, ms):
     write_hf(proj.current, seed=2)
     assert ms("backup", "--kind", "version").code == 0
     names = sorted(p.name for p in proj.models.iterdir() if not p.name.startswith("."))
-    assert names == ["llama-ft", "llama-ft_backup", f"llama-ft_v{TODAY}", f"llama-ft_v{TODAY}.2"]
-    assert tree_digest(proj.copy(f"llama-ft_v{TODAY}.2")) == tree_digest(proj.current)
+    assert names == [
+        "llama-ft",
+        "llama-ft_backup",
+        f"llama-ft_v{today()}",
+        f"llama-ft_v{today()}.2",
+    ]
+    assert tree_digest(proj.copy(f"llama-ft_v{today()}.2")) == tree_digest(proj.current)
     assert tree_digest(proj.copy("llama-ft_backup")) != tree_digest(proj.current)
     # the catalog lists every file of a directory version with its sha256
-    entry = catalog(proj)[f"llama-ft_v{TODAY}.2"]
+    entry = catalog(proj)[f"llama-ft_v{today()}.2"]
     digests = tree_digest(proj.current)
     assert {p: f["sha256"] for p, f in entry["files"].items()} == digests
     assert entry["size"] == sum(f["size"] for f in entry["files"].values())
@@ -63,7 +72,7 @@ def test_an_unchanged_directory_is_not_copied_again(proj, ms):
     assert ms("backup", "--kind", "version").code == 0
     again = ms("backup", "--kind", "version")
     assert again.code == 0 and "nothing written" in again.out
-    assert not proj.copy(f"llama-ft_v{TODAY}.2").exists()
+    assert not proj.copy(f"llama-ft_v{today()}.2").exists()
 
 
 def test_list_and_status_show_the_directory_size(proj, ms):
@@ -80,7 +89,7 @@ def test_list_and_status_show_the_directory_size(proj, ms):
 def test_verify_names_the_damaged_and_the_missing_file(proj, ms):
     ms("backup")
     ms("backup", "--kind", "version")
-    version = proj.copy(f"llama-ft_v{TODAY}")
+    version = proj.copy(f"llama-ft_v{today()}")
     (version / SHARD2).unlink()
     backup = proj.copy("llama-ft_backup")
     with open(backup / SHARD1, "r+b") as fh:  # one flipped byte, size unchanged
@@ -90,7 +99,7 @@ def test_verify_names_the_damaged_and_the_missing_file(proj, ms):
         fh.write(bytes([byte[0] ^ 1]))
     result = ms("verify")
     assert result.code == 3
-    assert f"llama-ft_v{TODAY}/{SHARD2}: missing" in result.out
+    assert f"llama-ft_v{today()}/{SHARD2}: missing" in result.out
     assert f"llama-ft_backup/{SHARD1}: corrupted" in result.out
 
 
@@ -114,7 +123,7 @@ def test_restore_from_a_named_directory_version_and_the_backup_slot(proj, ms):
     write_hf(proj.current, seed=5)
     ms("backup")
     second = tree_digest(proj.current)
-    assert ms("restore", "--from", f"llama-ft_v{TODAY}", "--yes").code == 0
+    assert ms("restore", "--from", f"llama-ft_v{today()}", "--yes").code == 0
     assert tree_digest(proj.current) == first
     assert ms("restore", "--from", "backup", "--yes").code == 0
     assert tree_digest(proj.current) == second
@@ -131,9 +140,9 @@ def test_restore_skips_a_damaged_version_and_names_the_file(proj, ms):
     write_hf(proj.current, seed=3)
     ms("backup", "--kind", "version")
     write_hf(proj.current, seed=4)  # no other local file holds the newest version's shards
-    newest = proj.copy(f"llama-ft_v{TODAY}.2")
+    newest = proj.copy(f"llama-ft_v{today()}.2")
     (newest / SHARD1).write_bytes(b"rotten")
-    first = tree_digest(proj.copy(f"llama-ft_v{TODAY}"))
+    first = tree_digest(proj.copy(f"llama-ft_v{today()}"))
     result = ms("restore", "--yes")
     assert result.code == 0, result.err
     assert tree_digest(proj.current) == first
@@ -146,10 +155,12 @@ def test_restore_heals_a_damaged_version_from_another_local_copy(proj, ms):
     ms("backup")  # the backup slot holds the same files
     good = tree_digest(proj.current)
     write_hf(proj.current, seed=9)
-    (proj.copy(f"llama-ft_v{TODAY}") / SHARD1).write_bytes(b"rotten")
-    result = ms("restore", "--from", f"llama-ft_v{TODAY}", "--yes")
+    (proj.copy(f"llama-ft_v{today()}") / SHARD1).write_bytes(b"rotten")
+    result = ms("restore", "--from", f"llama-ft_v{today()}", "--yes")
     assert result.code == 0, result.err
-    assert f"llama-ft_v{TODAY}/{SHARD1}: healed here (from llama-ft_backup/{SHARD1})" in result.err
+    assert (
+        f"llama-ft_v{today()}/{SHARD1}: healed here (from llama-ft_backup/{SHARD1})" in result.err
+    )
     assert tree_digest(proj.current) == good
     assert ms("verify").code == 0
 
@@ -162,9 +173,9 @@ def test_prune_removes_whole_directory_versions(proj, ms):
     result = ms("prune", "--json")
     assert result.code == 0, result.err
     left = sorted(p.name for p in proj.models.iterdir() if p.name.startswith("llama-ft_v"))
-    assert left == [f"llama-ft_v{TODAY}.2", f"llama-ft_v{TODAY}.3"]
+    assert left == [f"llama-ft_v{today()}.2", f"llama-ft_v{today()}.3"]
     assert temp_dirs(proj.models) == []
-    assert f"llama-ft_v{TODAY}" not in catalog(proj)
+    assert f"llama-ft_v{today()}" not in catalog(proj)
 
 
 def test_a_lost_catalog_is_rebuilt_from_the_directories(proj, ms):
@@ -172,7 +183,7 @@ def test_a_lost_catalog_is_rebuilt_from_the_directories(proj, ms):
     (proj.models / ".model-safety" / "catalog.json").unlink()
     listed = json.loads(ms("list", "--json").out)
     (copy,) = listed["copies"]
-    assert copy["name"] == f"llama-ft_v{TODAY}" and copy["state"] == "ok"
+    assert copy["name"] == f"llama-ft_v{today()}" and copy["state"] == "ok"
     assert set(catalog(proj)[copy["name"]]["files"]) == set(tree_digest(proj.current))
 
 
@@ -201,7 +212,7 @@ def test_dcp_checkpoint_versions_and_restores(tmp_path, capsys, monkeypatch):
     run = lambda *a: run_cli(proj.root, list(a), capsys, monkeypatch)  # noqa: E731
     result = run("backup", "--kind", "version")
     assert result.code == 0, result.err
-    version = proj.copy(f"fsdp-ckpt_v{TODAY}")
+    version = proj.copy(f"fsdp-ckpt_v{today()}")
     assert sorted(tree_digest(version)) == [".metadata", "__0_0.distcp"]
     (proj.current / "__0_0.distcp").unlink()
     assert run("restore", "--yes").code == 0
@@ -215,7 +226,7 @@ def test_an_index_naming_a_missing_tensor_is_refused_by_backup(proj, ms):
     result = ms("backup", "--kind", "version")
     assert result.code == 3
     assert "model.layers.7.weight" in result.err and SHARD2 in result.err
-    assert not proj.copy(f"llama-ft_v{TODAY}").exists()
+    assert not proj.copy(f"llama-ft_v{today()}").exists()
     assert temp_dirs(proj.models) == []
 
 
@@ -242,7 +253,7 @@ def test_a_hostile_dcp_metadata_is_refused_without_running_it(tmp_path, capsys, 
     assert result.code == 3
     assert ".metadata" in result.err and "nothing in it was run" in result.err
     assert not pwned.exists()
-    assert not proj.copy(f"fsdp-ckpt_v{TODAY}").exists()
+    assert not proj.copy(f"fsdp-ckpt_v{today()}").exists()
 
 
 def test_dcp_validation_says_what_was_not_checked(tmp_path, capsys, monkeypatch):
@@ -269,9 +280,9 @@ def test_a_companion_outside_the_directory_travels_with_it(tmp_path, capsys, mon
     (proj.models / "notes.md").write_text("run 1")
     run = lambda *a: run_cli(proj.root, list(a), capsys, monkeypatch)  # noqa: E731
     assert run("backup", "--kind", "version").code == 0
-    assert (proj.models / f"notes_v{TODAY}.md").read_text() == "run 1"
-    entry = catalog(proj)[f"llama-ft_v{TODAY}"]
-    assert entry["companions"] == {"notes.md": f"notes_v{TODAY}.md"}
+    assert (proj.models / f"notes_v{today()}.md").read_text() == "run 1"
+    entry = catalog(proj)[f"llama-ft_v{today()}"]
+    assert entry["companions"] == {"notes.md": f"notes_v{today()}.md"}
     (proj.models / "notes.md").write_text("run 2")
     (proj.current / SHARD1).unlink()
     assert run("restore", "--yes").code == 0

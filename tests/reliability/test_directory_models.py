@@ -26,7 +26,11 @@ from tests.reliability.invariants import lost_bytes
 from tests.reliability.test_crash import crash, ok
 from tests.support import run_subprocess
 
-TODAY = dt.date.today().isoformat()
+
+def today() -> str:
+    """Asked at each use, not once at import: a run that crosses midnight names its versions
+    with the new date."""
+    return dt.date.today().isoformat()
 
 
 @pytest.fixture
@@ -68,8 +72,8 @@ def test_kill_while_a_directory_version_is_staged(ledger, proj, nth):
         assert len(temp_dirs(proj.models)) == 1
         ok(proj.root, "backup", "--kind", "version")
         case.transfers_completed += 1
-        assert dir_versions(proj.models) == [f"llama-ft_v{TODAY}"]
-        assert tree_digest(proj.copy(f"llama-ft_v{TODAY}")) == tree_digest(proj.current)
+        assert dir_versions(proj.models) == [f"llama-ft_v{today()}"]
+        assert tree_digest(proj.copy(f"llama-ft_v{today()}")) == tree_digest(proj.current)
         after, _ = content(proj.models)
         case.lost_bytes = lost_bytes({"local": before}, {"local": after}, sizes, by="content")
         assert case.lost_bytes == 0
@@ -86,12 +90,14 @@ def test_kill_after_a_directory_version_is_renamed_into_place(ledger, proj):
     ) as case:
         before, sizes = content(proj.models)
         crash(proj.root, "backup-commit", "backup", "--kind", "version")
-        assert dir_versions(proj.models) == [f"llama-ft_v{TODAY}"]
+        assert dir_versions(proj.models) == [f"llama-ft_v{today()}"]
         listed = json.loads(run_subprocess(["list", "--json"], proj.root).stdout)
-        assert [(c["name"], c["state"]) for c in listed["copies"]] == [(f"llama-ft_v{TODAY}", "ok")]
+        assert [(c["name"], c["state"]) for c in listed["copies"]] == [
+            (f"llama-ft_v{today()}", "ok")
+        ]
         ok(proj.root, "verify")
         case.transfers_completed += 1
-        assert tree_digest(proj.copy(f"llama-ft_v{TODAY}")) == tree_digest(proj.current)
+        assert tree_digest(proj.copy(f"llama-ft_v{today()}")) == tree_digest(proj.current)
         after, _ = content(proj.models)
         case.lost_bytes = lost_bytes({"local": before}, {"local": after}, sizes, by="content")
         assert case.lost_bytes == 0
@@ -246,7 +252,7 @@ def test_kill_while_a_directory_version_is_pushed(ledger, proj, local_settings):
         ok(proj.root, "push")
         case.transfers_completed += 1
         ok(other.root, "pull", "--version", "all")
-        assert tree_digest(other.copy(f"llama-ft_v{TODAY}")) == want
+        assert tree_digest(other.copy(f"llama-ft_v{today()}")) == want
         assert tree_digest(other.current) == want
         ok(other.root, "verify")
         ok(proj.root, "verify", "--remote", "r")
@@ -278,7 +284,7 @@ def test_kill_while_a_directory_version_is_pulled(ledger, proj, local_settings):
         ok(other.root, "pull", "--version", "all")
         case.transfers_completed += 1
         assert temp_dirs(other.models) == []
-        assert tree_digest(other.copy(f"llama-ft_v{TODAY}")) == want
+        assert tree_digest(other.copy(f"llama-ft_v{today()}")) == want
         ok(other.root, "verify")
         after = {**content(proj.models)[0], **content(other.models)[0]}
         case.lost_bytes = lost_bytes({"local": before}, {"local": after}, sizes, by="content")

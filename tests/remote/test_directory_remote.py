@@ -15,8 +15,19 @@ from agent.remote import catalog as remote_catalog
 from providers import open_provider
 from tests.dirsupport import SHARD1, SHARD2, DirProject, hf_state, temp_dirs, tree_digest, write_hf
 
-TODAY = dt.date.today().isoformat()
-V1, V2 = f"llama-ft_v{TODAY}", f"llama-ft_v{TODAY}.2"
+
+def today() -> str:
+    """Asked at each use, not once at import: a run that crosses midnight names its versions
+    with the new date."""
+    return dt.date.today().isoformat()
+
+
+def v1() -> str:
+    return f"llama-ft_v{today()}"
+
+
+def v2() -> str:
+    return f"{v1()}.2"
 
 
 @pytest.fixture
@@ -43,9 +54,9 @@ def test_push_then_pull_onto_an_empty_machine(dproj, ms):
     pushed = ms(proj.root, "push", "--json")
     assert pushed.code == 0, pushed.err
     trees = trees_on(proj)
-    assert set(trees) == {"llama-ft", "llama-ft_backup", V1}
-    assert {p: f["sha256"] for p, f in trees[V1]["files"].items()} == tree_digest(proj.current)
-    want = {n: tree_digest(proj.copy(n)) for n in ("llama-ft", "llama-ft_backup", V1)}
+    assert set(trees) == {"llama-ft", "llama-ft_backup", v1()}
+    assert {p: f["sha256"] for p, f in trees[v1()]["files"].items()} == tree_digest(proj.current)
+    want = {n: tree_digest(proj.copy(n)) for n in ("llama-ft", "llama-ft_backup", v1())}
 
     shutil.rmtree(proj.models)  # the disk died; only config.yaml is left
     pulled = ms(proj.root, "pull", "--version", "all")
@@ -54,7 +65,7 @@ def test_push_then_pull_onto_an_empty_machine(dproj, ms):
     assert ms(proj.root, "verify").code == 0
     assert temp_dirs(proj.models) == []
     listed = json.loads(ms(proj.root, "list", "--remote", "r", "--json").out)
-    assert {r["name"] for r in listed["files"]} >= {"llama-ft/", "llama-ft_backup/", f"{V1}/"}
+    assert {r["name"] for r in listed["files"]} >= {"llama-ft/", "llama-ft_backup/", f"{v1()}/"}
     assert ms(proj.root, "verify", "--remote", "r").code == 0
 
 
@@ -70,18 +81,18 @@ def test_a_shard_the_remote_holds_is_copied_there_not_sent(dproj, ms):
     (proj.current / "tokenizer.json").write_text(json.dumps({"vocab": ["a", "b"], "seed": 1}))
     ms(proj.root, "backup", "--kind", "version")
     (status,) = json.loads(ms(proj.root, "status", "--json").out)["remotes"]
-    assert f"{V2}/" in status["would_push"]  # what a push would send, before it does
+    assert f"{v2()}/" in status["would_push"]  # what a push would send, before it does
     result = ms(proj.root, "push", "--json")
     assert result.code == 0, result.err
     (report,) = json.loads(result.out)
     moved = {t["name"]: t for t in report["transfers"]}
-    assert moved[f"{V2}/{SHARD2}"]["action"] == "upload"
-    if moved[f"{V2}/{SHARD1}"]["action"] == "copy":
-        assert moved[f"{V2}/{SHARD1}"]["bytes_sent"] == 0
+    assert moved[f"{v2()}/{SHARD2}"]["action"] == "upload"
+    if moved[f"{v2()}/{SHARD1}"]["action"] == "copy":
+        assert moved[f"{v2()}/{SHARD1}"]["bytes_sent"] == 0
     else:  # a backend without server-side copy sends it (Drive's emulator may lack copy)
         pytest.skip("this backend cannot copy on the server")
     assert report["bytes_copied"] >= (proj.current / SHARD1).stat().st_size
-    assert V2 in trees_on(proj)
+    assert v2() in trees_on(proj)
 
 
 def test_remote_retention_removes_whole_directory_versions(tmp_path, ms, local_settings):
@@ -92,17 +103,17 @@ def test_remote_retention_removes_whole_directory_versions(tmp_path, ms, local_s
         write_hf(proj.current, seed=20 + seed)
         assert ms(proj.root, "backup", "--kind", "version").code == 0
     assert ms(proj.root, "push").code == 0
-    V3 = f"llama-ft_v{TODAY}.3"
-    assert {V1, V2, V3} <= set(trees_on(proj))
+    V3 = f"llama-ft_v{today()}.3"
+    assert {v1(), v2(), V3} <= set(trees_on(proj))
     pruned = ms(proj.root, "prune", "--remote", "r", "--json")
     assert pruned.code == 0, pruned.err
     trees = trees_on(proj)
-    assert V1 not in trees and {V2, V3} <= set(trees)
+    assert v1() not in trees and {v2(), V3} <= set(trees)
     remote_root = proj.root.parent / "nas" / "model-backups"
-    assert not (remote_root / V1).exists() or not any((remote_root / V1).iterdir())
+    assert not (remote_root / v1()).exists() or not any((remote_root / v1()).iterdir())
     # the next push does not send back what the remote's own retention removed
     again = ms(proj.root, "push", "--json")
-    assert again.code == 0 and V1 not in trees_on(proj)
+    assert again.code == 0 and v1() not in trees_on(proj)
     # and local retention no longer pins the version as "on no remote"
     listed = ms(proj.root, "prune", "--dry-run", "--json")
     assert "not on any remote" not in listed.out
@@ -114,13 +125,13 @@ def test_a_rotten_shard_on_the_remote_is_found_and_healed(dproj, ms, request, re
     proj = dproj
     ms(proj.root, "backup", "--kind", "version")
     assert ms(proj.root, "push").code == 0
-    flip_remote_object(request, remote_kind, proj.settings, f"{V1}/{SHARD1}")  # type: ignore[attr-defined]
+    flip_remote_object(request, remote_kind, proj.settings, f"{v1()}/{SHARD1}")  # type: ignore[attr-defined]
     found = ms(proj.root, "verify", "--remote", "r", "--deep")
     assert found.code == 3 and SHARD1 in found.out, found.out
     healed = ms(proj.root, "repair", "--remote", "r", "--deep")
     assert healed.code == 0, healed.out + healed.err
     assert ms(proj.root, "verify", "--remote", "r", "--deep").code == 0
-    assert V1 in trees_on(proj)
+    assert v1() in trees_on(proj)
 
 
 def test_a_damaged_local_directory_version_is_healed_by_repair(tmp_path, ms, local_settings):
@@ -128,15 +139,15 @@ def test_a_damaged_local_directory_version_is_healed_by_repair(tmp_path, ms, loc
     write_hf(proj.current, seed=1)
     ms(proj.root, "backup", "--kind", "version")
     assert ms(proj.root, "push").code == 0
-    good = tree_digest(proj.copy(V1))
+    good = tree_digest(proj.copy(v1()))
     write_hf(proj.current, seed=2)  # the current no longer holds the version's shards
-    (proj.copy(V1) / SHARD1).write_bytes(b"rot")
-    (proj.copy(V1) / "config.json").unlink()
+    (proj.copy(v1()) / SHARD1).write_bytes(b"rot")
+    (proj.copy(v1()) / "config.json").unlink()
     assert ms(proj.root, "verify").code == 3
     healed = ms(proj.root, "repair")
     assert healed.code == 0, healed.out + healed.err
-    assert tree_digest(proj.copy(V1)) == good
-    assert f"{V1}/{SHARD1}: healed here (from " in healed.out and " on r)" in healed.out
+    assert tree_digest(proj.copy(v1())) == good
+    assert f"{v1()}/{SHARD1}: healed here (from " in healed.out and " on r)" in healed.out
     assert ms(proj.root, "verify").code == 0
 
 
@@ -147,9 +158,9 @@ def test_sync_and_run_mirror_directory_versions(tmp_path, ms, local_settings):
     write_hf(proj.current, seed=1)
     ran = ms(proj.root, "run")  # the periodic job: a dated version, pushed to auto_push remotes
     assert ran.code == 0, ran.out + ran.err
-    assert V1 in trees_on(proj)
+    assert v1() in trees_on(proj)
     write_hf(proj.current, seed=2)
     ms(proj.root, "backup", "--kind", "version")
     synced = ms(proj.root, "sync")
     assert synced.code == 0, synced.out + synced.err
-    assert {V1, V2} <= set(trees_on(proj))
+    assert {v1(), v2()} <= set(trees_on(proj))
