@@ -1,8 +1,8 @@
 """Benchmark: the ranged-GET data path of a pull, botocore against native HTTP clients.
 
     .venv/bin/python bench/native_get.py [--sizes 400,2000] [--reps 3] [--settle 1]
-                                         [--modes ours,ours-nohash,obstore,obstore-nohash,crt]
-                                         [--paired ROUNDS]
+                                         [--modes ours,ours-sha256,ours-nohash,obstore,...]
+                                         [--paired ROUNDS] [--base DIR]
 
 One run starts SeaweedFS on loopback, uploads one object of random bytes per size (with its
 sha256 as metadata, as a push does) and downloads it with each mode, each a child process
@@ -10,9 +10,15 @@ measured with wait4 (wall time, user+sys CPU, peak RSS), the order rotated from 
 the next, median of --reps. Every download is compared byte for byte with the source.
 
 Modes:
-- ``ours``: the provider's ``get`` (open_provider, RangedDownload: botocore GETs, pwrite, the
-  sha256 following the finished prefix, verify, fsync, rename), as ``pull`` runs it.
-- ``ours-nohash``: the same with the hashing and the hash check taken out: what sha256 costs.
+- ``ours``: the provider's ``get`` as ``pull`` runs it: given the range hashes recorded at push
+  (computed here from the source, untimed), each fetching thread checks its ranges as they
+  arrive (RangedDownload: botocore GETs, BLAKE3 per range, writes past the page cache where the
+  file system allows, fsync, rename).
+- ``ours-sha256``: the same ``get`` without range hashes (an object pushed by another tool): the
+  bytes go through the page cache and a sha256 follows the finished prefix.
+- ``ours-nohash``: ``ours-sha256`` with the hashing and the hash check taken out.
+- ``base``: with ``--base DIR``, ``ours`` run from the checkout in DIR (its ``providers``
+  package), alternating with this one's: an A/B of a change in one run.
 - ``obstore``: the same RangedDownload with each GET made by obstore (Rust: reqwest, tokio)
   instead of botocore; everything else (pwrite, hashing, journal, verify) unchanged.
 - ``obstore-nohash``: that without the hashing.
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -41,7 +48,7 @@ from typing import Any
 
 from _s3env import ROOT, hash_file, run_child, seaweedfs, settle, write_aws_profiles
 
-MODES = ("ours", "ours-nohash", "obstore", "obstore-nohash", "crt")
+MODES = ("ours", "ours-sha256", "ours-nohash", "obstore", "obstore-nohash", "crt", "base")
 CONNECTIONS = 10  # the provider's default max_request_concurrency
 PART = 8 * 1024 * 1024
 
@@ -120,7 +127,7 @@ def _obstore_fetch(args: argparse.Namespace) -> Any:
             )
             offset, pending = start, iter(stretch)
             index = next(pending)
-            for chunk in result.stream(min_chunk_size=dl.CHUNK):
+            for chunk in result.stream(min_chunk_size=dl.READ):
                 os.pwrite(self._fd, chunk, offset)
                 offset += len(chunk)
                 progress(len(chunk))
@@ -183,7 +190,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "crt":
         _crt(args)
         return
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, args.code or str(ROOT))
     if args.child.endswith("-nohash"):
         _no_hashing()
     import providers.s3.download as dl
@@ -196,14 +203,21 @@ def child(args: argparse.Namespace) -> None:
         dl.RangedDownload._fetch = _obstore_fetch(args)  # type: ignore[method-assign]
 
     state = Path(args.dest).with_name("state")
-    open_provider("s3", _remote(args), state_dir=state).get(args.key, Path(args.dest))
+    provider = open_provider("s3", _remote(args), state_dir=state)
+    if args.child in ("ours", "base"):
+        from providers.ranges import RangeHashes
+
+        ranges = RangeHashes.from_json(json.loads(Path(args.ranges).read_text()))
+        expected = {"sha256": args.sha}
+        provider.get(args.key, Path(args.dest), expected_hashes=expected, expected_ranges=ranges)
+    else:
+        provider.get(args.key, Path(args.dest))
 
 
 def _paired(args: argparse.Namespace) -> None:
     """The transfer alone (no start-up): ``get`` through botocore and through obstore in one
     process, alternating, ``--rounds`` each; one JSON line per get (wall s, CPU s of the whole
     process, obstore's runtime threads included)."""
-    import json
     import resource
     import time
 
@@ -242,17 +256,24 @@ def main() -> None:
         "--paired", type=int, default=0, metavar="ROUNDS",
         help="also time the transfer alone (no start-up), botocore vs obstore in one process",
     )  # fmt: skip
+    parser.add_argument(
+        "--base", metavar="DIR", help="adds mode 'base': 'ours' run from the checkout in DIR"
+    )
     parser.add_argument("--child", choices=(*MODES, "paired"), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)
-    for name in ("key", "dest", "endpoint", "bucket", "profile", "sha"):
+    for name in ("key", "dest", "endpoint", "bucket", "profile", "sha", "ranges", "code"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
-    modes = [m for m in args.modes.split(",") if m]
+    modes = [m for m in args.modes.split(",") if m and m != "base"]
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
+    if args.base:
+        if not (Path(args.base) / "providers").is_dir():
+            parser.error(f"--base {args.base}: no providers package there")
+        modes.insert(1, "base")
     sizes = [int(s) for s in args.sizes.split(",")]
     medians: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="native-get-") as tmp_name:
@@ -286,8 +307,6 @@ def paired(
 ) -> None:
     """One child alternating botocore and obstore gets of the same object: the transfer's own
     cost, start-up excluded, compared in one process."""
-    import json
-
     work = tmp / "work"
     work.mkdir()
     argv = [sys.executable, __file__, "--child", "paired", "--key", key,
@@ -317,6 +336,11 @@ def bench_size(
     src = tmp / f"src-{size_mb}"
     sha = make_object(src, size_mb)
     key = f"obj-{size_mb}"
+    sys.path.insert(0, str(ROOT))
+    from providers.ranges import ranges_of_file
+
+    ranges = tmp / f"ranges-{size_mb}.json"  # what a push records with the object
+    ranges.write_text(json.dumps(ranges_of_file(src).to_json()))
     client = server.client()
     from boto3.s3.transfer import TransferConfig
 
@@ -334,7 +358,9 @@ def bench_size(
             settle(args.settle)
             argv = [sys.executable, __file__, "--child", mode, "--key", key, "--dest", str(dest),
                     "--endpoint", server.endpoint_url, "--bucket", server.bucket,
-                    "--profile", server.profile]  # fmt: skip
+                    "--profile", server.profile, "--sha", sha, "--ranges", str(ranges)]  # fmt: skip
+            if mode == "base":
+                argv += ["--code", str(Path(args.base).resolve())]
             run = run_child(argv, cwd=tmp)
             if run.code != 0:
                 raise SystemExit(f"{mode} failed ({run.code}):\n{run.err[-3000:]}")

@@ -12,6 +12,9 @@ space reservation, directory fsync and rename, each with the fallback its platfo
 - Directory fsync needs ``os.O_DIRECTORY`` (not on Windows): where it is missing the rename is
   left to the file system's own ordering; NTFS journals its metadata, so a rename that returned
   survives a crash, though the last instant before a power cut may still be lost.
+- ``os.O_DIRECT`` (Linux; not on macOS or Windows), and file systems that refuse it (tmpfs before
+  Linux 6.6, some network and FUSE mounts): a :class:`DirectWriter` then writes through the page
+  cache like everyone else (see its docstring for why it prefers not to).
 - ``os.replace`` fails on Windows while any process (a virus scanner, an indexer) has the target
   open: :func:`replace` retries a sharing violation briefly before it gives up.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import threading
 import time
@@ -146,6 +150,63 @@ class Positional:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# O_DIRECT wants the buffer, the offset and the length aligned to the device's logical block
+# size: 512 or 4096 bytes on every disk in use, so 4096 satisfies both.
+DIRECT_ALIGN = 4096
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """``size`` writable bytes at a page-aligned address (an anonymous mapping), so that any slice
+    starting at a multiple of DIRECT_ALIGN can be written with O_DIRECT."""
+    return mmap.mmap(-1, size)
+
+
+class DirectWriter(Positional):
+    """Positional writes that bypass the page cache (``O_DIRECT``) where the platform and the file
+    system allow it, for a file that is written once, fsynced and renamed.
+
+    Why: a buffered write copies every byte into a newly allocated page-cache page and leaves it
+    for writeback, and on a small virtual machine that copy into fresh memory was most of a
+    download's CPU (a 2 GB get: 3.6-4.5 s of system time, against 0.8-1.0 s with O_DIRECT, where
+    the disk reads the caller's buffer by DMA). The fsync before the rename had to wait for those
+    bytes to reach the disk anyway. The cost: the file is not in the page cache afterwards.
+
+    A write goes direct only when its buffer (from :func:`aligned_buffer`), offset and length are
+    multiples of DIRECT_ALIGN; any other (the file's last bytes) goes through the buffered
+    descriptor ``fd``, which the kernel keeps coherent with the direct writes as long as no two
+    writes to one page run at the same time (a download writes each byte once). Where O_DIRECT is
+    missing, the file system refuses it at open, or a direct write fails with EINVAL, every write
+    is buffered (:class:`Positional`).
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        super().__init__(path, fd)
+        self.direct_fd = -1
+        flag = getattr(os, "O_DIRECT", None)
+        if flag is not None and hasattr(os, "pwrite"):
+            with contextlib.suppress(OSError):
+                self.direct_fd = os.open(path, os.O_WRONLY | flag | BINARY)
+        self.direct = self.direct_fd >= 0  # False for good after a refused write
+
+    def write_all(self, data: Buffer, offset: int) -> None:
+        view = memoryview(data).cast("B")
+        if self.direct and not (offset | len(view)) % DIRECT_ALIGN:
+            try:
+                pwrite_all(self.direct_fd, view, offset)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self.direct = False  # a file system that takes O_DIRECT at open, not at write
+        super().write_all(view, offset)
+
+    def close(self) -> None:
+        if self.direct_fd >= 0:
+            os.close(self.direct_fd)
+            self.direct_fd, self.direct = -1, False
+        super().close()
 
 
 def reserve(fd: int, size: int) -> None:

@@ -43,6 +43,7 @@ GONE = (
     "posix_fallocate",
     "fdatasync",
     "O_DIRECTORY",
+    "O_DIRECT",
     "copy_file_range",
 )
 
@@ -139,6 +140,55 @@ def test_positional_io_fallback_writes_every_range_from_many_workers(tmp_path):
     handles, digest = proc.stdout.split()
     assert int(handles) == 4  # one file handle per worker
     assert hashlib.sha256((tmp_path / "out.bin").read_bytes()).hexdigest() == digest
+
+
+DIRECT = """
+    import hashlib, os, sys, threading
+    from pathlib import Path
+    from providers import fileio
+
+    path = Path(sys.argv[1])
+    size, part = 4 * 1024 * 1024 + 123, 256 * 1024  # the last part ends off the block size
+    data = bytes((i * 7 + i // 251) % 256 for i in range(size))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | fileio.BINARY, 0o644)
+    os.ftruncate(fd, size)
+    out = fileio.DirectWriter(path, fd)
+    direct = out.direct
+    def worker(mine):
+        buf = memoryview(fileio.aligned_buffer(part))  # one reused buffer per worker
+        for start in mine:
+            n = len(data[start : start + part])
+            buf[:n] = data[start : start + n]
+            out.write_all(buf[:n], start)
+    starts = list(range(0, size, part))
+    threads = [threading.Thread(target=worker, args=(starts[i::4][::-1],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.write_all(b"HEAD", 0)  # not from an aligned buffer: written through the page cache
+    out.close()
+    fileio.datasync(fd)
+    os.close(fd)
+    print(direct, hashlib.sha256(b"HEAD" + data[4:]).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("posix", [True, False], ids=["o_direct", "without"])
+def test_direct_writes_from_many_workers_land_every_byte(tmp_path, posix):
+    """A download's writer bypasses the page cache where O_DIRECT exists (Linux, a file system
+    that takes it), and writes the same bytes through it where not: aligned pieces, the file's
+    unaligned last bytes and a piece from an unaligned buffer, from several threads at once."""
+    wanted = posix and not in_portability_lane()  # the lane takes O_DIRECT from every child
+    env = cli_env() if wanted else no_posix_env()
+    proc = run_python(DIRECT, tmp_path, env, str(tmp_path / "out.bin"))
+    assert proc.returncode == 0, proc.stderr
+    direct, digest = proc.stdout.split()
+    assert hashlib.sha256((tmp_path / "out.bin").read_bytes()).hexdigest() == digest
+    if not wanted:
+        assert direct == "False"  # no O_DIRECT: the buffered writes did it all
+    elif sys.platform == "linux":
+        assert direct == "True"  # tmp_path's file system takes O_DIRECT here
 
 
 def test_backup_push_pull_round_trip_without_the_posix_apis(tmp_path, local_settings):

@@ -8,6 +8,7 @@ that the fallbacks are the code that runs:
 - ``os.posix_fallocate`` (macOS and Windows have none);
 - ``os.fdatasync`` (macOS has none);
 - ``os.O_DIRECTORY`` (Windows has none: no directory fsync);
+- ``os.O_DIRECT`` (macOS and Windows have none: downloads write through the page cache);
 - ``os.copy_file_range`` (Linux only: copies then go through user space).
 
 ``pytest --portability`` sets both for the test process and every process it starts (the CLI,
@@ -31,6 +32,7 @@ REMOVED_OS = (
     "posix_fallocate",
     "fdatasync",
     "O_DIRECTORY",
+    "O_DIRECT",
     "copy_file_range",
 )
 
