@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def warm_up(store: Store) -> None:
+    """Before the remotes are opened: hash the current files' new content in the background
+    and, when the checker will judge some, start its child now (agent.checks.spare), so that
+    torch is imported while the remote is opened and the file hashed, not after."""
+    from agent.checks import spare
+    from agent.checks.verdicts import judged
+
+    if any(judged(store, path.name) for path in store.warm_up()):
+        spare.start()
+
+
 class CheckRefused(Exception):
     """The file failed the check while its upload ran: the upload was abandoned."""
 
@@ -43,6 +54,14 @@ class CheckAhead:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-ahead")
         self._pending[sha256] = self._pool.submit(refusal, self.store, name, sha256)
 
+    def planned(self) -> None:
+        """The push's plan is made: a spare checker child nothing was handed to is not needed
+        (the new bytes were content judged before)."""
+        if not self._pending:
+            from agent.checks import spare
+
+            spare.drop()
+
     def pending(self, sha256: str) -> bool:
         return sha256 in self._pending
 
@@ -60,6 +79,9 @@ class CheckAhead:
         log.debug("check of %s passed; completing its upload", name)
 
     def close(self) -> None:
+        from agent.checks import spare
+
+        spare.drop()
         if self._pool is not None:
             # a check not yet started is not needed any more; one running ends on its own limits
             self._pool.shutdown(wait=False, cancel_futures=True)
