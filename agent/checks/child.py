@@ -1,6 +1,6 @@
-"""The confined checker: ``python -m agent.checks.child`` imports torch, then reads its job, one
-JSON line on stdin (``path``, ``format``, ``memory``, ``cpu``), and prints one JSON line, the
-verdict. Run only by agent.checks.runner, which may start it before it knows the file (a spare,
+"""The confined checker: ``python -m agent.checks.child [NICE]`` imports torch, then reads its
+job, one JSON line on stdin (``path``, ``format``, ``memory``, ``cpu``), and prints one JSON line,
+the verdict. Run only by agent.checks.runner, which may start it before it knows the file (a spare,
 agent.checks.spare): the import then overlaps the caller's own work. The job's limits are
 applied here before the file is opened: the CPU time (counted from the process's start, import
 included), then the address space relative to what the process already holds.
@@ -313,8 +313,10 @@ def run(path: Path, fmt: str, memory: int, started: float) -> dict[str, Any]:
     return result
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     started = time.process_time()
+    if argv and int(argv[0]) and hasattr(os, "nice"):
+        os.nice(int(argv[0]))  # a spare beside an upload (agent.checks.spare)
     _limit_cpu(BASE_CPU_SECONDS, final=False)  # the import's budget; the job's comes with it
     from agent.checkpoint.torch_import import torch as _torch
 
@@ -331,4 +333,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
