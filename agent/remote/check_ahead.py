@@ -11,7 +11,9 @@ only new content waits for a child.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,15 +22,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def warm_up(store: Store) -> None:
+@contextmanager
+def warmed_up(store: Store) -> Iterator[None]:
     """Before the remotes are opened: hash the current files' new content in the background
     and, when the checker will judge some, start its child now (agent.checks.spare), so that
-    torch is imported while the remote is opened and the file hashed, not after."""
+    torch is imported while the remote is opened and the file hashed, not after. A spare no
+    check took is killed on the way out, whatever happened meanwhile."""
     from agent.checks import spare
     from agent.checks.verdicts import judged
 
     if any(judged(store, path.name) for path in store.warm_up()):
         spare.start()
+    try:
+        yield
+    finally:
+        spare.drop()
 
 
 class CheckRefused(Exception):

@@ -53,3 +53,14 @@ def test_a_spare_that_died_before_its_file_is_no_verdict_on_the_file(tmp_path):
     proc.wait()
     verdict = check_file(good)
     assert verdict.ok, verdict
+
+
+def test_a_push_that_fails_before_any_check_leaves_no_checker_behind(tmp_path, ms):
+    from tests.support import SyncProject
+
+    (tmp_path / "nas").mkdir()
+    proj = SyncProject.create(tmp_path / "p", {"type": "local", "path": str(tmp_path / "nas")})
+    proj.write_model(seed=3)  # new content: the push starts a checker child at once
+    res = ms(proj.root, "push", "--remote", "nope")
+    assert res.code != 0 and "nope" in res.err, res
+    assert spare._spare is None
