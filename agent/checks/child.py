@@ -1,9 +1,7 @@
-"""The confined checker: ``python -m agent.checks.child [NICE]`` imports torch, then reads its
-job, one JSON line on stdin (``path``, ``format``, ``memory``, ``cpu``), and prints one JSON line,
-the verdict. Run only by agent.checks.runner, which may start it before it knows the file (a spare,
-agent.checks.spare): the import then overlaps the caller's own work. The job's limits are
-applied here before the file is opened: the CPU time (counted from the process's start, import
-included), then the address space relative to what the process already holds.
+"""The confined checker: ``python -m agent.checks.child PATH FORMAT MEMORY CPU`` prints one JSON
+line, the verdict. Run only by agent.checks.runner, which sets nothing but the arguments: the
+limits are applied here, first the CPU time (import included), then, once torch is imported,
+the address space relative to what the process already holds.
 
 The file is judged by torch's own loader (``weights_only=True``, ``mmap=True``) or by the
 safetensors library, never by a reading of our own; values are checked through torch, chunk by
@@ -22,7 +20,6 @@ from typing import Any
 
 from agent.checkpoint.walk import WalkLimit, tensors_in
 from agent.checks.explain import global_message, safetensors_message, torch_load_message
-from agent.checks.limits import BASE_CPU_SECONDS
 from agent.checks.pregate import Refused, inspect
 from agent.checks.values import Failed, finite
 
@@ -33,15 +30,12 @@ class OutOfMemory(Exception):
     pass
 
 
-def _limit_cpu(seconds: int, *, final: bool = True) -> None:
-    """At most ``seconds`` of CPU since the process started. Not ``final`` (the import, before
-    the job is known): the hard limit stays open so the job's own limit can be set after it."""
+def _limit_cpu(seconds: int) -> None:
     try:
         import resource
     except ImportError:  # Windows: the parent's wall-time limit still holds
         return
-    hard = seconds + 5 if final else resource.RLIM_INFINITY
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, hard))
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
 
 
 def _limit_memory(extra: int) -> None:
@@ -279,9 +273,12 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 # -- entry point ----------------------------------------------------------------------------
-def run(path: Path, fmt: str, memory: int, started: float) -> dict[str, Any]:
-    """The verdict on ``path``; torch is imported and the CPU limit set. ``started``: the
-    process's CPU time when it began (the verdict reports what the whole check cost)."""
+def run(path: Path, fmt: str, memory: int, cpu: int) -> dict[str, Any]:
+    started = time.process_time()
+    _limit_cpu(cpu)
+    from agent.checkpoint.torch_import import torch as _torch
+
+    _torch()
     _limit_memory(memory)
     result: dict[str, Any] = {"ok": False}
     try:
@@ -314,19 +311,8 @@ def run(path: Path, fmt: str, memory: int, started: float) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    started = time.process_time()
-    if argv and int(argv[0]) and hasattr(os, "nice"):
-        os.nice(int(argv[0]))  # a spare beside an upload (agent.checks.spare)
-    _limit_cpu(BASE_CPU_SECONDS, final=False)  # the import's budget; the job's comes with it
-    from agent.checkpoint.torch_import import torch as _torch
-
-    _torch()
-    line = sys.stdin.readline()
-    if not line:
-        os._exit(0)  # nothing to judge: the caller did not need this spare after all
-    job = json.loads(line)
-    _limit_cpu(int(job["cpu"]))
-    result = run(Path(job["path"]), str(job["format"]), int(job["memory"]), started)
+    path, fmt, memory, cpu = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    result = run(path, fmt, memory, cpu)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # skip tearing down what the file built (a deep structure, a huge mapping)

@@ -12,13 +12,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.checks import limits as limits_mod
-from agent.checks import spare
 from agent.checks.pregate import Refused, inspect
 
 # Bumped whenever what passes can change: a verdict recorded by another version is not reused.
@@ -88,18 +88,40 @@ def check_dcp_metadata(path: Path) -> Verdict:
     return _run_child(Path(path), "dcp", lim)
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # one thread: no thread pool reserving address space; the caller is busy uploading anyway
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
 def _run_child(path: Path, fmt: str, lim: limits_mod.Limits) -> Verdict:
-    job = {
-        "path": os.path.abspath(path),
-        "format": fmt,
-        "memory": lim.memory_bytes,
-        "cpu": lim.cpu_seconds,
-    }
-    proc = spare.take() or spare.spawn()
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.checks.child",
+        str(path),
+        fmt,
+        str(lim.memory_bytes),
+        str(lim.cpu_seconds),
+    ]
+    kwargs: dict[str, Any] = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True  # a kill on timeout reaches everything it started
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_child_env(),
+        **kwargs,
+    )
     try:
-        out, err = proc.communicate((json.dumps(job) + "\n").encode(), timeout=lim.wall_seconds)
+        out, err = proc.communicate(timeout=lim.wall_seconds)
     except subprocess.TimeoutExpired:
-        spare.kill(proc)
+        _kill(proc)
         proc.communicate()
         return Verdict(
             False,
@@ -108,9 +130,19 @@ def _run_child(path: Path, fmt: str, lim: limits_mod.Limits) -> Verdict:
             cacheable=False,
         )
     except BaseException:  # Ctrl-C: the child must not outlive us
-        spare.kill(proc)
+        _kill(proc)
         raise
     return _read(proc.returncode, out, err, lim)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _read(code: int, out: bytes, err: bytes, lim: limits_mod.Limits) -> Verdict:

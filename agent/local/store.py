@@ -112,31 +112,22 @@ class Store:
     def path(self, name: str) -> Path:
         return self.models_dir / name
 
-    def warm_up(self) -> list[Path]:
+    def warm_up(self) -> None:
         """Hash the models' current files in a background thread (nothing to do for those the
         cache knows), so that a push of a freshly fine-tuned model opens its remotes, importing
-        the S3 client and listing, while the new bytes are hashed; ``sha256`` waits for it.
-        Returns the files being hashed: content this store has not seen under their names."""
+        the S3 client and listing, while the new bytes are hashed; ``sha256`` waits for it."""
         names = [n for m in self.config.models for n in (*m.companions, m.file)]
-        paths = [p for p in map(self.path, names) if p.is_file() and self._unknown(p)]
+        paths = [p for p in map(self.path, names) if p.is_file()]
 
         def work() -> None:
             for path in paths:
-                with (
-                    suppress(OSError),
-                    progress.bar(f"hashing {path.name}", path.stat().st_size) as advance,
-                ):
-                    self.cache.sha256(path, advance)
+                with suppress(OSError):  # gone or unreadable: the caller's own read says so
+                    if self.cache.lookup(path) is None:
+                        with progress.bar(f"hashing {path.name}", path.stat().st_size) as advance:
+                            self.cache.sha256(path, advance)
 
         self._warming = threading.Thread(target=work, name="hash-warm-up", daemon=True)
         self._warming.start()
-        return paths
-
-    def _unknown(self, path: Path) -> bool:
-        try:
-            return self.cache.lookup(path) is None
-        except OSError:  # gone or unreadable: the caller's own read says so
-            return False
 
     def sha256(self, path: Path, *, fresh: bool = False) -> str:
         """A file's sha256; a directory's manifest identity (agent.rules.manifest)."""

@@ -11,32 +11,13 @@ only new content waits for a child.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agent.local.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def warmed_up(store: Store) -> Iterator[None]:
-    """Before the remotes are opened: hash the current files' new content in the background
-    and, when the checker will judge some, start its child now (agent.checks.spare), so that
-    torch is imported while the remote is opened and the file hashed, not after. A spare no
-    check took is killed on the way out, whatever happened meanwhile."""
-    from agent.checks import spare
-    from agent.checks.verdicts import judged
-
-    if any(judged(store, path.name) for path in store.warm_up()):
-        spare.start()
-    try:
-        yield
-    finally:
-        spare.drop()
 
 
 class CheckRefused(Exception):
@@ -62,14 +43,6 @@ class CheckAhead:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-ahead")
         self._pending[sha256] = self._pool.submit(refusal, self.store, name, sha256)
 
-    def planned(self) -> None:
-        """The push's plan is made: a spare checker child nothing was handed to is not needed
-        (the new bytes were content judged before)."""
-        if not self._pending:
-            from agent.checks import spare
-
-            spare.drop()
-
     def pending(self, sha256: str) -> bool:
         return sha256 in self._pending
 
@@ -87,9 +60,6 @@ class CheckAhead:
         log.debug("check of %s passed; completing its upload", name)
 
     def close(self) -> None:
-        from agent.checks import spare
-
-        spare.drop()
         if self._pool is not None:
             # a check not yet started is not needed any more; one running ends on its own limits
             self._pool.shutdown(wait=False, cancel_futures=True)

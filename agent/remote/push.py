@@ -157,8 +157,6 @@ def push(
     run = _Push(store, remote, report, dry_run, should_stop, checks)
     try:
         steps, entries = plan(store, remote, checks=checks)
-        if checks is not None:
-            checks.planned()
         report.steps = steps
         for i, step in enumerate(steps):
             run.carry_out(i, step, entries[step.name])

@@ -76,12 +76,11 @@ def push(app, remote_name, all_remotes, dry_run, as_json) -> int:  # type: ignor
 
     Content the remote already holds under another name is copied server-side. Files whose
     checksum no longer matches the catalog are never sent. Nothing is ever deleted remotely."""
-    from agent.remote.check_ahead import warmed_up
     from agent.remote.push import push as do_push
 
     reports = []
-    # new content is hashed, and the checker's child started, while the remote is opened
-    with contextlib.nullcontext() if dry_run else app.lock("push"), warmed_up(app.store):
+    with contextlib.nullcontext() if dry_run else app.lock("push"):
+        app.store.warm_up()  # new content is hashed while the remote is opened
         for name in chosen_remotes(app, remote_name, all_remotes):
             with opened(app, name) as remote:
                 reports.append(do_push(app.store, remote, dry_run=dry_run))
