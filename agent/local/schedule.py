@@ -208,8 +208,9 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
     partial = _partial_downloads(store)
     if partial:
         warnings.append(
-            f"an interrupted pull left {human_size(sum(p.size for p in partial))} in "
-            f"{len(partial)} partial download(s) ({', '.join(p.temp.name for p in partial)}): "
+            f"{human_size(sum(p.size for p in partial))} in {len(partial)} partial "
+            f"download(s) of a pull that was interrupted or is running now "
+            f"({', '.join(p.temp.name for p in partial)}): "
             f"`model-safety pull` resumes them; `model-safety run` removes one nobody resumed "
             f"for {PARTIAL_KEPT_DAYS} days"
         )
