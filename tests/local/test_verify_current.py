@@ -6,41 +6,33 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 
-def test_truncated_current_is_found_and_the_fix_named(project, cli):
-    project.write_model(seed=1)
+
+@pytest.mark.parametrize(
+    ("harm", "state"),
+    [("truncated", "damaged"), ("deleted", "missing")],  # a bad write; an accidental `rm`
+)
+def test_a_harmed_current_file_is_found_and_the_fix_named(project, cli, harm, state):
+    data = project.write_model(seed=1)
     assert cli("backup", "--kind", "version").code == 0
     res = cli("verify")
     assert res.code == 0 and "ok         dinesh_ai_model.pth (current)" in res.out, res
-    size = project.model().stat().st_size
-    os.truncate(project.model(), size // 2)
+    if harm == "truncated":
+        os.truncate(project.model(), project.model().stat().st_size // 2)
+    else:
+        project.model().unlink()
     res = cli("verify")
     assert res.code == 3, res
-    assert "damaged    dinesh_ai_model.pth (current)" in res.out
+    assert f"{state:9}  dinesh_ai_model.pth (current)" in res.out
     assert "model-safety restore dinesh_ai_model --yes" in res.out
     doc = json.loads(cli("verify", "--json").out)
-    assert doc["ok"] is False and doc["current"][0]["state"] == "damaged"
+    assert doc["ok"] is False and doc["current"][0]["state"] == state
+    status = json.loads(cli("status", "--local", "--json").out)["models"][0]
+    assert status["current_present"] is (harm == "truncated")
+    if harm == "deleted":
+        assert "  current           missing" in cli("status", "--local").out
     # the advice works
-    assert cli("restore", "dinesh_ai_model", "--yes").code == 0
-    assert cli("verify").code == 0
-
-
-def test_a_deleted_current_file_is_found_and_the_fix_named(project, cli):
-    """An accidental `rm` of the model is what verify must catch: exit 3, the restore named."""
-    data = project.write_model(seed=2)
-    assert cli("backup", "--kind", "version").code == 0
-    project.model().unlink()
-    res = cli("verify")
-    assert res.code == 3, res
-    assert "missing    dinesh_ai_model.pth (current)" in res.out
-    assert "model-safety restore dinesh_ai_model --yes" in res.out
-    doc = json.loads(cli("verify", "--json").out)
-    assert doc["ok"] is False and doc["current"][0]["state"] == "missing"
-    status = cli("status", "--local")
-    assert "  current           missing" in status.out, status
-    assert (
-        json.loads(cli("status", "--local", "--json").out)["models"][0]["current_present"] is False
-    )
     assert cli("restore", "dinesh_ai_model", "--yes").code == 0
     assert project.model().read_bytes() == data
     assert cli("verify").code == 0

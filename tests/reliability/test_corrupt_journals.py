@@ -141,6 +141,22 @@ def test_damaged_download_journal(ledger, tmp_path, seaweedfs, damage):
         case.verified = f"journal {how}; the pulled file's sha256 is right; no temp left"
 
 
+def killed_pull(tmp_path: Path, seaweedfs) -> tuple[SyncProject, bytes, dict, dict, Path, Path]:
+    """A pushed project whose model file was deleted and whose `pull` of it was killed with -9
+    after its first range: (project, the model's bytes, sizes and snapshot of the models dir
+    before, the download's journal, the temp file its header names)."""
+    _, proj, data = pushed_project(tmp_path, seaweedfs)
+    sizes = sizes_dir(proj.models)
+    before = {"local": snapshot_dir(proj.models)}
+    (proj.models / MODEL_FILE).unlink()
+    downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
+    kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
+    journal = the_journal(downloads)
+    temp = Path(json.loads(journal.read_bytes().split(b"\n", 1)[0])["header"]["temp"])
+    assert temp.parent == proj.models
+    return proj, data, sizes, before, journal, temp
+
+
 @pytest.mark.slow
 def test_download_journal_outliving_its_file(ledger, tmp_path, seaweedfs):
     with ledger.case(
@@ -148,17 +164,9 @@ def test_download_journal_outliving_its_file(ledger, tmp_path, seaweedfs):
         where="state dir remotes/r/downloads/*.jsonl naming a temp file that is gone",
         user_sees="the next `pull` exits 0, fetches nothing, and removes the journal",
     ) as case:
-        _, proj, data = pushed_project(tmp_path, seaweedfs)
-        sizes = sizes_dir(proj.models)
-        before = {"local": snapshot_dir(proj.models)}
-        (proj.models / MODEL_FILE).unlink()
-        downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
-        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
-        journal = the_journal(downloads)
+        proj, data, sizes, before, _, temp = killed_pull(tmp_path, seaweedfs)
         # the instant the kill would have to hit: the temp was renamed over the model file (it
         # holds all the bytes), the journal not yet removed
-        temp = Path(json.loads(journal.read_bytes().split(b"\n", 1)[0])["header"]["temp"])
-        assert temp.parent == proj.models
         temp.unlink()
         (proj.models / MODEL_FILE).write_bytes(data)
         case.faults_injected += 1
@@ -180,16 +188,9 @@ def test_a_partial_download_nobody_resumes(ledger, tmp_path, seaweedfs):
         user_sees="`status` names the partial download and its size; `run` keeps it for a resume "
         "for 7 days, then removes it with a warning; the remote still serves the model",
     ) as case:
-        _, proj, data = pushed_project(tmp_path, seaweedfs)
-        sizes = sizes_dir(proj.models)
-        before = {"local": snapshot_dir(proj.models)}
-        (proj.models / MODEL_FILE).unlink()
-        downloads = proj.models / ".model-safety" / "remotes" / "r" / "downloads"
-        kill_agent_when(proj.root, "pull", reached=lambda: lines_in(downloads) >= 2)
+        proj, data, sizes, before, journal, temp = killed_pull(tmp_path, seaweedfs)
         case.faults_injected += 1
-        journal = the_journal(downloads)
-        temp = Path(json.loads(journal.read_bytes().split(b"\n", 1)[0])["header"]["temp"])
-        assert temp.is_file() and temp.parent == proj.models
+        assert temp.is_file()
         status = agent_cli(proj.root, "status", "--local")
         assert "partial download" in status.stderr and temp.name in status.stderr, status.stderr
         (proj.models / MODEL_FILE).write_bytes(data)  # the user copied it back by hand
