@@ -61,7 +61,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Under pytest-xdist every worker holds a share of the rows: each merges its share into the
     # report the other workers of the same run wrote, one at a time.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    with FileLock(str(path.with_name(f".{path.name}.lock"))) if run else contextlib.nullcontext():
+    # The lock is this run's own: where fcntl is gone (the portability lane) filelock falls back
+    # to a soft lock, for which a lock file another run left behind means "held" for ever.
+    lock = path.with_name(f".{path.name}.{run}.lock")
+    with FileLock(str(lock)) if run else contextlib.nullcontext():
         earlier = _earlier_rows(path, run) if run else []
         Ledger(cases=[*earlier, *_LEDGER.cases]).write(
             path,
