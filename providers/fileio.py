@@ -155,6 +155,9 @@ class Positional:
 # O_DIRECT wants the buffer, the offset and the length aligned to the device's logical block
 # size: 512 or 4096 bytes on every disk in use, so 4096 satisfies both.
 DIRECT_ALIGN = 4096
+# what a file system that opens with O_DIRECT but cannot write that way answers (EINVAL on most;
+# some FUSE and network mounts say the operation is not supported)
+_DIRECT_REFUSED = {errno.EINVAL, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
@@ -197,7 +200,7 @@ class DirectWriter(Positional):
                 pwrite_all(self.direct_fd, view, offset)
                 return
             except OSError as exc:
-                if exc.errno != errno.EINVAL:
+                if exc.errno not in _DIRECT_REFUSED:
                     raise
                 self.direct = False  # a file system that takes O_DIRECT at open, not at write
         super().write_all(view, offset)
