@@ -21,7 +21,7 @@ from agent.local.backup import backup_model
 from agent.local.prune import prune_local
 from agent.progress import GIB, human_size
 from agent.rules.retention import Decision
-from providers.journal import DOWNLOADS, PARTIAL_KEPT_DAYS, PartialDownload, partial_downloads
+from providers.journal import PARTIAL_KEPT_DAYS, partial_downloads
 
 if TYPE_CHECKING:
     from agent.local.store import Store
@@ -114,13 +114,6 @@ def _size(store: Store, name: str) -> int:
         return 0
 
 
-def _partial_downloads(store: Store) -> list[PartialDownload]:
-    """Downloads a killed or failed pull left half done, in every remote's state dir."""
-    remotes = store.state_dir / "remotes"
-    dirs = sorted(remotes.iterdir()) if remotes.is_dir() else []
-    return [p for d in dirs for p in partial_downloads(d / DOWNLOADS)]
-
-
 def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
     """The seed's storage calculation, for real, plus warnings."""
     today = dt.date.today()
@@ -205,10 +198,12 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
                 "storage": {"local": here, "remotes": {}},
             }
         )
-    partial = _partial_downloads(store)
+    # downloads a killed or failed pull left half done, for every remote
+    partial = [p for d in store.download_journal_dirs() for p in partial_downloads(d)]
+    partial_bytes = sum(p.size for p in partial)
     if partial:
         warnings.append(
-            f"{human_size(sum(p.size for p in partial))} in {len(partial)} partial "
+            f"{human_size(partial_bytes)} in {len(partial)} partial "
             f"download(s) of a pull that was interrupted or is running now "
             f"({', '.join(p.temp.name for p in partial)}): "
             f"`model-safety pull` resumes them; `model-safety run` removes one nobody resumed "
@@ -217,7 +212,7 @@ def status_report(store: Store, model: str | None = None) -> dict[str, Any]:
     return {
         "models_dir": str(store.models_dir),
         "models": out_models,
-        "partial_download_bytes": sum(p.size for p in partial),
+        "partial_download_bytes": partial_bytes,
         "total_bytes": total,
         "free_bytes": free,
         "min_free_bytes": keep_free,

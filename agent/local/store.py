@@ -38,6 +38,7 @@ from agent.progress import GIB, human_size
 from agent.rules import manifest
 from agent.rules.codec import codec_of
 from agent.rules.naming import identify
+from providers.journal import DOWNLOADS
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,12 @@ class Store:
                 problems.append(f"{comp_name}: {comp_state}")
                 state = state if state != "ok" else "corrupted"
         return CopyState(entry, state, tuple(problems))
+
+    def download_journal_dirs(self) -> list[Path]:
+        """Every remote's download-journal directory (``remotes/<name>/downloads`` in the state
+        dir), whether or not it exists yet; the remote is the directory's parent's name."""
+        remotes = self.state_dir / "remotes"
+        return [d / DOWNLOADS for d in sorted(remotes.iterdir())] if remotes.is_dir() else []
 
     def remove_stale_temps(self) -> list[str]:
         """Remove temp files a killed copy left behind (see hashing.remove_stale_temps), in the

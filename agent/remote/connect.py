@@ -26,7 +26,7 @@ from agent.rules.naming import Identity, identify, is_plain_name
 from agent.rules.push_plan import RemoteFile
 from providers import ObjectInfo, Provider, open_provider
 from providers.errors import IntegrityError, ProviderError
-from providers.journal import DOWNLOADS, PARTIAL_KEPT_DAYS, sweep_downloads
+from providers.journal import PARTIAL_KEPT_DAYS, sweep_downloads
 from providers.names import portable_name_problem
 
 if TYPE_CHECKING:
@@ -135,19 +135,19 @@ def sweep_download_journals(store: Store, *, expire: bool = False) -> None:
     resumed for PARTIAL_KEPT_DAYS goes too, its temp file with it: a killed pull of a 50 GB model
     that was never retried would otherwise hold its bytes in the models dir for good (a pull
     resumes whatever is there, however old). The caller holds the models dir's lock."""
-    remotes = store.state_dir / "remotes"
     max_age = PARTIAL_KEPT_DAYS * 86400 if expire else None
-    for state_dir in sorted(remotes.iterdir()) if remotes.is_dir() else []:
-        gone, freed = sweep_downloads(state_dir / DOWNLOADS, max_age)
+    for journals in store.download_journal_dirs():
+        remote = journals.parent.name
+        gone, freed = sweep_downloads(journals, max_age)
         if freed:
             log.warning(
                 "remote %s: removed partial downloads nobody resumed for %d days (%s)",
-                state_dir.name,
+                remote,
                 PARTIAL_KEPT_DAYS,
                 human_size(freed),
             )
         elif gone:
-            log.info("remote %s: removed %d finished download journal(s)", state_dir.name, gone)
+            log.info("remote %s: removed %d finished download journal(s)", remote, gone)
 
 
 @contextlib.contextmanager
