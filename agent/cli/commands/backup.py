@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from agent.cli.commands import model_argument, pass_app
-from agent.local.backup import backup_model
 
 
 @click.command()
@@ -29,6 +28,8 @@ def backup(app, model: str | None, kind: str, note: str | None, allow_failing: b
 
     A model that fails the check (unsafe to load, NaN or Inf, damaged) is not copied unless
     --allow-failing is given: it would take the place of a good copy. Exit 3 then."""
+    from agent.local.backup import backup_model
+
     with app.lock(f"backup --kind {kind}"):
         result = backup_model(app.store, model, kind, note, allow_failing=allow_failing)
     for warning in result.warnings:

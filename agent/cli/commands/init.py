@@ -6,7 +6,6 @@ import click
 
 from agent.cli.commands import pass_app
 from agent.errors import AgentError
-from agent.local.hashing import atomic_write_bytes
 
 STARTER = """\
 # model-safety configuration. Only the MODEL_SAFETY block is read; other keys are left alone.
@@ -57,6 +56,8 @@ MODEL_SAFETY:
 @pass_app
 def init(app, force: bool) -> None:  # type: ignore[no-untyped-def]
     """Write a commented starter config.yaml (or the --config path)."""
+    from agent.local.hashing import atomic_write_bytes
+
     path = app.config_path
     if path.exists() and not force:
         raise AgentError(f"{path} already exists; use --force to overwrite it")

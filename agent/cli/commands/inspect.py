@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,9 +21,9 @@ from agent.cli.commands.table import (
     render,
 )
 from agent.errors import EXIT_PROBLEMS
-from agent.local.schedule import status_report
-from agent.local.store import CopyState
-from agent.local.tree import tree_size
+
+if TYPE_CHECKING:
+    from agent.local.store import CopyState
 
 
 def _validation(records: dict[str, dict[str, Any]], sha256: str | None) -> dict[str, Any] | None:
@@ -85,6 +85,8 @@ remote_option = click.option(
 @pass_app
 def list_(app, model: str | None, remote_name: str | None, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     """Show the current file, the backup slot and the versions, with their state."""
+    from agent.local.tree import tree_size
+
     if remote_name:
         from agent.cli.commands.remote_views import list_remote
 
@@ -263,6 +265,8 @@ def _fix(app, model: str, states: list[CopyState]) -> str:  # type: ignore[no-un
 def status(app, model: str | None, local_only: bool, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     """Storage used, free disk, what the next version needs and when it is due, warnings;
     per remote: versions there, when last verified, what a push would send."""
+    from agent.local.schedule import status_report
+
     report = status_report(app.store, model)
     remotes = []
     if not local_only and app.config.remotes:

@@ -9,7 +9,6 @@ import click
 from agent.cli.commands import json_option, model_argument, pass_app
 from agent.cli.commands.table import print_decisions
 from agent.errors import AgentError
-from agent.local.prune import prune_local
 from agent.rules.retention import Decision
 
 
@@ -36,6 +35,8 @@ def prune(app, model, dry_run, remote_name, force, replaced_days, as_json) -> in
     so) unless --force. With --remote NAME, apply that remote's own retention instead.
     With --replaced-older-than DAYS, also delete the files a restore or a rejected guard set
     aside more than DAYS days ago, keeping the newest set-aside copy of each file."""
+    from agent.local.prune import prune_local
+
     if remote_name:
         if replaced_days is not None:
             raise click.UsageError("--replaced-older-than applies to models_dir, not to --remote")

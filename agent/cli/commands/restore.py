@@ -8,7 +8,6 @@ import click
 
 from agent.cli.commands import model_argument, pass_app
 from agent.errors import NothingToRestore
-from agent.local.restore import restore_model
 
 
 @click.command()
@@ -34,6 +33,8 @@ from agent.local.restore import restore_model
 @pass_app
 def restore(app, model: str | None, source: str | None, yes: bool, discard_current: bool) -> int:  # type: ignore[no-untyped-def]
     """Restore MODEL (and its companions) from a backup or version."""
+    from agent.local.restore import restore_model
+
     m = app.config.model(model)
     if not yes:
         if not sys.stdin.isatty():

@@ -11,8 +11,6 @@ import click
 
 from agent.cli.commands import json_option, pass_app
 from agent.errors import EXIT_PROBLEMS
-from agent.local.age import compress_due
-from agent.local.schedule import run_job
 
 
 def periodic_job(
@@ -25,6 +23,8 @@ def periodic_job(
     """One run: dated versions that are due, push to every auto_push remote with its
     retention, then local retention (keeping versions no remote holds yet).
     Returns (exit code, JSON report, human lines); ``emit`` is told each line as it happens."""
+    from agent.local.age import compress_due
+    from agent.local.schedule import run_job
     from agent.remote.connect import sweep_download_journals
     from agent.remote.overnight import mirror_and_prune
 
