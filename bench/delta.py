@@ -6,8 +6,16 @@ in the same run, on SeaweedFS and a local (NAS-like) remote.
 A checkpoint of 12 fp32 layers (torch.save, and the same tensors as safetensors). Each round:
 a project pushes the original to a fresh remote prefix (not timed), a fine-tune rewrites it, and
 the timed `model-safety push` sends it with the original there to reuse (delta); a second
-project pushes the same rewritten file to an empty prefix (full). Both pushes meet content the
-agent has never seen, so both hash and check it. Cases:
+project pushes the same rewritten file to an empty prefix (full). Each case is timed with the
+rewritten file in two states (--content):
+
+- new: content the agent has never seen, so both pushes hash it and run the checker on it
+  beside the transfer (a `push` straight after the fine-tune);
+- known: `model-safety validate` ran on it first (untimed), so its hash, range hashes and
+  verdict are recorded and both pushes only transfer (the weekly `run`, whose backup step hashes
+  and checks the file before its push step, or a push after `backup`).
+
+Cases:
 
 - torch file, last 2 of 12 layers changed     goal: sent <= 25% of the file, time <= 0.4x full
 - torch file, every layer changed              goal: time <= 1.05x full (nothing to reuse)
@@ -107,7 +115,17 @@ CASES = [
 ]
 
 
-def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: float) -> list:  # type: ignore[no-untyped-def]
+def prepare(root: Path, known: bool) -> None:
+    """Known content: hash and judge the current file before the timed push, as a backup does."""
+    if known:
+        child = cli(root, "validate")
+        if child.code != 0:
+            sys.exit(f"validate failed in {root}: {child.err[-2000:]}")
+
+
+def run_case(  # type: ignore[no-untyped-def]
+    case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: float, known: bool
+) -> list:
     model_file = f"{MODEL}.{case.fmt}"
     # under the model's own name: torch.save names the archive's inner folder after the file,
     # so a checkpoint saved under another name differs in every record's offset
@@ -125,6 +143,7 @@ def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: 
         shutil.copy(original, models / model_file)
         push(a)
         shutil.copy(tuned, models / model_file)
+        prepare(a, known)
         settle(pause)
         seconds, report = push(a)
         delta_s.append(seconds)
@@ -134,6 +153,7 @@ def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: 
         models = project(b, remote_for(f"f-{tag}"), model_file)
         models.mkdir()
         shutil.copy(tuned, models / model_file)
+        prepare(b, known)
         settle(pause)
         seconds, _ = push(b)
         full_s.append(seconds)
@@ -145,6 +165,7 @@ def run_case(case: Case, remote_for, tmp: Path, size_mb: int, reps: int, pause: 
     ok = ratio <= case.max_ratio and (case.max_sent is None or share <= case.max_sent)
     return [
         case.name,
+        "known" if known else "new",
         f"{size / 1e6:.0f} MB",
         f"{share:.0%} sent, {med(copied) / size:.0%} copied",
         f"{med(delta_s):.2f} s vs {med(full_s):.2f} s = {ratio:.2f}x",
@@ -164,39 +185,53 @@ def main() -> None:
         default=400,
         help="also push through a proxy limiting uploads to this many Mbit/s (0: skip)",
     )
+    ap.add_argument(
+        "--content",
+        choices=["new", "known", "both"],
+        default="both",
+        help="time pushes of content never seen (new), already hashed and checked (known), or both",
+    )
     args = ap.parse_args()
+    states = {"new": [False], "known": [True], "both": [True, False]}[args.content]
     tmp = Path(tempfile.mkdtemp(prefix="ms-bench-delta-"))
     rows = []
     try:
         os.environ.update(write_aws_profiles(tmp))
         with seaweedfs(tmp / "seaweedfs") as server:
             for case in CASES:
-                row = run_case(case, lambda p: s3_remote(server, p), tmp, args.size_mb,
-                               args.reps, args.settle)  # fmt: skip
-                rows.append(["s3 (SeaweedFS)", *row])
+                for known in states:
+                    row = run_case(case, lambda p: s3_remote(server, p), tmp, args.size_mb,
+                                   args.reps, args.settle, known)  # fmt: skip
+                    rows.append(["s3 (SeaweedFS)", *row])
             if args.uplink_mbps:
                 proxy = FaultProxy(server.endpoint_url).start()
                 proxy.uplink = args.uplink_mbps * 1e6 / 8
                 try:
-                    for case in CASES[:1]:
-                        row = run_case(case, lambda p: s3_remote(server, p, endpoint_url=proxy.url),
-                                       tmp, args.size_mb, args.reps, args.settle)  # fmt: skip
+                    shaped = lambda p: s3_remote(server, p, endpoint_url=proxy.url)  # noqa: E731
+                    for known in states:
+                        row = run_case(CASES[0], shaped, tmp, args.size_mb, args.reps,
+                                       args.settle, known)  # fmt: skip
                         rows.append([f"s3, {args.uplink_mbps:g} Mbit/s uplink", *row])
                 finally:
                     proxy.stop()
         nas = tmp / "nas"
         nas.mkdir()  # the mount point; each round's remote is a folder in it
         for case in CASES[:2]:
-            row = run_case(case, lambda p: {"type": "local", "path": str(nas / p)}, tmp,
-                           args.size_mb, args.reps, args.settle)  # fmt: skip
-            rows.append(["local remote", *row])
+            for known in states:
+                row = run_case(case, lambda p: {"type": "local", "path": str(nas / p)}, tmp,
+                               args.size_mb, args.reps, args.settle, known)  # fmt: skip
+                rows.append(["local remote", *row])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    head = ["remote", "case", "size", "bytes", "delta vs full push", "goal", "verdict"]
+    report(rows, args.reps)
+
+
+def report(rows: list[list[str]], reps: int) -> None:
+    head = ["remote", "case", "content", "size", "bytes", "delta vs full push", "goal", "verdict"]
     widths = [max(len(str(r[i])) for r in [head, *rows]) + 2 for i in range(len(head))]
     for r in [head, *rows]:
         print("".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
-    print(f"median of {args.reps}; load average at end {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"median of {reps}; load average at end {os.getloadavg()[0]:.1f} (2 cores)")
 
 
 if __name__ == "__main__":
