@@ -153,8 +153,12 @@ def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteC
     for attempt in range(1, MAX_ATTEMPTS + 1):
         catalog = load(provider)
         before = {name: dict(entry) for name, entry in catalog.files.items()}
+        # an edit that changes nothing in an intact catalog writes nothing (no request, no race)
+        unchanged = catalog.to_bytes() if catalog.etag is not None and not catalog.damaged else None
         edit(catalog)
         data = catalog.to_bytes()
+        if data == unchanged:
+            return catalog
         crash_point("remote-catalog-write")  # test-only: objects pushed, catalog not written
         try:
             if not conditional:

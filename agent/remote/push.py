@@ -361,15 +361,27 @@ def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) 
 
 
 def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
-    """Write the remote catalog last; entries already identical are left as they were."""
+    """Write the remote catalog last; entries already identical are left as they were. When
+    the catalog this push read says everything already (a push with nothing new, as most
+    nightly runs are), nothing is read or written: no request, and the listing and catalog in
+    hand stay valid for the retention that follows."""
+
+    def same(old: dict[str, Any] | None, entry: dict[str, Any]) -> bool:
+        return bool(old) and all(old.get(k) == v for k, v in entry.items())  # type: ignore[union-attr]
 
     def edit(catalog: RemoteCatalog) -> None:
         for name, entry in recorded.items():
-            old = catalog.files.get(name)
-            if old and all(old.get(k) == v for k, v in entry.items()):
-                continue
-            catalog.record(name, entry)
+            if not same(catalog.files.get(name), entry):
+                catalog.record(name, entry)
 
+    known = remote.__dict__.get("catalog")  # the one this push planned with, if it read one
+    if (
+        known is not None
+        and known.etag is not None
+        and not known.damaged
+        and all(same(known.files.get(name), entry) for name, entry in recorded.items())
+    ):
+        return
     remote.refresh()
     from agent.remote import catalog as remote_catalog
 

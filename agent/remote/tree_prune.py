@@ -25,7 +25,7 @@ def prune_trees(
     from agent.remote.tree_pull import remote_trees
 
     today = today or dt.date.today()
-    held = remote_catalog.load(remote.provider)
+    held = remote.catalog  # this run's reading, refreshed after every write it made
     if not held.trees and not held.expired:
         return []
     remote.refresh()
