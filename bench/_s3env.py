@@ -89,6 +89,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment for a timed command, as a user's shell would give it: no
+    MODEL_SAFETY_CONFIG, and Python allowed to cache bytecode (some machines, this project's
+    CI VMs among them, set PYTHONDONTWRITEBYTECODE, which makes every start of a Python CLI
+    compile its own modules again: ~80 ms of model-safety's start-up that a user never pays)."""
+    drop = {"MODEL_SAFETY_CONFIG", "PYTHONDONTWRITEBYTECODE"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def run_child(
     args: list[str],
     *,
@@ -101,7 +110,7 @@ def run_child(
     ``kill_when``, poll it every 2 ms and SIGKILL the process (by PID) the first time it returns
     something truthy; that process is started directly and its RSS is not reported. ``env``
     adds to (or overrides) this process's environment."""
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_SAFETY_CONFIG"} | (env or {})
+    env = child_env() | (env or {})
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         if kill_when is None:
             read_fd, write_fd = os.pipe()

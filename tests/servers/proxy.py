@@ -77,6 +77,7 @@ class FaultProxy:
         self.response_bytes = 0
         self.faults = 0
         self.epoch = 0  # bumped by clear(): a request seen before it never counts after it
+        self.first_request_at: float | None = None  # time.perf_counter() of the first request
         # bytes per second of request bodies, shared by every connection (a home or office
         # uplink, for benchmarks); None: as fast as loopback
         self.uplink: float | None = None
@@ -104,12 +105,15 @@ class FaultProxy:
             self.body_bytes = 0
             self.response_bytes = 0
             self.faults = 0
+            self.first_request_at = None
             self.epoch += 1
             self.released.set()  # stalled requests go on (their client is usually dead)
             self.released = threading.Event()
 
     def _decide(self, method: str, path: str, headers: frozenset[str] = frozenset()) -> str | None:
         with self._lock:
+            if self.first_request_at is None:
+                self.first_request_at = time.perf_counter()
             self.requests[method] += 1
             for rule in self.rules:
                 if rule.fired >= rule.limit or not rule.matches(method, path, headers):
