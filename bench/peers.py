@@ -172,6 +172,13 @@ def main() -> None:
     ap.add_argument("--no-extra", action="store_true", help="skip section 3")
     ap.add_argument("--no-write", action="store_true", help="print only; no results files")
     args = ap.parse_args()
+    if not args.no_write:
+        try:
+            import matplotlib  # noqa: F401 - the plot is written after the first size
+        except ImportError:
+            raise SystemExit(
+                "the plot needs matplotlib: .venv/bin/pip install -e '.[bench]' (or --no-write)"
+            ) from None
 
     tmp = Path(tempfile.mkdtemp(prefix="ms-bench-peers-"))
     skipped: list[str] = []
