@@ -168,7 +168,7 @@ def push(
         # what did arrive is then known to the next push instead of being sent again.
         if not dry_run and run.recorded:
             try:
-                _record(remote, run.recorded)
+                _record(remote, run.recorded, sent=report.files > 0)
             except ProviderError as exc:
                 log.warning("remote %s: could not write its catalog: %s", remote.name, exc)
     push_trees(store, remote, report, dry_run=dry_run)  # directory models, manifest last
@@ -360,11 +360,11 @@ def remote_entry(entry: dict[str, Any], info: ObjectInfo, *, known: Any = None) 
     return out
 
 
-def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
+def _record(remote: Remote, recorded: dict[str, dict[str, Any]], *, sent: bool = True) -> None:
     """Write the remote catalog last; entries already identical are left as they were. When
-    the catalog this push read says everything already (a push with nothing new, as most
-    nightly runs are), nothing is read or written: no request, and the listing and catalog in
-    hand stay valid for the retention that follows."""
+    this push ``sent`` nothing and the catalog it read says everything already (a push with
+    nothing new, as most nightly runs are), nothing is read or written: no request, and the
+    listing and catalog in hand stay valid for the retention that follows."""
 
     def same(old: dict[str, Any] | None, entry: dict[str, Any]) -> bool:
         return bool(old) and all(old.get(k) == v for k, v in entry.items())  # type: ignore[union-attr]
@@ -376,7 +376,8 @@ def _record(remote: Remote, recorded: dict[str, dict[str, Any]]) -> None:
 
     known = remote.__dict__.get("catalog")  # the one this push planned with, if it read one
     if (
-        known is not None
+        not sent
+        and known is not None
         and known.etag is not None
         and not known.damaged
         and all(same(known.files.get(name), entry) for name, entry in recorded.items())
