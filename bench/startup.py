@@ -8,8 +8,9 @@ bench/peers.py measures commands):
 - `python -c pass` and `python -c "import boto3"`: the floors a Python CLI and one that opens an
   S3 remote cannot go under;
 - `model-safety --help`                                           goal < 150 ms
-- `model-safety status` and `list` on a project with a model and its backup (no remote opened:
-  they import neither torch nor boto3, which the suite checks);
+- `model-safety list` and `status` on a project with a model, its backup and an S3 remote:
+  `list` opens no remote and imports neither torch nor boto3 (the suite checks it); `status`
+  opens the remote to report what it holds and what a push would send;
 - a push of content already hashed and checked, to SeaweedFS through a loopback proxy that
   notes when the first request arrives: time from the process's start to that request
                                                                   goal <= 0.2 s
