@@ -171,6 +171,26 @@ def test_help_imports_neither_torch_nor_boto3(project):
         assert not heavy, (args, sorted(heavy)[:5])
 
 
+def test_list_and_status_import_neither_torch_nor_boto3(project, cli):
+    project.write_model(seed=1)
+    assert cli("backup").code == 0  # a backup slot and a catalog to show
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
+    for args in (["list"], ["status", "--local"], ["status"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "agent", *args],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        assert "dinesh_ai_model" in proc.stdout
+        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+        heavy = {m for m in imported if m.split(".")[0] in ("torch", "boto3", "botocore")}
+        assert not heavy, (args, sorted(heavy)[:5])
+
+
 def test_disk_full_during_restore_changes_nothing(tmpfs, cli, project):
     small = tmpfs("20m", "small")
     big = os.urandom(6 * 1024 * 1024)
