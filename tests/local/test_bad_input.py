@@ -153,41 +153,37 @@ def test_unreadable_model_file():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_help_imports_neither_torch_nor_boto3(project):
+def heavy_imports(root: Path, args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``model-safety ARGS`` in a fresh interpreter: the process, and the torch, boto3 or
+    botocore modules it imported (from ``-X importtime``)."""
     env = {**os.environ, "PYTHONPATH": child_pythonpath()}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agent", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "click" in imported, proc.stderr[-2000:]  # the check can see imports at all
+    return proc, {m for m in imported if m.split(".")[0] in ("torch", "boto3", "botocore")}
+
+
+def test_help_imports_neither_torch_nor_boto3(project):
     for args in (["--help"], ["backup", "--help"], ["restore", "--help"], ["status", "--help"]):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "agent", *args],
-            cwd=project.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc, heavy = heavy_imports(project.root, args)
         assert proc.returncode == 0 and "Usage:" in proc.stdout
-        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-        assert "click" in imported  # the check can see imports at all
-        heavy = {m for m in imported if m.split(".")[0] in ("torch", "boto3", "botocore")}
         assert not heavy, (args, sorted(heavy)[:5])
 
 
 def test_list_and_status_import_neither_torch_nor_boto3(project, cli):
     project.write_model(seed=1)
     assert cli("backup").code == 0  # a backup slot and a catalog to show
-    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     for args in (["list"], ["status", "--local"], ["status"]):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "agent", *args],
-            cwd=project.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc, heavy = heavy_imports(project.root, args)
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert "dinesh_ai_model" in proc.stdout
-        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-        heavy = {m for m in imported if m.split(".")[0] in ("torch", "boto3", "botocore")}
         assert not heavy, (args, sorted(heavy)[:5])
 
 
