@@ -14,13 +14,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.faultpoints import crash_point
-from agent.local.hashing import FLUSH_EVERY, HashMismatch, removed_on_error, temp_path
+from agent.local.hashing import FLUSH_EVERY, HashMismatch, removed_on_error, take, temp_path
 from agent.rules.codec import ZSTD_LEVEL
 from providers import fileio
 
@@ -168,13 +167,6 @@ def _frames(
     stop = threading.Event()
     failed: list[BaseException] = []
 
-    def take(q: queue.Queue[Any]) -> Any:
-        # bounded waits: a stopped pipeline never leaves a thread blocked for ever
-        while not stop.is_set():
-            with suppress(queue.Empty):
-                return q.get(timeout=0.05)
-        return None
-
     class _Tee:
         def __init__(self, fh: Any) -> None:
             self.fh = fh
@@ -193,7 +185,7 @@ def _frames(
                     read_across_frames=True,
                     closefd=False,
                 )
-                while (buf := take(free)) is not None:
+                while (buf := take(free, stop)) is not None:
                     n = reader.readinto(buf)
                     if not n:
                         break
@@ -208,7 +200,7 @@ def _frames(
 
     def write() -> None:
         try:
-            while (item := take(hashed)) is not None:
+            while (item := take(hashed, stop)) is not None:
                 buf, n = item
                 with memoryview(buf)[:n] as view:
                     out(view)
@@ -224,7 +216,7 @@ def _frames(
         worker.start()
     size = 0
     try:
-        while (item := take(filled)) is not None:
+        while (item := take(filled, stop)) is not None:
             buf, n = item
             with memoryview(buf)[:n] as view:
                 plain.update(view)

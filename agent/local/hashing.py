@@ -206,6 +206,17 @@ def _pipelined_copy(
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
+def take(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    """The next item of a pipeline's queue, or None once ``stop`` is set: waits are bounded, so
+    a stopped pipeline never leaves a thread blocked for ever."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.05)
+        except queue.Empty:
+            continue
+    return None
+
+
 def _hash_and_write(fh: Any, fd: int, hashers: dict[str, Any], progress: ProgressFn | None) -> int:
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(QUEUE_DEPTH + 2):
@@ -216,19 +227,10 @@ def _hash_and_write(fh: Any, fd: int, hashers: dict[str, Any], progress: Progres
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def get(q: queue.Queue[Any]) -> Any:
-        # Bounded waits so that a stopped pipeline never leaves a thread blocked forever.
-        while not stop.is_set():
-            try:
-                return q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-        return None
-
     def writer() -> None:
         try:
             pending = 0
-            while (item := get(to_write)) is not None:
+            while (item := take(to_write, stop)) is not None:
                 buf, n, offset = item
                 done = 0
                 if kernel_copy[0]:
@@ -266,7 +268,7 @@ def _hash_and_write(fh: Any, fd: int, hashers: dict[str, Any], progress: Progres
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        while (buf := get(free)) is not None:
+        while (buf := take(free, stop)) is not None:
             n = fh.readinto(buf)
             if not n:
                 break

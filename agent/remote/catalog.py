@@ -53,6 +53,11 @@ class RemoteCatalog:
     # Why the stored catalog could not be read (it is then treated as empty); None when fine.
     damaged: str | None = None
 
+    @property
+    def intact(self) -> bool:
+        """Read from an object that exists and parsed whole: what is in hand is what is there."""
+        return self.etag is not None and not self.damaged
+
     @classmethod
     def from_bytes(cls, data: bytes, etag: str | None) -> RemoteCatalog:
         doc = json.loads(data.decode("utf-8"))
@@ -154,7 +159,7 @@ def update(provider: Provider, edit: Callable[[RemoteCatalog], None]) -> RemoteC
         catalog = load(provider)
         before = {name: dict(entry) for name, entry in catalog.files.items()}
         # an edit that changes nothing in an intact catalog writes nothing (no request, no race)
-        unchanged = catalog.to_bytes() if catalog.etag is not None and not catalog.damaged else None
+        unchanged = catalog.to_bytes() if catalog.intact else None
         edit(catalog)
         data = catalog.to_bytes()
         if data == unchanged:

@@ -374,13 +374,11 @@ def _record(remote: Remote, recorded: dict[str, dict[str, Any]], *, sent: bool =
             if not same(catalog.files.get(name), entry):
                 catalog.record(name, entry)
 
-    known = remote.__dict__.get("catalog")  # the one this push planned with, if it read one
+    # the catalog this push planned with (read only when nothing was sent: repair always writes)
     if (
         not sent
-        and known is not None
-        and known.etag is not None
-        and not known.damaged
-        and all(same(known.files.get(name), entry) for name, entry in recorded.items())
+        and remote.catalog.intact
+        and all(same(remote.catalog.files.get(name), e) for name, e in recorded.items())
     ):
         return
     remote.refresh()
